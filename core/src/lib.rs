@@ -1,0 +1,39 @@
+//! Tapkit core: the pure domain logic shared by the provisioner, the server and the kiosk.
+//!
+//! Nothing in this crate does I/O, so all of it is unit-testable and fuzzable:
+//!
+//! - [`code`]: referral codes (`IRONGYM-7K2M9Q`) with a check symbol;
+//! - [`ndef`]: NDEF messages and URI records;
+//! - [`type2`]: NFC Forum Type 2 Tag memory (capability container and TLVs);
+//! - [`ntag`]: the NTAG213/215/216 memory model, lock bits and the UID/counter mirror;
+//! - [`apdu`]: typed PC/SC APDUs and status words.
+
+pub mod apdu;
+pub mod code;
+pub mod ndef;
+pub mod ntag;
+pub mod type2;
+
+/// Decodes the NDEF URI held in a Type 2 tag memory image (from page 0), the way a phone
+/// would: the first record of the first NDEF TLV. `Ok(None)` for an empty or unformatted
+/// tag. This is the entry point the fuzz target drives.
+pub fn read_tag_uri(memory: &[u8]) -> Result<Option<String>, TagReadError> {
+    let scan = type2::scan(memory)?;
+    match scan.ndef {
+        None => Ok(None),
+        Some(m) if m.is_empty() => Ok(None),
+        Some(m) => Ok(Some(ndef::decode_first_uri(&m)?)),
+    }
+}
+
+/// Why a tag's memory does not yield a URI.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TagReadError {
+    /// The TLV structure is broken.
+    #[error(transparent)]
+    Tlv(#[from] type2::TlvError),
+    /// The NDEF message is broken or not a URI.
+    #[error(transparent)]
+    Ndef(#[from] ndef::NdefError),
+}
