@@ -426,7 +426,8 @@ mod tests {
         for (code, prefix) in URI_PREFIXES.iter().enumerate() {
             let uri = format!("{prefix}rest");
             let rec = Record::uri(&uri);
-            let back = decode_first_uri(&encode_message(&[rec.clone()]).unwrap()).unwrap();
+            let back =
+                decode_first_uri(&encode_message(std::slice::from_ref(&rec)).unwrap()).unwrap();
             assert_eq!(back, uri, "code {code:#04x}");
         }
     }
@@ -498,7 +499,7 @@ mod tests {
             id: b"x".to_vec(),
             ..Record::uri("tel:1")
         };
-        let enc = encode_message(&[with_id.clone()]).unwrap();
+        let enc = encode_message(std::slice::from_ref(&with_id)).unwrap();
         assert_eq!(enc[0], 0xD9);
         assert_eq!(decode_message(&enc).unwrap(), vec![with_id]);
     }

@@ -446,8 +446,10 @@ mod tests {
             let mut img = vec![0u8; 12];
             img.extend_from_slice(&[0xE1, 0x10, cc2, 0x00]);
             img.extend(bytes);
-            if let Ok(s) = scan(&img) {
-                if let Some(m) = s.ndef { let _ = ndef::decode_first_uri(&m); }
+            if let Ok(s) = scan(&img)
+                && let Some(m) = s.ndef
+            {
+                let _ = ndef::decode_first_uri(&m);
             }
         }
 

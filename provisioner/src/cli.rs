@@ -1,0 +1,158 @@
+//! Command-line interface: argument definitions (clap derive).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::sim::{Fault, SimTagKind};
+
+/// Tapkit provisioner: writes partners' referral URLs onto NTAG213/215/216 NFC cards
+/// through a PC/SC reader (ACR122U, ACR1252U …), verifies them and locks them.
+///
+/// No reader at hand? Every command takes `--reader sim`, an emulated reader with an
+/// emulated NTAG on it, and `provisioner sim-card` serves that emulation to the system's
+/// pcscd through the vpcd virtual reader.
+#[derive(Debug, Parser)]
+#[command(
+    name = "provisioner",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv APDU trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List PC/SC readers and whether a card is on each.
+    Readers {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Identify the card on a reader and show its URL, lock state and tap counter.
+    Read {
+        /// Which reader.
+        #[command(flatten)]
+        reader: ReaderArgs,
+        /// Print JSON (`type`, `uid`, `url`, `capacity`, `lock`, `counter` …).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a URL onto the card as its one NDEF record, then read it back and compare.
+    ///
+    /// Only pages that differ are written, so writing the URL a card already holds
+    /// costs reads only. A card holding another URL is refused unless --overwrite.
+    Write {
+        /// Which reader.
+        #[command(flatten)]
+        reader: ReaderArgs,
+        /// Append `?m=<UID>x<counter>` filled in by the chip on every tap, so the server
+        /// knows which card was tapped and can spot copied URLs.
+        #[arg(long)]
+        mirror: bool,
+        /// Replace a different URL (or unreadable data) already on the card.
+        #[arg(long)]
+        overwrite: bool,
+        /// Card password, 8 hex digits: used to unlock a protected card, and set on the
+        /// card with --set-password. Phones can still read a protected card.
+        #[arg(long, env = "TAPKIT_TAG_PASSWORD", hide_env_values = true, value_parser = parse_password)]
+        password: Option<[u8; 4]>,
+        /// Protect the card against rewriting with --password (PWD/PACK/AUTH0).
+        #[arg(long, requires = "password")]
+        set_password: bool,
+        /// PACK (password acknowledge) to store with --set-password, 4 hex digits.
+        #[arg(long, default_value = "0000", value_parser = parse_pack)]
+        pack: [u8; 2],
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The URL to write, e.g. https://book.example.com/r/IRONGYM-7K2M9Q
+        url: String,
+    },
+    /// Make the card permanently read-only (URL, mirror and configuration frozen).
+    Lock {
+        /// Which reader.
+        #[command(flatten)]
+        reader: ReaderArgs,
+        /// Confirm that the lock cannot be undone. Without it nothing is written.
+        #[arg(long)]
+        permanent: bool,
+        /// Password of a protected card.
+        #[arg(long, env = "TAPKIT_TAG_PASSWORD", hide_env_values = true, value_parser = parse_password)]
+        password: Option<[u8; 4]>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve one emulated tag to pcscd through the vpcd virtual reader until interrupted.
+    ///
+    /// pcscd must run with the vpcd driver (package vsmartcard-vpcd); the card appears
+    /// on reader "Virtual PCD 00 00" for port 35963. A pulled or torn card (see --fault)
+    /// is put back after --reinsert-ms.
+    SimCard {
+        /// Where vpcd listens (slot 0 is port 35963, slot 1 is 35964).
+        #[arg(long, default_value = "127.0.0.1:35963")]
+        vpcd: SocketAddr,
+        /// Tag type: ntag213, ntag215, ntag216 (or ultralight-ev1, ntag424, classic1k to
+        /// test refusals).
+        #[arg(long, default_value = "ntag215")]
+        tag: SimTagKind,
+        /// Load the tag memory from FILE if it exists; save it back after every change.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Inject a fault: pull-at-write:N, tear-at-write:N, nak-at:N, slow-ms:MS,
+        /// reset-after:N (repeatable).
+        #[arg(long)]
+        fault: Vec<Fault>,
+        /// After a pulled or torn card, present it again after this many milliseconds.
+        #[arg(long, default_value_t = 1500)]
+        reinsert_ms: u64,
+    },
+    /// Try it out: generate referral codes for sample partners, write their URLs onto
+    /// emulated cards, read them back and show the result.
+    Demo {
+        /// The brand's domain in the card URLs.
+        #[arg(long, default_value = "book.example.com")]
+        domain: String,
+    },
+}
+
+/// Which reader to use.
+#[derive(Debug, Args)]
+pub struct ReaderArgs {
+    /// A PC/SC reader name (or a unique part of it), or `sim` for the built-in
+    /// simulator. Default: the only reader attached.
+    #[arg(long, env = "TAPKIT_READER")]
+    pub reader: Option<String>,
+    /// Seconds to wait for a card to be placed on the reader.
+    #[arg(long, default_value_t = 30)]
+    pub wait: u64,
+    /// With --reader sim: the emulated tag type.
+    #[arg(long, default_value = "ntag215")]
+    pub sim_tag: SimTagKind,
+    /// With --reader sim: keep the emulated tag's memory in this file between runs.
+    #[arg(long)]
+    pub sim_image: Option<PathBuf>,
+}
+
+fn parse_password(s: &str) -> Result<[u8; 4], String> {
+    let b = crate::hex::decode(s)
+        .map_err(|_| "the password is 8 hex digits, e.g. 1A2B3C4D".to_owned())?;
+    b.try_into()
+        .map_err(|_| "the password is 8 hex digits, e.g. 1A2B3C4D".to_owned())
+}
+
+fn parse_pack(s: &str) -> Result<[u8; 2], String> {
+    let b = crate::hex::decode(s).map_err(|_| "the PACK is 4 hex digits, e.g. 0000".to_owned())?;
+    b.try_into()
+        .map_err(|_| "the PACK is 4 hex digits, e.g. 0000".to_owned())
+}

@@ -1,0 +1,123 @@
+//! The tag driver's errors: one sentence on what happened, plus what to do.
+
+use tapkit_core::ntag::TagType;
+
+use crate::transport::TransportError;
+
+/// Why a tag operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The reader or PC/SC failed.
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+    /// The card was pulled off (or torn away) in the middle of writing.
+    #[error(
+        "the card left the reader after {written} of {total} page writes; put the same card back and run the command again to finish the write"
+    )]
+    PulledMidWrite {
+        /// Pages written before it left.
+        written: usize,
+        /// Pages the write needed.
+        total: usize,
+    },
+    /// The card is not one Tapkit writes.
+    #[error("this card is a {tag}: {reason}")]
+    Unsupported {
+        /// What it is.
+        tag: TagType,
+        /// Why not, and what to use.
+        reason: String,
+    },
+    /// The card answered something no NTAG answers.
+    #[error(
+        "the card gave an unexpected answer to {op} ({detail}); take it off the reader, put it back and try again"
+    )]
+    Protocol {
+        /// Which step.
+        op: &'static str,
+        /// What came back.
+        detail: String,
+    },
+    /// The tag refused a command (NAK).
+    #[error(
+        "the tag refused to {op} page {page:#04x}; check that the card is not locked or password-protected"
+    )]
+    Nak {
+        /// Which step.
+        op: &'static str,
+        /// Which page.
+        page: u8,
+    },
+    /// The URL does not fit.
+    #[error(
+        "the URL needs {needed} bytes on the card but this {tag} has room for {available}; use a shorter URL or a larger card (NTAG215/216)"
+    )]
+    DoesNotFit {
+        /// Tag type.
+        tag: TagType,
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes available.
+        available: usize,
+    },
+    /// The mirror cannot be placed.
+    #[error("{0}")]
+    Mirror(#[from] tapkit_core::ntag::MirrorError),
+    /// Locked pages are in the way.
+    #[error("this card is locked (read-only) and cannot be rewritten; use a new card")]
+    Locked,
+    /// A password is required.
+    #[error(
+        "this card is password-protected; give its password with --password or TAPKIT_TAG_PASSWORD"
+    )]
+    PasswordRequired,
+    /// The password was wrong.
+    #[error(
+        "the card rejected the password; check it (too many wrong tries can lock the card for good)"
+    )]
+    WrongPassword,
+    /// The card holds another URL.
+    #[error("this card already holds {existing}; pass --overwrite to replace it")]
+    HoldsOtherUrl {
+        /// The URL on the card.
+        existing: String,
+    },
+    /// The card's NDEF content is unreadable.
+    #[error("the card's data is unreadable ({0}); pass --overwrite to rewrite it")]
+    Content(String),
+    /// Read-back after writing did not match.
+    #[error(
+        "after writing, page {page:#04x} reads {found} instead of {expected}; keep the card on the reader and write again (if it fails twice, the card may be faulty)"
+    )]
+    VerifyFailed {
+        /// First mismatching page.
+        page: u8,
+        /// Hex expected.
+        expected: String,
+        /// Hex found.
+        found: String,
+    },
+    /// Bad input from the user (the message says what and how to fix it).
+    #[error("{0}")]
+    BadInput(String),
+    /// A permanent change was asked for without confirmation.
+    #[error("locking is permanent and cannot be undone; add --permanent to lock this card")]
+    NeedsConfirmation,
+}
+
+impl DriverError {
+    /// Whether putting the same card back and retrying can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::PulledMidWrite { .. }
+                | Self::Transport(
+                    TransportError::CardRemoved
+                        | TransportError::NoResponse
+                        | TransportError::CardReset
+                )
+                | Self::VerifyFailed { .. }
+        )
+    }
+}
