@@ -88,8 +88,11 @@ pub fn resolve_reader(wanted: &str) -> Result<String, TransportError> {
         .iter()
         .filter(|r| r.name.to_lowercase().contains(&needle))
         .collect();
+    // Several matches ("acr122" on a two-slot reader): the one holding a card is meant.
+    let with_card: Vec<&&ReaderInfo> = hits.iter().filter(|r| r.card_present).collect();
     match hits.as_slice() {
         [one] => Ok(one.name.clone()),
+        [_, _, ..] if with_card.len() == 1 => Ok(with_card[0].name.clone()),
         [] => Err(TransportError::NoSuchReader(format!(
             "no reader matches {wanted:?}; the readers are: {} (or use --reader sim)",
             readers
@@ -289,13 +292,24 @@ impl Transport for PcscTransport {
     }
 
     fn reconnect(&mut self) -> Result<(), TransportError> {
-        if let Some(card) = self.card.as_mut() {
-            match card.reconnect(ShareMode::Exclusive, Protocols::ANY, Disposition::ResetCard) {
-                Ok(()) => return Ok(()),
-                Err(e) => tracing::debug!(%e, "reconnect failed; connecting afresh"),
+        // Never waits: when the card is gone the caller must know it was removed (a card
+        // pulled mid-write and put back is not the same as a NAK).
+        let card = self.card.as_mut().ok_or(TransportError::CardRemoved)?;
+        match card.reconnect(ShareMode::Exclusive, Protocols::ANY, Disposition::ResetCard) {
+            Ok(()) => Ok(()),
+            Err(
+                pcsc::Error::RemovedCard
+                | pcsc::Error::NoSmartcard
+                | pcsc::Error::UnpoweredCard
+                | pcsc::Error::UnresponsiveCard
+                | pcsc::Error::CommError
+                | pcsc::Error::NotTransacted,
+            ) => {
+                self.card = None;
+                Err(TransportError::CardRemoved)
             }
+            Err(e) => Err(map_err(e, &self.name)),
         }
-        self.connect()
     }
 
     fn signal(&mut self, success: bool) {

@@ -18,7 +18,7 @@ pub trait Transport {
     fn reader_name(&self) -> &str;
 
     /// Resets the card (RF field off and on) and reconnects, e.g. to wake a tag that
-    /// fell silent after a NAK. Waits for the card if it is not on the reader.
+    /// fell silent after a NAK. Never waits: a card that left is [`TransportError::CardRemoved`].
     fn reconnect(&mut self) -> Result<(), TransportError>;
 
     /// Signals success or failure on the reader (LED and buzzer); readers that cannot

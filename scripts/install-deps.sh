@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the system packages Tapkit needs, only those missing, and says what it does.
+#   install-deps.sh build   C libraries the Rust build links against (libpcsclite via pkg-config)
+#   install-deps.sh pcsc    pcscd and the vsmartcard vpcd virtual reader (real PC/SC in tests)
+#   install-deps.sh python  a venv with pyscard + ndeflib: the independent PC/SC client and NDEF decoder
+set -euo pipefail
+want=()
+for group in "$@"; do
+  case "$group" in
+    build) want+=(pkgconf libpcsclite-dev) ;;
+    pcsc) want+=(pcscd vsmartcard-vpcd libpcsclite-dev pkgconf) ;;
+    python) want+=(python3 python3-venv python3-dev swig gcc) ;;
+    *) echo "install-deps: unknown group $group" >&2; exit 2 ;;
+  esac
+done
+need=()
+for p in "${want[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if ((${#need[@]})); then
+  sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  echo "install-deps: installing ${need[*]} (apt-get)"
+  $sudo apt-get update -qq
+  # the postinst's "policy-rc.d denied execution of start" warning is harmless
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

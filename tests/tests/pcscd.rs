@@ -1,0 +1,295 @@
+//! The production PC/SC path, for real: `provisioner` → pcsc crate → libpcsclite → pcscd →
+//! vpcd → `provisioner sim-card` (the emulated ACR122U + NTAG). A second, independent
+//! client (pyscard + ndeflib) checks what landed on the card.
+
+use std::time::Duration;
+
+use tapkit_e2e::{
+    PcscEnv, SimCard, independent_read, pcsc_env, provisioner, stderr, stdout, wait_card,
+};
+
+const URL: &str = "https://book.example.com/r/IRONGYM-7K2M9Q";
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(o), stderr(o)))
+}
+
+fn write(env: &PcscEnv, extra: &[&str], url: &str) -> std::process::Output {
+    let mut args = vec![
+        "write",
+        "--reader",
+        env.reader0.as_str(),
+        "--json",
+        "--wait",
+        "5",
+    ];
+    args.extend_from_slice(extra);
+    args.push(url);
+    provisioner(&args)
+}
+
+#[test]
+fn readers_lists_the_virtual_reader_and_its_card() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let o = provisioner(&["readers", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list = json(&o);
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&env.reader0.as_str()), "{names:?}");
+    assert!(names.contains(&env.reader1.as_str()), "{names:?}");
+    let _card = SimCard::start(&env.reader0, env.port0, &["--tag", "ntag213"]);
+    let list = json(&provisioner(&["readers", "--json"]));
+    let r0 = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == env.reader0.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(r0["card_present"], true);
+    assert_eq!(r0["atr"], "3B8F8001804F0CA0000003060300030000000068");
+}
+
+#[test]
+fn write_then_read_back_with_an_independent_client() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let _card = SimCard::start(&env.reader0, env.port0, &["--tag", "ntag215"]);
+    let o = write(&env, &[], URL);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = json(&o);
+    assert_eq!(report["type"], "NTAG215");
+    assert_eq!(report["already_written"], false);
+
+    let indep = independent_read(&env.reader0);
+    assert_eq!(indep["url"], URL, "{indep}");
+    assert_eq!(indep["uid"], report["uid"]);
+    assert_eq!(indep["cc"], "E1103E00");
+
+    let o = provisioner(&["read", "--reader", &env.reader0, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info = json(&o);
+    assert_eq!(info["type"], "NTAG215");
+    assert_eq!(info["uid"], report["uid"]);
+    assert_eq!(info["url"], URL);
+
+    // Writing the same URL again only reads.
+    let again = json(&write(&env, &[], URL));
+    assert_eq!(again["already_written"], true);
+    assert_eq!(again["apdus"], 3);
+}
+
+#[test]
+fn the_mirror_shows_uid_and_counter_to_a_second_client() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let _card = SimCard::start(&env.reader0, env.port0, &["--tag", "ntag216"]);
+    let o = write(&env, &["--mirror"], URL);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let uid = json(&o)["uid"].as_str().unwrap().to_owned();
+    let first = independent_read(&env.reader0)["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = independent_read(&env.reader0)["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for url in [&first, &second] {
+        assert!(url.starts_with(&format!("{URL}?m={uid}x")), "{url}");
+    }
+    let count = |u: &str| u32::from_str_radix(&u[u.len() - 6..], 16).unwrap();
+    assert!(
+        count(&second) > count(&first),
+        "{first} then {second}: each session powers the tag up and counts"
+    );
+}
+
+#[test]
+fn a_card_torn_mid_write_gives_a_clear_error_and_a_retry_completes() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let _card = SimCard::start(
+        &env.reader0,
+        env.port0,
+        &[
+            "--tag",
+            "ntag215",
+            "--fault",
+            "tear-at-write:4",
+            "--reinsert-ms",
+            "600",
+        ],
+    );
+    let o = write(&env, &[], URL);
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "exit 5 = put the card back and retry; {}",
+        stderr(&o)
+    );
+    let err = stderr(&o);
+    assert!(err.contains("the card left the reader after 3 of"), "{err}");
+    assert!(
+        err.contains("put the same card back and run the command again"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one sentence, not a trace: {err}");
+
+    // The emulator presents the same card again; wait for pcscd to see it go and come.
+    wait_card(&env.reader0, false, Duration::from_secs(5));
+    assert!(wait_card(&env.reader0, true, Duration::from_secs(5)));
+    // Until the retry, the half-written card reads as empty, never as a wrong URL.
+    assert_eq!(
+        independent_read(&env.reader0)["url"],
+        serde_json::Value::Null
+    );
+    let o = write(&env, &[], URL);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        json(&o)["pages_unchanged"],
+        4,
+        "pages that landed before the tear (the torn one too) are not written again"
+    );
+    assert_eq!(independent_read(&env.reader0)["url"], URL);
+}
+
+#[test]
+fn a_card_pulled_mid_write_is_reported_the_same_way() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let _card = SimCard::start(
+        &env.reader0,
+        env.port0,
+        &[
+            "--tag",
+            "ntag213",
+            "--fault",
+            "pull-at-write:2",
+            "--reinsert-ms",
+            "600",
+        ],
+    );
+    let o = write(&env, &[], URL);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("put the same card back"),
+        "{}",
+        stderr(&o)
+    );
+    wait_card(&env.reader0, false, Duration::from_secs(5));
+    assert!(wait_card(&env.reader0, true, Duration::from_secs(5)));
+    let o = write(&env, &[], URL);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(independent_read(&env.reader0)["url"], URL);
+}
+
+#[test]
+fn a_locked_tag_refuses_later_writes() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let _card = SimCard::start(&env.reader0, env.port0, &["--tag", "ntag215"]);
+    assert!(write(&env, &["--mirror"], URL).status.success());
+    let o = provisioner(&["lock", "--reader", &env.reader0]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(stderr(&o).contains("add --permanent"), "{}", stderr(&o));
+    let o = provisioner(&["lock", "--reader", &env.reader0, "--permanent", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info = json(&provisioner(&["read", "--reader", &env.reader0, "--json"]));
+    assert_eq!(info["lock"], "read-only");
+    assert_eq!(info["config_locked"], true);
+    let o = write(
+        &env,
+        &["--overwrite"],
+        "https://book.example.com/r/GLOWDAYS-BBPEMY",
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("locked (read-only) and cannot be rewritten; use a new card"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        independent_read(&env.reader0)["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(URL)
+    );
+}
+
+#[test]
+fn wrong_tags_are_refused_through_pcscd() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    for (tag, needle) in [
+        ("ntag424", "NTAG 424 DNA"),
+        ("classic1k", "MIFARE Classic 1K"),
+        ("ultralight-ev1", "Ultralight EV1"),
+    ] {
+        let _card = SimCard::start(&env.reader0, env.port0, &["--tag", tag]);
+        let o = write(&env, &[], URL);
+        assert_eq!(o.status.code(), Some(4), "{tag}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{tag}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn the_image_keeps_the_card_between_sim_card_runs() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tapkit-image-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let image = dir.join("card.json");
+    let image_s = image.to_str().unwrap();
+    let uid = {
+        let _card = SimCard::start(
+            &env.reader0,
+            env.port0,
+            &["--tag", "ntag213", "--image", image_s],
+        );
+        let o = write(&env, &[], URL);
+        assert!(o.status.success(), "{}", stderr(&o));
+        json(&o)["uid"].as_str().unwrap().to_owned()
+    };
+    let _card = SimCard::start(
+        &env.reader0,
+        env.port0,
+        &["--tag", "ntag213", "--image", image_s],
+    );
+    let info = json(&provisioner(&["read", "--reader", &env.reader0, "--json"]));
+    assert_eq!(info["url"], URL);
+    assert_eq!(info["uid"], uid);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_second_slot_works_independently() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let _a = SimCard::start(&env.reader0, env.port0, &["--tag", "ntag215"]);
+    let _b = SimCard::start(&env.reader1, env.port1, &["--tag", "ntag213"]);
+    let o = provisioner(&["write", "--reader", &env.reader1, "--json", URL]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["type"], "NTAG213");
+    assert_eq!(independent_read(&env.reader1)["url"], URL);
+    assert_eq!(
+        independent_read(&env.reader0)["url"],
+        serde_json::Value::Null
+    );
+}
