@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs Tapkit's whole test suite on a Debian/Ubuntu machine with Rust installed:
+# installs the system packages the tests need, checks formatting and lints, builds, and
+# runs every test, including those through the real pcscd with the vpcd virtual reader
+# (which must run: a skipped real-component test fails this script).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+step() { printf '\n== %s\n' "$*"; }
+
+step "system packages (pcscd, vpcd virtual reader, libpcsclite, python3-venv)"
+scripts/install-deps.sh build pcsc python
+
+step "python venv with pyscard + ndeflib (the independent PC/SC client and NDEF decoder)"
+venv=target/py-venv
+if [[ ! -x $venv/bin/python ]] || ! $venv/bin/python -c 'import smartcard, ndef' 2>/dev/null; then
+  python3 -m venv "$venv"
+  $venv/bin/pip install -q --disable-pip-version-check pyscard==2.3.1 ndeflib==0.3.3
+fi
+export TAPKIT_PYTHON=$PWD/$venv/bin/python
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "build"
+cargo build --workspace --bins
+
+step "tests (unit, property, simulator, and real pcscd + vpcd)"
+log=target/test-output.log
+export TAPKIT_REQUIRE_PCSC=1
+set +e
+scripts/with-pcscd.sh cargo test --workspace 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+
+step "summary"
+# The real-pcscd tests must have run; count them from their binary's result line.
+pcscd_line=$(awk '/Running tests\/pcscd.rs/{f=1} f && /^test result:/{print; exit}' "$log")
+pcscd_passed=$(sed -n 's/.* \([0-9]\+\) passed.*/\1/p' <<<"$pcscd_line")
+total_passed=$(awk '/^test result:/{for(i=1;i<=NF;i++) if($(i+1) ~ /^passed/) s+=$i} END{print s+0}' "$log")
+total_failed=$(awk '/^test result:/{for(i=1;i<=NF;i++) if($(i+1) ~ /^failed/) s+=$i} END{print s+0}' "$log")
+echo "real pcscd + vpcd tests: ${pcscd_passed:-0} passed"
+echo "tests: ${total_passed:-0} passed, ${total_failed:-0} failed"
+if [[ $rc -ne 0 ]]; then
+  echo "FAILED: cargo test exited $rc" >&2; exit "$rc"
+fi
+if [[ -z "${pcscd_passed:-}" || "$pcscd_passed" -eq 0 ]]; then
+  echo "FAILED: no test ran through the real pcscd" >&2; exit 1
+fi
