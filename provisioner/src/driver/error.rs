@@ -22,7 +22,7 @@ pub enum DriverError {
         total: usize,
     },
     /// The card is not one Tapkit writes.
-    #[error("this card is a {tag}: {reason}")]
+    #[error("{reason}")]
     Unsupported {
         /// What it is.
         tag: TagType,
