@@ -14,6 +14,19 @@ pub mod ndef;
 pub mod ntag;
 pub mod type2;
 
+/// Test helpers shared by the unit tests of this crate.
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// Parses spaced hex like `D1 01 15` (test vectors from the references).
+    pub fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+}
+
 /// Decodes the NDEF URI held in a Type 2 tag memory image (from page 0), the way a phone
 /// would: the first record of the first NDEF TLV. `Ok(None)` for an empty or unformatted
 /// tag. This is the entry point the fuzz target drives.

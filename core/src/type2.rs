@@ -311,15 +311,8 @@ pub fn plan_write(
 mod tests {
     use super::*;
     use crate::ndef;
+    use crate::testutil::hex;
     use proptest::prelude::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn image(cc: [u8; 4], data: &[u8], data_len: usize) -> Vec<u8> {
         let mut m = vec![0u8; 12];

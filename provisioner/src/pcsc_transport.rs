@@ -149,36 +149,23 @@ impl PcscTransport {
 
     /// Blocks in SCardGetStatusChange until a card is present (or the wait runs out).
     pub fn wait_for_card(&self, wait: Duration) -> Result<(), TransportError> {
-        let mut rs = [ReaderState::new(self.reader.clone(), State::UNAWARE)];
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.ctx.get_status_change(left, &mut rs) {
-                Ok(()) => {}
-                Err(pcsc::Error::Timeout) => {
-                    return Err(TransportError::NoCard {
-                        reader: self.name.clone(),
-                        seconds: wait.as_secs(),
-                    });
-                }
-                Err(e) => return Err(map_err(e, &self.name)),
-            }
-            let st = rs[0].event_state();
-            if st.contains(State::PRESENT) && !st.contains(State::MUTE) {
-                return Ok(());
-            }
-            if st.contains(State::UNKNOWN) {
-                return Err(TransportError::NoSuchReader(format!(
-                    "reader {:?} is gone",
-                    self.name
-                )));
-            }
-            rs[0].sync_current_state();
+        if self.wait_for(true, wait)? {
+            Ok(())
+        } else {
+            Err(TransportError::NoCard {
+                reader: self.name.clone(),
+                seconds: wait.as_secs(),
+            })
         }
     }
 
-    /// Blocks until the card leaves the reader (or the wait runs out).
+    /// Blocks until the card leaves the reader; `false` when the wait ran out first.
     pub fn wait_for_removal(&self, wait: Duration) -> Result<bool, TransportError> {
+        self.wait_for(false, wait)
+    }
+
+    /// Waits on reader state changes (no polling) until a card is `present` or not.
+    fn wait_for(&self, present: bool, wait: Duration) -> Result<bool, TransportError> {
         let mut rs = [ReaderState::new(self.reader.clone(), State::UNAWARE)];
         let deadline = Instant::now() + wait;
         loop {
@@ -188,7 +175,15 @@ impl PcscTransport {
                 Err(pcsc::Error::Timeout) => return Ok(false),
                 Err(e) => return Err(map_err(e, &self.name)),
             }
-            if rs[0].event_state().contains(State::EMPTY) {
+            let st = rs[0].event_state();
+            if st.contains(State::UNKNOWN) {
+                return Err(TransportError::NoSuchReader(format!(
+                    "reader {:?} is gone",
+                    self.name
+                )));
+            }
+            let has_card = st.contains(State::PRESENT) && !st.contains(State::MUTE);
+            if has_card == present {
                 return Ok(true);
             }
             rs[0].sync_current_state();

@@ -220,22 +220,32 @@ impl<T: Transport> TagDriver<T> {
     /// snapshot.
     fn read_message(&mut self, snap: &Snapshot) -> Result<Option<Vec<u8>>, DriverError> {
         let mut memory = snap.memory.clone();
+        match self.scan_growing(&mut memory, snap.layout)? {
+            Ok(s) => Ok(s.ndef.filter(|m| !m.is_empty())),
+            Err(e) => Err(DriverError::Content(e.to_string())),
+        }
+    }
+
+    /// Scans the TLVs of `memory`, reading further pages into it while the NDEF TLV
+    /// runs past what was read. The inner error is about the card's content.
+    pub(crate) fn scan_growing(
+        &mut self,
+        memory: &mut Vec<u8>,
+        layout: &NtagLayout,
+    ) -> Result<Result<type2::DataAreaScan, type2::TlvError>, DriverError> {
         loop {
-            match type2::scan(&memory) {
-                Ok(s) => return Ok(s.ndef.filter(|m| !m.is_empty())),
+            match type2::scan(memory) {
                 Err(type2::TlvError::NeedMore { needed, .. }) => {
                     let have = u8::try_from(memory.len() / 4).unwrap_or(u8::MAX);
                     let last = u8::try_from(needed.div_ceil(4) - 1)
                         .unwrap_or(u8::MAX)
-                        .min(snap.layout.user_end);
+                        .min(layout.user_end);
                     if last < have {
-                        return Err(DriverError::Content(
-                            "the NDEF data runs past the user memory".into(),
-                        ));
+                        return Ok(Err(type2::TlvError::Overrun { at: needed }));
                     }
                     memory.extend(self.read_pages(have, last)?);
                 }
-                Err(e) => return Err(DriverError::Content(e.to_string())),
+                other => return Ok(other),
             }
         }
     }

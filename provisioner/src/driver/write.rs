@@ -132,22 +132,7 @@ impl<T: Transport> TagDriver<T> {
 
         // What is on the card now?
         let formatted = snap.cc().is_some();
-        let scan = loop {
-            match type2::scan(&memory) {
-                Ok(s) => break Ok(s),
-                Err(type2::TlvError::NeedMore { needed, .. }) => {
-                    let have = u8::try_from(memory.len() / 4).unwrap_or(u8::MAX);
-                    let last = u8::try_from(needed.div_ceil(4) - 1)
-                        .unwrap_or(u8::MAX)
-                        .min(layout.user_end);
-                    if last < have {
-                        break Err(type2::TlvError::Overrun { at: needed });
-                    }
-                    memory.extend(self.read_pages(have, last)?);
-                }
-                Err(e) => break Err(e),
-            }
-        };
+        let scan = self.scan_growing(&mut memory, layout)?;
         let existing = match &scan {
             Ok(s) => match s.ndef.as_deref() {
                 None | Some([]) => Ok(None),
