@@ -93,6 +93,51 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Provision a batch: for each partner, wait for a card, write and verify its URL
+    /// (with the UID/counter mirror where it fits), journal it, signal, wait for removal.
+    ///
+    /// Re-running with the same --journal resumes where the batch stopped. Ctrl-C stops
+    /// cleanly after the current card.
+    Provision {
+        /// Partners from a CSV file with a header row: name,code[,kind].
+        #[arg(long)]
+        csv: PathBuf,
+        /// The brand's domain: cards get https://DOMAIN/r/CODE.
+        #[arg(long)]
+        domain: String,
+        /// Which reader.
+        #[command(flatten)]
+        reader: ReaderArgs,
+        /// Append-only JSON-lines record of every card; re-use it to resume.
+        #[arg(long, default_value = "provision-journal.jsonl")]
+        journal: PathBuf,
+        /// No progress bar and no waiting for a person: for scripts and tests. With
+        /// --reader sim the cards come from --sim-cards.
+        #[arg(long)]
+        non_interactive: bool,
+        /// With --reader sim: the cards placed, in order, e.g.
+        /// "ntag215,ntag215+pull-at-write:3,ultralight-ev1,again" (then fresh NTAG215s).
+        #[arg(long, default_value = "")]
+        sim_cards: String,
+        /// Do not turn on the UID/counter mirror.
+        #[arg(long)]
+        no_mirror: bool,
+        /// Lock every card permanently after writing (cannot be undone).
+        #[arg(long)]
+        lock: bool,
+        /// Protect every card against rewriting with this password (8 hex digits).
+        #[arg(long, env = "TAPKIT_TAG_PASSWORD", hide_env_values = true, value_parser = parse_password)]
+        password: Option<[u8; 4]>,
+        /// Cards to try per partner before moving on.
+        #[arg(long, default_value_t = 3)]
+        max_attempts: u32,
+        /// Show what each card would get and whether it fits, without a reader.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON-lines events on stdout instead of a progress bar.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve one emulated tag to pcscd through the vpcd virtual reader until interrupted.
     ///
     /// pcscd must run with the vpcd driver (package vsmartcard-vpcd); the card appears

@@ -38,6 +38,7 @@ fn status_of(e: &DriverError) -> ExitStatus {
             | TransportError::NoCard { .. },
         ) => ExitStatus::NoReader,
         DriverError::BadInput(_) => ExitStatus::Usage,
+        DriverError::Incomplete(_) => ExitStatus::Failed,
         e if e.is_retryable() => ExitStatus::Retry,
         DriverError::Unsupported { .. }
         | DriverError::DoesNotFit { .. }
@@ -102,6 +103,36 @@ pub fn run(cli: Cli) -> ExitStatus {
                 Ok(())
             }),
         ),
+        Command::Provision {
+            csv,
+            domain,
+            reader,
+            journal,
+            non_interactive,
+            sim_cards,
+            no_mirror,
+            lock,
+            password,
+            max_attempts,
+            dry_run,
+            json,
+        } => {
+            let args = ProvisionArgs {
+                csv,
+                domain,
+                reader,
+                journal,
+                non_interactive,
+                sim_cards,
+                mirror: !no_mirror,
+                lock,
+                password,
+                max_attempts,
+                dry_run,
+                json,
+            };
+            (json, provision(&args))
+        }
         Command::SimCard {
             vpcd,
             tag,
@@ -431,5 +462,134 @@ fn demo(domain: &str) -> Result<(), DriverError> {
     println!(
         "With a real reader: provisioner readers, then provisioner write --reader <name> --mirror <url>."
     );
+    Ok(())
+}
+
+struct ProvisionArgs {
+    csv: std::path::PathBuf,
+    domain: String,
+    reader: ReaderArgs,
+    journal: std::path::PathBuf,
+    non_interactive: bool,
+    sim_cards: String,
+    mirror: bool,
+    lock: bool,
+    password: Option<[u8; 4]>,
+    max_attempts: u32,
+    dry_run: bool,
+    json: bool,
+}
+
+fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
+    use crate::provision::{self as batch, BatchOptions, PcscFeed, Reporter, SimFeed};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    crate::partners::check_domain(&a.domain).map_err(DriverError::BadInput)?;
+    let list =
+        crate::partners::read_csv(&a.csv).map_err(|e| DriverError::BadInput(e.to_string()))?;
+    for e in &list.errors {
+        eprintln!("{}: {e} — skipped", a.csv.display());
+    }
+    if list.partners.is_empty() {
+        return Err(DriverError::BadInput(format!(
+            "{} has no usable partner rows",
+            a.csv.display()
+        )));
+    }
+    if a.dry_run {
+        let lines = batch::dry_run(&list.partners, &a.domain);
+        let mut too_long = 0;
+        for l in &lines {
+            if a.json {
+                println!("{}", serde_json::to_string(l).unwrap_or_default());
+                continue;
+            }
+            let fit = match (l.fits_with_mirror, l.fits) {
+                (Some(t), _) => format!("fits {t}+ with mirror"),
+                (None, Some(t)) => format!("fits {t}+ without mirror"),
+                (None, None) => {
+                    too_long += 1;
+                    "DOES NOT FIT any NTAG21x".to_owned()
+                }
+            };
+            println!(
+                "{:<24} {:<16} {:>4} bytes  {:<28} {}",
+                l.partner, l.code, l.bytes, fit, l.url
+            );
+        }
+        if too_long > 0 {
+            return Err(DriverError::BadInput(format!(
+                "{too_long} partner URLs do not fit any NTAG21x card; shorten the domain"
+            )));
+        }
+        return Ok(());
+    }
+    let (mut journal, prior) = crate::journal::Journal::open(&a.journal)
+        .map_err(|e| DriverError::BadInput(e.to_string()))?;
+    let opts = BatchOptions {
+        domain: a.domain.clone(),
+        mirror: a.mirror,
+        lock: a.lock,
+        password: a.password,
+        pack: [0, 0],
+        max_attempts: a.max_attempts.max(1),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let interactive =
+        !a.non_interactive && !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut reporter = Reporter::new(a.json, interactive);
+    let map = |e: batch::BatchError| match e {
+        batch::BatchError::Reader(d) => d,
+        other => DriverError::BadInput(other.to_string()),
+    };
+    let summary = if a.reader.reader.as_deref() == Some("sim") {
+        let script = batch::parse_script(&a.sim_cards).map_err(DriverError::BadInput)?;
+        let mut feed = SimFeed::new(script, sim::random_seed());
+        let s = stop.clone();
+        let _ = ctrlc::set_handler(move || s.store(true, Ordering::Relaxed));
+        batch::run_batch(
+            &mut feed,
+            &list.partners,
+            &mut journal,
+            &prior,
+            &opts,
+            &mut reporter,
+            &stop,
+        )
+        .map_err(map)?
+    } else {
+        let name = match a.reader.reader.as_deref() {
+            Some(n) => pcsc_transport::resolve_reader(n)?,
+            None => match pcsc_transport::list_readers()?.as_slice() {
+                [one] => one.name.clone(),
+                _ => return Err(TransportError::NoSuchReader("choose a reader with --reader (provisioner readers lists them), or --reader sim".into()).into()),
+            },
+        };
+        let mut feed = PcscFeed::new(&name, stop.clone())?;
+        let canceller = feed.canceller();
+        let s = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            // Finish the current card; a wait for the next one is interrupted.
+            s.store(true, Ordering::Relaxed);
+            let _ = canceller.cancel();
+        });
+        batch::run_batch(
+            &mut feed,
+            &list.partners,
+            &mut journal,
+            &prior,
+            &opts,
+            &mut reporter,
+            &stop,
+        )
+        .map_err(map)?
+    };
+    if summary.failed > 0 {
+        return Err(DriverError::Incomplete(format!(
+            "{} partners did not get a card; run the same command again to retry them",
+            summary.failed
+        )));
+    }
     Ok(())
 }

@@ -8,7 +8,10 @@
 pub mod cli;
 pub mod driver;
 pub mod hex;
+pub mod journal;
+pub mod partners;
 pub mod pcsc_transport;
+pub mod provision;
 pub mod sim;
 pub mod transport;
 

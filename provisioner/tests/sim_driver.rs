@@ -1,4 +1,5 @@
 //! The tag driver against the in-process simulator: NTAG facts, every fault, APDU budgets.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use proptest::prelude::*;
 use tapkit_core::ntag::TagType;

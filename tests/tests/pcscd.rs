@@ -1,6 +1,7 @@
 //! The production PC/SC path, for real: `provisioner` → pcsc crate → libpcsclite → pcscd →
 //! vpcd → `provisioner sim-card` (the emulated ACR122U + NTAG). A second, independent
 //! client (pyscard + ndeflib) checks what landed on the card.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::time::Duration;
 

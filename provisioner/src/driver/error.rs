@@ -98,6 +98,9 @@ pub enum DriverError {
         /// Hex found.
         found: String,
     },
+    /// A batch ended with partners left without a card.
+    #[error("{0}")]
+    Incomplete(String),
     /// Bad input from the user (the message says what and how to fix it).
     #[error("{0}")]
     BadInput(String),

@@ -8,7 +8,7 @@ mod write;
 
 pub use error::DriverError;
 pub use lock::LockReport;
-pub use write::{WriteOptions, WriteReport};
+pub use write::{WriteOptions, WriteReport, mirrored_url};
 
 use serde::Serialize;
 use tapkit_core::apdu::Dialect;

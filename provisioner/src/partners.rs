@@ -1,0 +1,259 @@
+//! The partners a batch is for, from a CSV file (offline work).
+//!
+//! CSV format: a header row naming the columns, then one partner per row.
+//!
+//! | column | required | meaning |
+//! |---|---|---|
+//! | `name` | yes | the partner's name as printed on the card (any script) |
+//! | `code` | yes | its referral code, e.g. `IRONGYM-7K2M9Q` (checked: a typo is caught) |
+//! | `kind` | no | `business`, `influencer` or `customer` (default `business`) |
+//!
+//! Columns may come in any order; unknown columns are ignored. A bad row is reported
+//! with its line number and skipped; the other rows are still used.
+
+use std::path::Path;
+
+use serde::Serialize;
+use tapkit_core::code::ReferralCode;
+
+/// One partner to provision a card for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Partner {
+    /// Name as printed.
+    pub name: String,
+    /// Referral code.
+    pub code: ReferralCode,
+    /// Affiliate kind.
+    pub kind: String,
+}
+
+impl Partner {
+    /// The URL on the partner's card: `https://{domain}/r/{code}`.
+    pub fn url(&self, domain: &str) -> String {
+        format!("https://{domain}/r/{}", self.code)
+    }
+}
+
+/// A CSV row that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    /// 1-based line number in the file.
+    pub line: u64,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// The usable partners and the rows that were not.
+#[derive(Debug, Clone, Default)]
+pub struct PartnerList {
+    /// Good rows, in file order.
+    pub partners: Vec<Partner>,
+    /// Bad rows.
+    pub errors: Vec<RowError>,
+}
+
+/// Why the file as a whole cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsvError {
+    /// Cannot open or read it.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No header row with the needed columns.
+    #[error(
+        "{path} needs a header row with the columns name,code (and optionally kind); found {found:?}"
+    )]
+    Header {
+        /// The file.
+        path: String,
+        /// The header found.
+        found: Vec<String>,
+    },
+}
+
+/// Reads partners from a CSV file.
+pub fn read_csv(path: &Path) -> Result<PartnerList, CsvError> {
+    let file = std::fs::File::open(path).map_err(|source| CsvError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_csv(std::io::BufReader::new(file), &path.display().to_string())
+}
+
+/// Reads partners from CSV text (for tests and stdin).
+pub fn parse_csv(input: impl std::io::Read, label: &str) -> Result<PartnerList, CsvError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let header_err = |found: Vec<String>| CsvError::Header {
+        path: label.to_owned(),
+        found,
+    };
+    let headers: Vec<String> = match rdr.headers() {
+        Ok(h) => h
+            .iter()
+            .map(|s| s.trim_start_matches('\u{feff}').to_ascii_lowercase())
+            .collect(),
+        Err(_) => return Err(header_err(Vec::new())),
+    };
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (Some(name_col), Some(code_col)) = (col("name"), col("code")) else {
+        return Err(header_err(headers));
+    };
+    let kind_col = col("kind");
+    let mut out = PartnerList::default();
+    let mut seen = std::collections::HashMap::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let fallback_line = i as u64 + 2;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(fallback_line, |p| p.line());
+                out.errors.push(RowError {
+                    line,
+                    message: format!("not valid CSV ({e}); check its quotes"),
+                });
+                continue;
+            }
+        };
+        let line = rec.position().map_or(fallback_line, |p| p.line());
+        let field = |c: usize| rec.get(c).unwrap_or("").to_owned();
+        let name = field(name_col);
+        let code = field(code_col);
+        if rec.iter().all(str::is_empty) {
+            continue; // a blank line
+        }
+        if name.is_empty() {
+            out.errors.push(RowError {
+                line,
+                message: "the name is empty; fill it in".into(),
+            });
+            continue;
+        }
+        let code = match ReferralCode::parse(&code) {
+            Ok(c) => c,
+            Err(e) => {
+                out.errors.push(RowError {
+                    line,
+                    message: format!("{e} (partner {name:?})"),
+                });
+                continue;
+            }
+        };
+        let kind = kind_col
+            .map(field)
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| "business".into());
+        if !matches!(kind.as_str(), "business" | "influencer" | "customer") {
+            out.errors.push(RowError {
+                line,
+                message: format!(
+                    "kind {kind:?} is not business, influencer or customer (partner {name:?})"
+                ),
+            });
+            continue;
+        }
+        if let Some(first) = seen.insert(code.clone(), line) {
+            out.errors.push(RowError {
+                line,
+                message: format!(
+                    "code {code} is already used on line {first}; each partner needs its own code"
+                ),
+            });
+            continue;
+        }
+        out.partners.push(Partner { name, code, kind });
+    }
+    Ok(out)
+}
+
+/// Checks a brand domain given on the command line: a host name, no scheme or path.
+pub fn check_domain(domain: &str) -> Result<(), String> {
+    let ok = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+        })
+        && domain.contains('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{domain:?} is not a domain name; give just the host, like book.example.com (no https://, no path)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(name: &str, r: u32) -> String {
+        ReferralCode::generate(name, r).to_string()
+    }
+
+    #[test]
+    fn good_and_bad_rows() {
+        let a = code("Iron Gym", 1);
+        let b = code("Café Zürich", 2);
+        let csv = format!(
+            "name,code,kind\nIron Gym,{a},business\n\"Café Zürich & Co.\",{b},influencer\n,{a},\nTypo,IRONGYM-7K2M9X,\nDup,{a},\nOdd,{},robot\n\n",
+            code("Odd", 3)
+        );
+        let l = parse_csv(csv.as_bytes(), "t.csv").unwrap();
+        assert_eq!(l.partners.len(), 2);
+        assert_eq!(l.partners[1].name, "Café Zürich & Co.");
+        assert_eq!(l.partners[1].kind, "influencer");
+        let lines: Vec<u64> = l.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![4, 5, 6, 7]);
+        assert!(l.errors[0].message.contains("name is empty"));
+        assert!(l.errors[1].message.contains("does not check out"));
+        assert!(l.errors[2].message.contains("already used on line 2"));
+        assert!(l.errors[3].message.contains("robot"));
+        assert_eq!(
+            l.partners[0].url("book.example.com"),
+            format!("https://book.example.com/r/{a}")
+        );
+    }
+
+    #[test]
+    fn header_is_required_and_columns_may_move() {
+        let err = parse_csv("Iron Gym,X\n".as_bytes(), "t.csv").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("needs a header row with the columns name,code"),
+            "{err}"
+        );
+        let a = code("Glow", 9);
+        let l = parse_csv(format!("\u{feff}Code,Name\n{a},Glow\n").as_bytes(), "t.csv").unwrap();
+        assert_eq!(l.partners[0].name, "Glow");
+        assert_eq!(l.partners[0].kind, "business");
+    }
+
+    #[test]
+    fn domains() {
+        assert!(check_domain("book.example.com").is_ok());
+        assert!(
+            check_domain("https://book.example.com")
+                .unwrap_err()
+                .contains("no https://")
+        );
+        assert!(check_domain("book.example.com/r").is_err());
+        assert!(check_domain("localhost").is_err());
+    }
+}

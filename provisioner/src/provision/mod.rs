@@ -1,0 +1,388 @@
+//! `provisioner provision`: a batch of partners at the reader, card by card — identify,
+//! write (with the UID/counter mirror where it fits), verify, optionally protect and
+//! lock, journal, signal, wait for removal — resumable from its journal.
+
+pub mod feed;
+mod report;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+use tapkit_core::ndef;
+use tapkit_core::ntag::{MIRROR_PLACEHOLDER, NTAG213, NTAG215, NTAG216};
+use tapkit_core::type2;
+
+pub use feed::{CardFeed, PcscFeed, ScriptedCard, SimFeed, parse_script};
+pub use report::{Event, Reporter};
+
+use crate::driver::{DriverError, TagDriver, WriteOptions, WriteReport};
+use crate::journal::{self, Entry, Journal, JournalError, Outcome};
+use crate::partners::Partner;
+use crate::transport::{Transport, TransportError};
+
+/// How the batch runs.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// The brand's domain in `https://{domain}/r/{code}`.
+    pub domain: String,
+    /// Turn on the UID + counter mirror where the URL leaves room for it.
+    pub mirror: bool,
+    /// Lock every card permanently after writing.
+    pub lock: bool,
+    /// Protect every card against rewriting with this password.
+    pub password: Option<[u8; 4]>,
+    /// PACK stored with the password.
+    pub pack: [u8; 2],
+    /// Cards tried per partner before giving up on it (refused cards, failures).
+    pub max_attempts: u32,
+}
+
+/// Counts at the end of a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Cards written and verified in this run.
+    pub done: usize,
+    /// Partners skipped: done in an earlier run, or the card already held their URL.
+    pub skipped: usize,
+    /// Partners given up on in this run.
+    pub failed: usize,
+    /// Partners not reached (stopped early).
+    pub remaining: usize,
+    /// Cards refused (wrong type, too small, another partner's …) along the way.
+    pub refused_cards: usize,
+    /// Whether Ctrl-C stopped the batch.
+    pub stopped: bool,
+}
+
+/// Why the batch cannot go on at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// The journal failed: nothing more is written without an audit trail.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The reader or PC/SC service failed.
+    #[error("{0}")]
+    Reader(DriverError),
+}
+
+fn is_refusal(e: &DriverError) -> bool {
+    matches!(
+        e,
+        DriverError::Unsupported { .. }
+            | DriverError::DoesNotFit { .. }
+            | DriverError::Locked
+            | DriverError::HoldsOtherUrl { .. }
+            | DriverError::Content(_)
+            | DriverError::PasswordRequired
+            | DriverError::WrongPassword
+            | DriverError::Mirror(_)
+    )
+}
+
+fn card_left(e: &DriverError) -> bool {
+    matches!(
+        e,
+        DriverError::PulledMidWrite { .. }
+            | DriverError::Transport(TransportError::CardRemoved | TransportError::NoResponse)
+    )
+}
+
+fn reader_gone(e: &DriverError) -> bool {
+    matches!(
+        e,
+        DriverError::Transport(TransportError::NoService | TransportError::NoSuchReader(_))
+    )
+}
+
+/// Runs the batch over `partners`, resuming from `prior` journal entries.
+pub fn run_batch<F: CardFeed>(
+    feed: &mut F,
+    partners: &[Partner],
+    journal: &mut Journal,
+    prior: &[Entry],
+    opts: &BatchOptions,
+    reporter: &mut Reporter,
+    stop: &AtomicBool,
+) -> Result<Summary, BatchError> {
+    let mut sum = Summary::default();
+    let done_before: std::collections::HashSet<&str> = prior
+        .iter()
+        .filter(|e| e.is_done())
+        .map(|e| e.code.as_str())
+        .collect();
+    let todo: Vec<&Partner> = partners
+        .iter()
+        .filter(|p| !done_before.contains(p.code.as_str()))
+        .collect();
+    sum.skipped = partners.len() - todo.len();
+    reporter.start(partners.len(), sum.skipped);
+    for (i, partner) in todo.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            sum.stopped = true;
+            sum.remaining = todo.len() - i;
+            break;
+        }
+        reporter.event(&Event::Next {
+            partner: &partner.name,
+            code: partner.code.as_str(),
+            url: &partner.url(&opts.domain),
+        });
+        match provision_one(
+            feed, partner, partners, prior, journal, opts, reporter, &mut sum,
+        )? {
+            PartnerResult::Done => sum.done += 1,
+            PartnerResult::Skipped => sum.skipped += 1,
+            PartnerResult::Failed => sum.failed += 1,
+            PartnerResult::Stopped => {
+                sum.stopped = true;
+                sum.remaining = todo.len() - i;
+                break;
+            }
+        }
+        reporter.progress(&sum);
+    }
+    reporter.event(&Event::Summary(sum));
+    Ok(sum)
+}
+
+enum PartnerResult {
+    Done,
+    Skipped,
+    Failed,
+    Stopped,
+}
+
+/// Writes with the mirror when it fits, without it otherwise (an NTAG213 with a long URL).
+fn write_for<T: Transport>(
+    d: &mut TagDriver<T>,
+    url: &str,
+    opts: &BatchOptions,
+) -> Result<WriteReport, DriverError> {
+    let w = WriteOptions {
+        mirror: opts.mirror,
+        overwrite: false,
+        password: opts.password,
+        set_password: opts.password.is_some(),
+        pack: opts.pack,
+    };
+    match d.write_url(url, &w) {
+        Err(DriverError::Mirror(_) | DriverError::DoesNotFit { .. }) if opts.mirror => {
+            tracing::info!(
+                "the URL leaves no room for the mirror on this card; writing it without"
+            );
+            d.write_url(url, &WriteOptions { mirror: false, ..w })
+        }
+        // A card written without the mirror in an earlier run still counts as this URL.
+        Err(DriverError::HoldsOtherUrl { existing }) if existing == url => {
+            d.write_url(url, &WriteOptions { mirror: false, ..w })
+        }
+        other => other,
+    }
+}
+
+/// Who a URL on a card belongs to, by its code.
+fn owner_of<'a>(
+    url: &str,
+    partners: &'a [Partner],
+    prior: &'a [Entry],
+) -> Option<(&'a str, &'a str)> {
+    let code_part = url.split("/r/").nth(1)?.split(['?', '&', '#']).next()?;
+    let code = tapkit_core::code::ReferralCode::parse(code_part).ok()?;
+    partners
+        .iter()
+        .find(|p| p.code == code)
+        .map(|p| (p.name.as_str(), p.code.as_str()))
+        .or_else(|| {
+            prior
+                .iter()
+                .find(|e| e.code == code.as_str())
+                .map(|e| (e.partner.as_str(), e.code.as_str()))
+        })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn provision_one<F: CardFeed>(
+    feed: &mut F,
+    partner: &Partner,
+    partners: &[Partner],
+    prior: &[Entry],
+    journal: &mut Journal,
+    opts: &BatchOptions,
+    reporter: &mut Reporter,
+    sum: &mut Summary,
+) -> Result<PartnerResult, BatchError> {
+    let url = partner.url(&opts.domain);
+    let mut card = match feed.next_card().map_err(BatchError::Reader)? {
+        Some(c) => c,
+        None => return Ok(PartnerResult::Stopped),
+    };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut d = TagDriver::new(card);
+        let result = write_for(&mut d, &url, opts).and_then(|r| {
+            if opts.lock {
+                d.lock(true, opts.password)?;
+            }
+            Ok(r)
+        });
+        let mut entry = Entry {
+            time: journal::now_rfc3339(),
+            partner: partner.name.clone(),
+            code: partner.code.to_string(),
+            url: url.clone(),
+            uid: None,
+            tag_type: None,
+            outcome: Outcome::Failed,
+            verified: false,
+            locked: false,
+            server_registered: None,
+            detail: None,
+        };
+        match result {
+            Ok(r) => {
+                entry.uid = Some(r.uid.clone());
+                entry.tag_type = Some(r.tag_type.to_string());
+                entry.url = r.url.clone();
+                entry.verified = true;
+                entry.locked = opts.lock;
+                entry.outcome = if r.already_written {
+                    Outcome::AlreadyProvisioned
+                } else {
+                    Outcome::Written
+                };
+                if r.mirror != opts.mirror {
+                    entry.detail = Some("written without the UID/counter mirror: the URL leaves no room for it on this card".into());
+                }
+                journal.append(&entry)?;
+                reporter.card(&entry, r.apdus);
+                feed.done_with(d.into_transport(), true)
+                    .map_err(BatchError::Reader)?;
+                return Ok(if r.already_written {
+                    PartnerResult::Skipped
+                } else {
+                    PartnerResult::Done
+                });
+            }
+            Err(e) if card_left(&e) => {
+                entry.detail = Some(e.to_string());
+                journal.append(&entry)?;
+                reporter.event(&Event::Prompt {
+                    message: &format!(
+                        "The card for {} left the reader mid-write: put the same card back.",
+                        partner.name
+                    ),
+                });
+                card = match feed
+                    .same_card_again(d.into_transport())
+                    .map_err(BatchError::Reader)?
+                {
+                    Some(c) => c,
+                    None => return Ok(PartnerResult::Stopped),
+                };
+            }
+            Err(e) if reader_gone(&e) => return Err(BatchError::Reader(e)),
+            Err(e) => {
+                let refusal = is_refusal(&e);
+                entry.outcome = if refusal {
+                    Outcome::Refused
+                } else {
+                    Outcome::Failed
+                };
+                let message = match &e {
+                    DriverError::HoldsOtherUrl { existing } => {
+                        match owner_of(existing, partners, prior) {
+                            Some((name, code)) => format!(
+                                "This card already belongs to {name} ({code}), not {}: set it aside and place a blank card.",
+                                partner.name
+                            ),
+                            None => format!(
+                                "This card holds another URL ({existing}): set it aside and place a blank card."
+                            ),
+                        }
+                    }
+                    other => format!("{other}. Place another card for {}.", partner.name),
+                };
+                entry.detail = Some(message.clone());
+                journal.append(&entry)?;
+                reporter.card(&entry, d.traffic().apdus);
+                if refusal {
+                    sum.refused_cards += 1;
+                }
+                feed.done_with(d.into_transport(), false)
+                    .map_err(BatchError::Reader)?;
+                if attempts >= opts.max_attempts {
+                    reporter.event(&Event::Prompt {
+                        message: &format!("Giving up on {} after {attempts} cards; it stays in the journal to retry.", partner.name),
+                    });
+                    return Ok(PartnerResult::Failed);
+                }
+                reporter.event(&Event::Prompt { message: &message });
+                card = match feed.next_card().map_err(BatchError::Reader)? {
+                    Some(c) => c,
+                    None => return Ok(PartnerResult::Stopped),
+                };
+            }
+        }
+    }
+}
+
+/// One partner's line in a dry run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DryRunLine {
+    /// Partner name.
+    pub partner: String,
+    /// Code.
+    pub code: String,
+    /// URL that would be written (placeholder included when mirrored).
+    pub url: String,
+    /// NDEF TLV bytes it takes.
+    pub bytes: usize,
+    /// The smallest NTAG it fits on with the mirror, if any.
+    pub fits_with_mirror: Option<&'static str>,
+    /// The smallest NTAG it fits on at all, if any.
+    pub fits: Option<&'static str>,
+}
+
+/// What each card would get, and whether it fits, without a reader.
+pub fn dry_run(partners: &[Partner], domain: &str) -> Vec<DryRunLine> {
+    let smallest = |url: &str| {
+        let msg = ndef::uri_message(url);
+        [
+            (&NTAG213, "NTAG213"),
+            (&NTAG215, "NTAG215"),
+            (&NTAG216, "NTAG216"),
+        ]
+        .into_iter()
+        .find_map(|(l, name)| {
+            let scan = type2::DataAreaScan {
+                ndef_tlv_at: if name == "NTAG213" { 21 } else { 16 },
+                ..Default::default()
+            };
+            let plan = type2::plan_write(&scan, l.data_area_len, &msg).ok()?;
+            if url.contains(MIRROR_PLACEHOLDER) {
+                let (_, rest) = ndef::split_uri_prefix(url);
+                let skipped = url.len() - rest.len();
+                let at = plan.message_at + 5 + url.find(MIRROR_PLACEHOLDER)? - skipped;
+                l.mirror_position(at).ok()?;
+            }
+            Some(name)
+        })
+    };
+    partners
+        .iter()
+        .map(|p| {
+            let url = p.url(domain);
+            let mirrored = crate::driver::mirrored_url(&url);
+            DryRunLine {
+                partner: p.name.clone(),
+                code: p.code.to_string(),
+                bytes: type2::ndef_tlv(&ndef::uri_message(&mirrored)).len(),
+                fits_with_mirror: smallest(&mirrored),
+                fits: smallest(&url),
+                url: mirrored,
+            }
+        })
+        .collect()
+}
