@@ -294,3 +294,145 @@ fn the_second_slot_works_independently() {
         serde_json::Value::Null
     );
 }
+
+/// Plays the admin at the reader: for each partner the batch asks for, places a fresh
+/// emulated card (with `faults` for the listed partner index), waits for the batch's
+/// verdict, takes the card away. Returns the events seen, or stops after `kill_after`
+/// card events by SIGKILL-ing the batch.
+fn run_batch_at_reader(
+    env: &PcscEnv,
+    csv: &std::path::Path,
+    journal: &std::path::Path,
+    faulty: Option<(usize, &[&str])>,
+    kill_after: Option<usize>,
+) -> Vec<serde_json::Value> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(tapkit_e2e::bin("provisioner"))
+        .args(["provision", "--csv"])
+        .arg(csv)
+        .args([
+            "--domain",
+            "book.example.com",
+            "--reader",
+            &env.reader0,
+            "--journal",
+        ])
+        .arg(journal)
+        .args(["--non-interactive", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut events = Vec::new();
+    let mut card: Option<SimCard> = None;
+    let mut partner_index = 0;
+    let mut cards_done = 0;
+    for line in out.lines() {
+        let ev: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        match ev["event"].as_str().unwrap() {
+            "next" => {
+                let mut args = vec!["--tag", "ntag215", "--reinsert-ms", "700"];
+                if let Some((i, f)) = faulty
+                    && i == partner_index
+                {
+                    args.extend_from_slice(f);
+                }
+                card = Some(SimCard::start(&env.reader0, env.port0, &args));
+                partner_index += 1;
+            }
+            "card" => {
+                if ev["outcome"] == "written" || ev["outcome"] == "already-provisioned" {
+                    cards_done += 1;
+                    if kill_after == Some(cards_done) {
+                        child.kill().unwrap();
+                        events.push(ev);
+                        break;
+                    }
+                    drop(card.take()); // take the card away; the batch waits for that
+                }
+            }
+            _ => {}
+        }
+        events.push(ev);
+    }
+    let _ = child.wait();
+    drop(card);
+    events
+}
+
+#[test]
+fn a_batch_at_the_reader_survives_a_pulled_card_and_a_crash() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tapkit-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("partners.csv");
+    let journal = dir.join("journal.jsonl");
+    let names = [
+        "Iron Gym",
+        "Café Zürich & Co.",
+        "Łódź Książki",
+        "Glow Day Spa",
+    ];
+    let mut text = String::from("name,code\n");
+    for (i, n) in names.iter().enumerate() {
+        text += &format!(
+            "\"{n}\",{}\n",
+            tapkit_core::code::ReferralCode::generate(n, 77 + i as u32)
+        );
+    }
+    std::fs::write(&csv, text).unwrap();
+
+    // First run: the second card is pulled mid-write and put back; the batch is killed
+    // (SIGKILL) right after its second card.
+    let ev = run_batch_at_reader(
+        &env,
+        &csv,
+        &journal,
+        Some((1, &["--fault", "pull-at-write:3"])),
+        Some(2),
+    );
+    let prompts: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["event"] == "prompt")
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        prompts
+            .iter()
+            .any(|p| p.contains("Café Zürich & Co. left the reader mid-write")),
+        "{prompts:?}"
+    );
+
+    // Second run with the same journal: resumes at the third partner.
+    let ev = run_batch_at_reader(&env, &csv, &journal, None, None);
+    let next: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["event"] == "next")
+        .map(|e| e["partner"].as_str().unwrap())
+        .collect();
+    assert_eq!(next, &names[2..]);
+    let summary = ev.iter().find(|e| e["event"] == "summary").unwrap();
+    assert_eq!(
+        (summary["done"].as_u64(), summary["skipped"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let written: Vec<&str> = lines
+        .iter()
+        .filter(|e| e["outcome"] == "written")
+        .map(|e| e["partner"].as_str().unwrap())
+        .collect();
+    assert_eq!(written, names);
+    let uids: std::collections::HashSet<&str> =
+        lines.iter().filter_map(|e| e["uid"].as_str()).collect();
+    assert_eq!(uids.len(), 4, "four different physical cards");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
