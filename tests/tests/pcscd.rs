@@ -341,16 +341,14 @@ fn run_batch_at_reader(
                 card = Some(SimCard::start(&env.reader0, env.port0, &args));
                 partner_index += 1;
             }
-            "card" => {
-                if ev["outcome"] == "written" || ev["outcome"] == "already-provisioned" {
-                    cards_done += 1;
-                    if kill_after == Some(cards_done) {
-                        child.kill().unwrap();
-                        events.push(ev);
-                        break;
-                    }
-                    drop(card.take()); // take the card away; the batch waits for that
+            "card" if ev["outcome"] == "written" || ev["outcome"] == "already-provisioned" => {
+                cards_done += 1;
+                if kill_after == Some(cards_done) {
+                    child.kill().unwrap();
+                    events.push(ev);
+                    break;
                 }
+                drop(card.take()); // take the card away; the batch waits for that
             }
             _ => {}
         }
