@@ -138,6 +138,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Render the print shop's files: a PDF of the partners' cards (CR80, 3 mm bleed,
+    /// crop marks, CMYK, embedded fonts, vector QR checked by a decoder), plus PNG/SVG
+    /// QR codes for the portal.
+    Print {
+        /// Partners from a CSV file with a header row: name,code[,kind].
+        #[arg(long)]
+        csv: PathBuf,
+        /// The brand's domain: QR codes encode https://DOMAIN/r/CODE?s=qr.
+        #[arg(long)]
+        domain: String,
+        /// per-card: one card per page (trim + bleed, plus a CSV of codes) for plastic-card
+        /// makers; a4 (10-up), letter (8-up), sra3 (21-up): imposed sheets with crop marks.
+        #[arg(long, value_enum, default_value = "per-card")]
+        layout: crate::print::layout::SheetKind,
+        /// The PDF to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write each partner's QR as a 1024 px PNG and an SVG into this folder.
+        #[arg(long)]
+        png_dir: Option<PathBuf>,
+        /// Card template (TOML, see assets/templates/default.toml); default: built in.
+        #[arg(long)]
+        template: Option<PathBuf>,
+        /// Write the layout (page boxes, card and QR positions) as JSON here.
+        #[arg(long)]
+        layout_json: Option<PathBuf>,
+        /// Fronts only (no back pages / back sheets).
+        #[arg(long)]
+        no_backs: bool,
+    },
     /// Serve one emulated tag to pcscd through the vpcd virtual reader until interrupted.
     ///
     /// pcscd must run with the vpcd driver (package vsmartcard-vpcd); the card appears

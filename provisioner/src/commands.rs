@@ -133,6 +133,25 @@ pub fn run(cli: Cli) -> ExitStatus {
             };
             (json, provision(&args))
         }
+        Command::Print {
+            csv,
+            domain,
+            layout,
+            out,
+            png_dir,
+            template,
+            layout_json,
+            no_backs,
+        } => {
+            let job = crate::print::PrintJob {
+                layout,
+                out,
+                png_dir,
+                layout_json,
+                backs: !no_backs,
+            };
+            (false, print(&csv, &domain, template.as_deref(), &job))
+        }
         Command::SimCard {
             vpcd,
             tag,
@@ -590,6 +609,42 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
             "{} partners did not get a card; run the same command again to retry them",
             summary.failed
         )));
+    }
+    Ok(())
+}
+
+fn print(
+    csv: &std::path::Path,
+    domain: &str,
+    template: Option<&std::path::Path>,
+    job: &crate::print::PrintJob,
+) -> Result<(), DriverError> {
+    crate::partners::check_domain(domain).map_err(DriverError::BadInput)?;
+    let list = crate::partners::read_csv(csv).map_err(|e| DriverError::BadInput(e.to_string()))?;
+    for e in &list.errors {
+        eprintln!("{}: {e} — skipped", csv.display());
+    }
+    if list.partners.is_empty() {
+        return Err(DriverError::BadInput(format!(
+            "{} has no usable partner rows",
+            csv.display()
+        )));
+    }
+    let t = match template {
+        Some(p) => crate::print::template::Template::load(p),
+        None => crate::print::template::Template::builtin(),
+    }
+    .map_err(DriverError::BadInput)?;
+    let r = crate::print::run(&list.partners, domain, &t, job)
+        .map_err(|e| DriverError::BadInput(e.to_string()))?;
+    println!(
+        "{} cards on {} pages ({} KB).",
+        r.cards,
+        r.pages,
+        r.pdf_bytes / 1024
+    );
+    for f in &r.files {
+        println!("  {f}");
     }
     Ok(())
 }

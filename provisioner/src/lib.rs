@@ -11,6 +11,7 @@ pub mod hex;
 pub mod journal;
 pub mod partners;
 pub mod pcsc_transport;
+pub mod print;
 pub mod provision;
 pub mod sim;
 pub mod transport;
