@@ -3,7 +3,7 @@
 #   install-deps.sh build   C libraries the Rust build links against (libpcsclite via pkg-config)
 #   install-deps.sh pcsc    pcscd and the vsmartcard vpcd virtual reader (real PC/SC in tests)
 #   install-deps.sh python  python3 + venv, for pyscard + ndeflib (the independent PC/SC client and NDEF decoder)
-#   install-deps.sh print   poppler-utils and zbar-tools: PDF boxes/fonts/rendering and an independent QR decoder
+#   install-deps.sh print   poppler-utils, qpdf and zbar-tools: PDF boxes/fonts/streams/rendering and an independent QR decoder
 set -euo pipefail
 want=()
 for group in "$@"; do
@@ -11,7 +11,7 @@ for group in "$@"; do
     build) want+=(pkgconf libpcsclite-dev) ;;
     pcsc) want+=(pcscd vsmartcard-vpcd libpcsclite-dev pkgconf) ;;
     python) want+=(python3 python3-venv) ;;
-    print) want+=(poppler-utils zbar-tools) ;;
+    print) want+=(poppler-utils zbar-tools qpdf) ;;
     *) echo "install-deps: unknown group $group" >&2; exit 2 ;;
   esac
 done

@@ -188,6 +188,32 @@ fn one_card_per_page_has_correct_boxes_fonts_codes_and_text() {
         );
     }
 
+    // CMYK only: no RGB or grey colour operators anywhere in the decompressed streams.
+    let qdf = d.p("out.qdf");
+    let q = tool(
+        "qpdf",
+        &[
+            "--qdf",
+            "--object-streams=disable",
+            d.p("out.pdf").to_str().unwrap(),
+            qdf.to_str().unwrap(),
+        ],
+    );
+    assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
+    let raw = String::from_utf8_lossy(&std::fs::read(&qdf).unwrap()).into_owned();
+    let ops: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    for banned in ["rg", "RG", "g", "G", "sc", "scn"] {
+        assert!(
+            !ops.contains(&banned),
+            "colour operator {banned} found: not CMYK-only"
+        );
+    }
+    assert!(ops.contains(&"k"), "CMYK fills are present");
+    assert!(raw.contains("/DeviceCMYK"), "the logo is a CMYK image");
+
     // Non-ASCII names come out as text (ToUnicode), the long one on two lines.
     let text = String::from_utf8_lossy(
         &tool("pdftotext", &[d.p("out.pdf").to_str().unwrap(), "-"]).stdout,

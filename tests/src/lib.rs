@@ -116,26 +116,26 @@ impl SimCard {
     /// Starts `provisioner sim-card` on `port` with extra `args` and waits until pcscd
     /// sees the card on `reader`.
     pub fn start(reader: &str, port: u16, args: &[&str]) -> Self {
+        let log =
+            std::env::temp_dir().join(format!("tapkit-simcard-{}-{port}.log", std::process::id()));
+        let log_file = std::fs::File::create(&log).expect("a log file for sim-card");
         let child = Command::new(bin("provisioner"))
-            .args(["sim-card", "--vpcd", &format!("127.0.0.1:{port}")])
+            .args(["-v", "sim-card", "--vpcd", &format!("127.0.0.1:{port}")])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("TAPKIT_TEST_VERBOSE").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(log_file)
             .spawn()
             .expect("sim-card starts");
+        // Owned before any assertion, so a failed start still kills the process.
         let card = Self {
             child,
             reader: reader.to_owned(),
         };
-        assert!(
-            wait_card(reader, true, Duration::from_secs(10)),
-            "the emulated card never appeared on {reader}"
-        );
+        if !wait_card(reader, true, Duration::from_secs(20)) {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("the emulated card never appeared on {reader}; sim-card said:\n{text}");
+        }
         card
     }
 }

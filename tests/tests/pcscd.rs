@@ -434,3 +434,64 @@ fn a_batch_at_the_reader_survives_a_pulled_card_and_a_crash() {
     assert_eq!(uids.len(), 4, "four different physical cards");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn ctrl_c_while_waiting_for_a_card_stops_the_batch_cleanly() {
+    use std::io::BufRead;
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tapkit-sigint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("p.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "name,code\nIron Gym,{}\n",
+            tapkit_core::code::ReferralCode::generate("Iron Gym", 5)
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(tapkit_e2e::bin("provisioner"))
+        .args([
+            "provision",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--domain",
+            "book.example.com",
+            "--reader",
+            &env.reader0,
+        ])
+        .args([
+            "--journal",
+            dir.join("j.jsonl").to_str().unwrap(),
+            "--non-interactive",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["event"], "next");
+    // No card is coming: the batch blocks in SCardGetStatusChange until SIGINT cancels it.
+    std::thread::sleep(Duration::from_millis(300));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<serde_json::Value> = lines
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    let status = child.wait().unwrap();
+    let summary = rest
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .expect("a summary after Ctrl-C");
+    assert_eq!(summary["stopped"], true);
+    assert_eq!(summary["remaining"], 1);
+    assert!(status.success(), "a clean stop exits 0");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -117,7 +117,9 @@ impl QrMatrix {
 
     /// Decodes a raster of this code with rqrr; `Some(text)` if it reads.
     pub fn read_back(&self, blank: usize) -> Option<String> {
-        let (side, img) = self.raster(4, blank);
+        // A full raster decode (finder detection included) costs ~3.8 ms per code at any
+        // resolution: most of `print`'s time, kept on purpose (BENCHMARKS.md).
+        let (side, img) = self.raster(2, blank);
         let mut prepared =
             rqrr::PreparedImage::prepare_from_greyscale(side, side, |x, y| img[y * side + x]);
         let grids = prepared.detect_grids();
