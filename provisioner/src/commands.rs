@@ -40,15 +40,7 @@ fn status_of(e: &DriverError) -> ExitStatus {
         DriverError::BadInput(_) => ExitStatus::Usage,
         DriverError::Incomplete(_) => ExitStatus::Failed,
         e if e.is_retryable() => ExitStatus::Retry,
-        DriverError::Unsupported { .. }
-        | DriverError::DoesNotFit { .. }
-        | DriverError::Locked
-        | DriverError::HoldsOtherUrl { .. }
-        | DriverError::Content(_)
-        | DriverError::PasswordRequired
-        | DriverError::WrongPassword
-        | DriverError::Mirror(_)
-        | DriverError::NeedsConfirmation => ExitStatus::CardRefused,
+        e if e.is_refusal() => ExitStatus::CardRefused,
         _ => ExitStatus::Failed,
     }
 }
@@ -558,31 +550,47 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
     let interactive =
         !a.non_interactive && !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut reporter = Reporter::new(a.json, interactive);
-    let map = |e: batch::BatchError| match e {
-        batch::BatchError::Reader(d) => d,
-        other => DriverError::BadInput(other.to_string()),
-    };
+    fn go<F: batch::CardFeed>(
+        feed: &mut F,
+        list: &crate::partners::PartnerList,
+        journal: &mut crate::journal::Journal,
+        prior: &[crate::journal::Entry],
+        opts: &BatchOptions,
+        reporter: &mut Reporter,
+        stop: &AtomicBool,
+    ) -> Result<batch::Summary, DriverError> {
+        batch::run_batch(feed, &list.partners, journal, prior, opts, reporter, stop).map_err(|e| {
+            match e {
+                batch::BatchError::Reader(d) => d,
+                other => DriverError::BadInput(other.to_string()),
+            }
+        })
+    }
     let summary = if a.reader.reader.as_deref() == Some("sim") {
         let script = batch::parse_script(&a.sim_cards).map_err(DriverError::BadInput)?;
         let mut feed = SimFeed::new(script, sim::random_seed());
         let s = stop.clone();
         let _ = ctrlc::set_handler(move || s.store(true, Ordering::Relaxed));
-        batch::run_batch(
+        go(
             &mut feed,
-            &list.partners,
+            &list,
             &mut journal,
             &prior,
             &opts,
             &mut reporter,
             &stop,
-        )
-        .map_err(map)?
+        )?
     } else {
         let name = match a.reader.reader.as_deref() {
             Some(n) => pcsc_transport::resolve_reader(n)?,
             None => match pcsc_transport::list_readers()?.as_slice() {
                 [one] => one.name.clone(),
-                _ => return Err(TransportError::NoSuchReader("choose a reader with --reader (provisioner readers lists them), or --reader sim".into()).into()),
+                _ => {
+                    return Err(TransportError::NoSuchReader(
+                        "choose a reader with --reader (provisioner readers lists them), or --reader sim".into(),
+                    )
+                    .into());
+                }
             },
         };
         let mut feed = PcscFeed::new(&name, stop.clone())?;
@@ -593,16 +601,15 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
             s.store(true, Ordering::Relaxed);
             let _ = canceller.cancel();
         });
-        batch::run_batch(
+        go(
             &mut feed,
-            &list.partners,
+            &list,
             &mut journal,
             &prior,
             &opts,
             &mut reporter,
             &stop,
-        )
-        .map_err(map)?
+        )?
     };
     if summary.failed > 0 {
         return Err(DriverError::Incomplete(format!(

@@ -110,6 +110,23 @@ pub enum DriverError {
 }
 
 impl DriverError {
+    /// Whether the card itself was refused (wrong type, too small, locked, protected,
+    /// holding something else): another card will do, the same one will not.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Unsupported { .. }
+                | Self::DoesNotFit { .. }
+                | Self::Locked
+                | Self::HoldsOtherUrl { .. }
+                | Self::Content(_)
+                | Self::PasswordRequired
+                | Self::WrongPassword
+                | Self::Mirror(_)
+                | Self::NeedsConfirmation
+        )
+    }
+
     /// Whether putting the same card back and retrying can succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(

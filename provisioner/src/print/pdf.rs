@@ -170,6 +170,20 @@ fn logo_op(res: &Resources, x: f32, y: f32, size_mm: f32) -> Option<Op> {
     })
 }
 
+/// Starts a card: clip to its slot, move to its trim origin, paint `background` (card
+/// coordinates) in the band colour. Ends with `RestoreGraphicsState`.
+fn begin_card(ops: &mut Vec<Op>, t: &Template, slot: Slot, background: Rect) {
+    ops.push(Op::SaveGraphicsState);
+    ops.push(rect_op(slot.clip, PaintMode::Clip));
+    ops.push(Op::SetTransformationMatrix {
+        matrix: CurTransMat::Translate(pt(slot.trim.x), pt(slot.trim.y)),
+    });
+    ops.push(Op::SetFillColor {
+        col: cmyk(t.brand.band_cmyk),
+    });
+    ops.push(rect_op(background, PaintMode::Fill));
+}
+
 /// Draws the front of one card into `slot`; returns its QR layout.
 fn front(
     ops: &mut Vec<Op>,
@@ -180,24 +194,14 @@ fn front(
 ) -> QrLayout {
     let b = t.card.bleed_mm;
     let safe = t.card.safe_mm;
-    ops.push(Op::SaveGraphicsState);
-    ops.push(rect_op(slot.clip, PaintMode::Clip));
-    ops.push(Op::SetTransformationMatrix {
-        matrix: CurTransMat::Translate(pt(slot.trim.x), pt(slot.trim.y)),
-    });
     // Full-bleed band.
-    ops.push(Op::SetFillColor {
-        col: cmyk(t.brand.band_cmyk),
-    });
-    ops.push(rect_op(
-        Rect {
-            x: -b,
-            y: -b,
-            w: t.brand.band_width_mm + b,
-            h: TRIM_H + 2.0 * b,
-        },
-        PaintMode::Fill,
-    ));
+    let band = Rect {
+        x: -b,
+        y: -b,
+        w: t.brand.band_width_mm + b,
+        h: TRIM_H + 2.0 * b,
+    };
+    begin_card(ops, t, slot, band);
     // Logo, name, tagline on the band.
     let mut y = TRIM_H - safe;
     if !t.front.logo_over_qr
@@ -304,23 +308,17 @@ fn front(
 /// Draws the back of one card.
 fn back(ops: &mut Vec<Op>, t: &Template, res: &Resources, face: &CardFace, slot: Slot) {
     let b = t.card.bleed_mm;
-    ops.push(Op::SaveGraphicsState);
-    ops.push(rect_op(slot.clip, PaintMode::Clip));
-    ops.push(Op::SetTransformationMatrix {
-        matrix: CurTransMat::Translate(pt(slot.trim.x), pt(slot.trim.y)),
-    });
-    ops.push(Op::SetFillColor {
-        col: cmyk(t.brand.band_cmyk),
-    });
-    ops.push(rect_op(
+    begin_card(
+        ops,
+        t,
+        slot,
         Rect {
             x: -b,
             y: -b,
             w: TRIM_W + 2.0 * b,
             h: TRIM_H + 2.0 * b,
         },
-        PaintMode::Fill,
-    ));
+    );
     let w = text_width_mm(&res.bold_font, &t.back.text, t.back.text_pt).unwrap_or(0.0);
     text_ops(
         ops,

@@ -66,20 +66,6 @@ pub enum BatchError {
     Reader(DriverError),
 }
 
-fn is_refusal(e: &DriverError) -> bool {
-    matches!(
-        e,
-        DriverError::Unsupported { .. }
-            | DriverError::DoesNotFit { .. }
-            | DriverError::Locked
-            | DriverError::HoldsOtherUrl { .. }
-            | DriverError::Content(_)
-            | DriverError::PasswordRequired
-            | DriverError::WrongPassword
-            | DriverError::Mirror(_)
-    )
-}
-
 fn card_left(e: &DriverError) -> bool {
     matches!(
         e,
@@ -284,7 +270,7 @@ fn provision_one<F: CardFeed>(
             }
             Err(e) if reader_gone(&e) => return Err(BatchError::Reader(e)),
             Err(e) => {
-                let refusal = is_refusal(&e);
+                let refusal = e.is_refusal();
                 entry.outcome = if refusal {
                     Outcome::Refused
                 } else {
