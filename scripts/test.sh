@@ -19,6 +19,10 @@ if [[ ! -x $venv/bin/python ]] || ! $venv/bin/python -c 'import smartcard, ndef'
 fi
 export TAPKIT_PYTHON=$PWD/$venv/bin/python
 
+step "PostgreSQL on 127.0.0.1:5432 (the store suite runs on it and on SQLite)"
+TAPKIT_TEST_PG_URL=$(scripts/ensure-postgres.sh)
+export TAPKIT_TEST_PG_URL TAPKIT_REQUIRE_PG=1
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -43,6 +47,8 @@ pcscd_passed=$(sed -n 's/.* \([0-9]\+\) passed.*/\1/p' <<<"$pcscd_line")
 total_passed=$(awk '/^test result:/{for(i=1;i<=NF;i++) if($(i+1) ~ /^passed/) s+=$i} END{print s+0}' "$log")
 total_failed=$(awk '/^test result:/{for(i=1;i<=NF;i++) if($(i+1) ~ /^failed/) s+=$i} END{print s+0}' "$log")
 echo "real pcscd + vpcd tests: ${pcscd_passed:-0} passed"
+store_line=$(awk '/Running tests\/store.rs/{f=1} f && /^test result:/{print; exit}' "$log")
+echo "store suite (SQLite and PostgreSQL): $(sed -n 's/.* \([0-9]\+\) passed.*/\1/p' <<<"$store_line") passed"
 echo "tests: ${total_passed:-0} passed, ${total_failed:-0} failed"
 if [[ $rc -ne 0 ]]; then
   echo "FAILED: cargo test exited $rc" >&2; exit "$rc"

@@ -1,0 +1,580 @@
+//! The store: programs, affiliates, cards, clicks, kill-switches and API tokens, on a
+//! SQLite file (default) or PostgreSQL (several replicas), behind one interface.
+//!
+//! Both databases run the same SQL through sqlx's `Any` driver: `$N` placeholders (which
+//! SQLite accepts too), integer Unix-millisecond times and text enums, so the same store
+//! test suite runs against both. Migrations are embedded per database
+//! (`migrations/sqlite`, `migrations/postgres`) and applied at start-up.
+
+use std::str::FromStr;
+
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, Row};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Store failures, mapped to HTTP statuses by the API layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL is not one we support.
+    #[error("TAPKIT_DATABASE_URL must start with sqlite:// or postgres:// (got {0:?})")]
+    BadUrl(String),
+    /// The row does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The card is bound to another affiliate.
+    #[error(
+        "card {uid} is already registered to affiliate {affiliate_id}; retire it first (POST /api/admin/cards/{card_id}/retire)"
+    )]
+    CardBound {
+        /// The card UID.
+        uid: String,
+        /// Who has it.
+        affiliate_id: i64,
+        /// Its card id.
+        card_id: i64,
+    },
+    /// No unique code could be generated (practically impossible).
+    #[error("could not generate a unique referral code; try again")]
+    CodeSpace,
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Anything else the database said.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A brand's referral program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Program {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Domain in card and QR URLs.
+    pub domain: String,
+    /// Where `/r/{code}` redirects.
+    pub booking_url: String,
+    /// Attribution cookie lifetime.
+    pub cookie_days: i64,
+    /// Last-touch (a newer click replaces the attribution) instead of first-touch.
+    pub last_touch: bool,
+}
+
+/// An affiliate (business partner, influencer or customer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Affiliate {
+    /// Id.
+    pub id: i64,
+    /// Program.
+    pub program_id: i64,
+    /// Name.
+    pub name: String,
+    /// `business`, `influencer` or `customer`.
+    pub kind: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// Referral code.
+    pub code: String,
+    /// Commission tier override, if any.
+    pub tier: Option<String>,
+    /// Contact (email or phone).
+    pub contact: Option<String>,
+    /// Created, Unix ms.
+    pub created_at: i64,
+}
+
+/// A physical NFC card bound to an affiliate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Card {
+    /// Id.
+    pub id: i64,
+    /// UID, upper-case hex.
+    pub uid: String,
+    /// Affiliate.
+    pub affiliate_id: i64,
+    /// `active`, `lost` or `retired`.
+    pub status: String,
+    /// Registered, Unix ms.
+    pub provisioned_at: i64,
+    /// Unbound (lost/retired), Unix ms.
+    pub ended_at: Option<i64>,
+    /// Highest tap counter seen.
+    pub last_counter: Option<i64>,
+}
+
+/// A click to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewClick {
+    /// When, Unix ms.
+    pub at: i64,
+    /// The code as resolved (or as given, when invalid).
+    pub code: String,
+    /// Affiliate, when the code resolved.
+    pub affiliate_id: Option<i64>,
+    /// `nfc`, `qr`, `kiosk`, `link`.
+    pub channel: &'static str,
+    /// Card, for NFC taps from a registered card.
+    pub card_id: Option<i64>,
+    /// Tap counter from the mirror.
+    pub counter: Option<i64>,
+    /// User agent (truncated).
+    pub user_agent: Option<String>,
+    /// Referer (truncated).
+    pub referer: Option<String>,
+    /// Keyed hash of the client IP (never the IP).
+    pub ip_hash: String,
+    /// `attributed`, `unattributed`, `preview`, `flagged`.
+    pub outcome: &'static str,
+    /// Why not attributed / why flagged.
+    pub reason: Option<&'static str>,
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn affiliate(r: &AnyRow) -> Result<Affiliate, sqlx::Error> {
+    Ok(Affiliate {
+        id: r.try_get("id")?,
+        program_id: r.try_get("program_id")?,
+        name: r.try_get("name")?,
+        kind: r.try_get("kind")?,
+        status: r.try_get("status")?,
+        code: r.try_get("code")?,
+        tier: r.try_get("tier")?,
+        contact: r.try_get("contact")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn card(r: &AnyRow) -> Result<Card, sqlx::Error> {
+    Ok(Card {
+        id: r.try_get("id")?,
+        uid: r.try_get("uid")?,
+        affiliate_id: r.try_get("affiliate_id")?,
+        status: r.try_get("status")?,
+        provisioned_at: r.try_get("provisioned_at")?,
+        ended_at: r.try_get("ended_at")?,
+        last_counter: r.try_get("last_counter")?,
+    })
+}
+
+const AFFILIATE_COLS: &str = "id, program_id, name, kind, status, code, tier, contact, created_at";
+const CARD_COLS: &str = "id, uid, affiliate_id, status, provisioned_at, ended_at, last_counter";
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    // getrandom only fails when the OS has no entropy source at all.
+    let _ = getrandom::fill(&mut b);
+    u32::from_le_bytes(b)
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::BadUrl(url.to_owned()));
+        };
+        let url = if backend == Backend::Sqlite && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_owned()
+        };
+        let mut opts =
+            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 8 } else { 16 });
+        if backend == Backend::Sqlite {
+            opts = opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL: readers never wait for the writer. FULL: a committed click
+                    // survives power loss, not only a process crash. busy_timeout: the
+                    // pool's writers queue instead of failing with "database is locked".
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = opts.connect(&url).await?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers (for `/healthz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Creates the program with id 1 if missing, or updates it to this configuration.
+    pub async fn ensure_program(&self, p: &Program) -> Result<Program, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT id FROM programs WHERE id = $1")
+            .bind(p.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let q = if exists.is_some() {
+            "UPDATE programs SET name = $2, domain = $3, booking_url = $4, cookie_days = $5, last_touch = $6 WHERE id = $1"
+        } else {
+            "INSERT INTO programs (id, name, domain, booking_url, cookie_days, last_touch) VALUES ($1, $2, $3, $4, $5, $6)"
+        };
+        sqlx::query(q)
+            .bind(p.id)
+            .bind(&p.name)
+            .bind(&p.domain)
+            .bind(&p.booking_url)
+            .bind(p.cookie_days)
+            .bind(i64::from(p.last_touch))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(p.clone())
+    }
+
+    /// Creates an affiliate with a fresh, unique referral code derived from its name.
+    pub async fn create_affiliate(
+        &self,
+        program_id: i64,
+        name: &str,
+        kind: &str,
+        contact: Option<&str>,
+    ) -> Result<Affiliate, StoreError> {
+        for _ in 0..16 {
+            let code = tapkit_core::code::ReferralCode::generate(name, random_u32());
+            let r = sqlx::query(&format!(
+                "INSERT INTO affiliates (program_id, name, kind, status, code, contact, created_at) \
+                 VALUES ($1, $2, $3, 'active', $4, $5, $6) RETURNING {AFFILIATE_COLS}"
+            ))
+            .bind(program_id)
+            .bind(name)
+            .bind(kind)
+            .bind(code.as_str())
+            .bind(contact)
+            .bind(now_ms())
+            .fetch_one(&self.pool)
+            .await;
+            match r {
+                Ok(row) => return Ok(affiliate(&row)?),
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::CodeSpace)
+    }
+
+    /// One affiliate.
+    pub async fn affiliate(&self, id: i64) -> Result<Affiliate, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {AFFILIATE_COLS} FROM affiliates WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("affiliate"))?;
+        Ok(affiliate(&row)?)
+    }
+
+    /// The affiliate with a (canonical) code.
+    pub async fn affiliate_by_code(&self, code: &str) -> Result<Option<Affiliate>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {AFFILIATE_COLS} FROM affiliates WHERE code = $1"
+        ))
+        .bind(code)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(affiliate).transpose()?)
+    }
+
+    /// Affiliates, oldest first; `needs_card` keeps active business partners without an
+    /// active card (what the provisioner asks for).
+    pub async fn affiliates(&self, needs_card: bool) -> Result<Vec<Affiliate>, StoreError> {
+        let filter = if needs_card {
+            " WHERE status = 'active' AND kind = 'business' AND NOT EXISTS \
+              (SELECT 1 FROM cards c WHERE c.affiliate_id = affiliates.id AND c.status = 'active')"
+        } else {
+            ""
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {AFFILIATE_COLS} FROM affiliates{filter} ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(affiliate).collect::<Result<_, _>>()?)
+    }
+
+    /// Sets `active` / `suspended`.
+    pub async fn set_affiliate_status(
+        &self,
+        id: i64,
+        status: &str,
+    ) -> Result<Affiliate, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE affiliates SET status = $2 WHERE id = $1 RETURNING {AFFILIATE_COLS}"
+        ))
+        .bind(id)
+        .bind(status)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("affiliate"))?;
+        Ok(affiliate(&row)?)
+    }
+
+    /// Binds a card UID to an affiliate. Registering the same binding again returns it;
+    /// a UID bound to someone else is refused until that card is retired.
+    pub async fn register_card(
+        &self,
+        affiliate_id: i64,
+        uid: &str,
+    ) -> Result<(Card, bool), StoreError> {
+        self.affiliate(affiliate_id).await?;
+        if let Some(c) = self.active_card(uid).await? {
+            if c.affiliate_id == affiliate_id {
+                return Ok((c, false));
+            }
+            return Err(StoreError::CardBound {
+                uid: uid.to_owned(),
+                affiliate_id: c.affiliate_id,
+                card_id: c.id,
+            });
+        }
+        let r = sqlx::query(&format!(
+            "INSERT INTO cards (uid, affiliate_id, status, provisioned_at) VALUES ($1, $2, 'active', $3) RETURNING {CARD_COLS}"
+        ))
+        .bind(uid)
+        .bind(affiliate_id)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await;
+        match r {
+            Ok(row) => Ok((card(&row)?, true)),
+            // Two registrations raced; the partial unique index decided.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                let c = self
+                    .active_card(uid)
+                    .await?
+                    .ok_or(StoreError::NotFound("card"))?;
+                if c.affiliate_id == affiliate_id {
+                    Ok((c, false))
+                } else {
+                    Err(StoreError::CardBound {
+                        uid: uid.to_owned(),
+                        affiliate_id: c.affiliate_id,
+                        card_id: c.id,
+                    })
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The active binding of a UID.
+    pub async fn active_card(&self, uid: &str) -> Result<Option<Card>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CARD_COLS} FROM cards WHERE uid = $1 AND status = 'active'"
+        ))
+        .bind(uid)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(card).transpose()?)
+    }
+
+    /// Marks a card `lost` or `retired` (its history stays; the UID may be bound anew).
+    pub async fn end_card(&self, card_id: i64, status: &str) -> Result<Card, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE cards SET status = $2, ended_at = $3 WHERE id = $1 AND status = 'active' RETURNING {CARD_COLS}"
+        ))
+        .bind(card_id)
+        .bind(status)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(card(&r)?),
+            None => Err(StoreError::NotFound("active card")),
+        }
+    }
+
+    /// Cards, optionally of one affiliate.
+    pub async fn cards(&self, affiliate_id: Option<i64>) -> Result<Vec<Card>, StoreError> {
+        let rows = match affiliate_id {
+            Some(a) => {
+                sqlx::query(&format!(
+                    "SELECT {CARD_COLS} FROM cards WHERE affiliate_id = $1 ORDER BY id"
+                ))
+                .bind(a)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("SELECT {CARD_COLS} FROM cards ORDER BY id"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows.iter().map(card).collect::<Result<_, _>>()?)
+    }
+
+    /// Raises a card's last seen counter if `counter` is higher; `false` means the
+    /// counter did not increase (a replayed or copied URL).
+    pub async fn advance_counter(&self, card_id: i64, counter: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE cards SET last_counter = $2 WHERE id = $1 AND (last_counter IS NULL OR last_counter < $2)")
+            .bind(card_id)
+            .bind(counter)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records a click; returns its id.
+    pub async fn insert_click(&self, c: &NewClick) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO clicks (at, code, affiliate_id, channel, card_id, counter, user_agent, referer, ip_hash, outcome, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        )
+        .bind(c.at)
+        .bind(&c.code)
+        .bind(c.affiliate_id)
+        .bind(c.channel)
+        .bind(c.card_id)
+        .bind(c.counter)
+        .bind(c.user_agent.as_deref())
+        .bind(c.referer.as_deref())
+        .bind(&c.ip_hash)
+        .bind(c.outcome)
+        .bind(c.reason)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// A click's affiliate and time, if it exists (to re-validate attribution tokens).
+    pub async fn click(&self, id: i64) -> Result<Option<(Option<i64>, i64, String)>, StoreError> {
+        let row = sqlx::query("SELECT affiliate_id, at, outcome FROM clicks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((
+                r.try_get("affiliate_id")?,
+                r.try_get("at")?,
+                r.try_get("outcome")?,
+            )),
+            None => None,
+        })
+    }
+
+    /// Number of clicks (tests and benchmarks compare it with the 302s sent).
+    pub async fn click_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM clicks")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
+    /// Turns a channel off for the program (`affiliate_id` None) or one affiliate.
+    pub async fn kill_channel(
+        &self,
+        program_id: i64,
+        affiliate_id: Option<i64>,
+        channel: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO kill_switches (program_id, affiliate_id, channel, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(program_id)
+            .bind(affiliate_id)
+            .bind(channel)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a channel is off for this affiliate (or its whole program).
+    pub async fn channel_killed(
+        &self,
+        program_id: i64,
+        affiliate_id: i64,
+        channel: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM kill_switches WHERE program_id = $1 AND channel = $3 \
+             AND (affiliate_id IS NULL OR affiliate_id = $2)",
+        )
+        .bind(program_id)
+        .bind(affiliate_id)
+        .bind(channel)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Stores an API token's hash.
+    pub async fn add_token(&self, name: &str, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_tokens (name, token_hash, created_at) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(token_hash)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a token hash is known.
+    pub async fn token_known(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" => Ok(Self::Postgres),
+            _ => Err(format!("unknown backend {s}")),
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The store suite, run against both databases: a fresh SQLite file, and a fresh
+//! PostgreSQL database on 127.0.0.1:5432 (created and dropped by the test).
+//! PostgreSQL missing is a skip with a note, or a failure under `TAPKIT_REQUIRE_PG=1`
+//! (set by scripts/test.sh, which starts or installs PostgreSQL first).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use tapkit_server::store::{Backend, NewClick, Program, Store, StoreError};
+
+async fn sqlite() -> (Store, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "tapkit-store-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("tapkit.db").display());
+    (Store::connect(&url).await.unwrap(), dir)
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        % 1_000_000_007
+}
+
+/// A fresh PostgreSQL database, or None (skip) when the server is not there.
+async fn postgres() -> Option<(Store, String)> {
+    let admin = std::env::var("TAPKIT_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    sqlx::any::install_default_drivers();
+    let conn = sqlx::AnyPool::connect(&admin).await;
+    let pool = match conn {
+        Ok(p) => p,
+        Err(e) if std::env::var("TAPKIT_REQUIRE_PG").as_deref() == Ok("1") => {
+            panic!("TAPKIT_REQUIRE_PG=1 but PostgreSQL at {admin} is not reachable: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: no PostgreSQL at {admin} ({e}); scripts/test.sh starts one");
+            return None;
+        }
+    };
+    let name = format!("tapkit_test_{}_{}", std::process::id(), rand_suffix());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').unwrap().0;
+    Some((
+        Store::connect(&format!("{base}/{name}")).await.unwrap(),
+        name,
+    ))
+}
+
+async fn drop_pg(name: &str) {
+    let admin = std::env::var("TAPKIT_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let pool = sqlx::AnyPool::connect(&admin).await.unwrap();
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&pool)
+        .await;
+}
+
+fn program() -> Program {
+    Program {
+        id: 1,
+        name: "Demo Detailing".into(),
+        domain: "book.example.com".into(),
+        booking_url: "https://book.example.com/booking".into(),
+        cookie_days: 30,
+        last_touch: false,
+    }
+}
+
+/// The suite every backend must pass.
+async fn suite(s: &Store) {
+    s.ping().await.unwrap();
+    s.ensure_program(&program()).await.unwrap();
+    s.ensure_program(&Program {
+        cookie_days: 2,
+        ..program()
+    })
+    .await
+    .unwrap();
+
+    // Affiliates with unique, valid codes.
+    let a = s
+        .create_affiliate(1, "Iron Gym", "business", Some("gym@example.com"))
+        .await
+        .unwrap();
+    let b = s
+        .create_affiliate(1, "Café Zürich & Co.", "influencer", None)
+        .await
+        .unwrap();
+    assert!(
+        a.code.starts_with("IRONGYM-") && tapkit_core::code::ReferralCode::parse(&a.code).is_ok()
+    );
+    assert!(b.code.starts_with("CAFEZURI-"));
+    assert_eq!(s.affiliate_by_code(&a.code).await.unwrap().unwrap(), a);
+    assert_eq!(s.affiliate_by_code("NOPE-00000").await.unwrap(), None);
+    assert!(matches!(
+        s.affiliate(999).await,
+        Err(StoreError::NotFound("affiliate"))
+    ));
+    // The database refuses what the API must never write.
+    let bad = s.create_affiliate(1, "Robot", "robot", None).await;
+    assert!(
+        matches!(bad, Err(StoreError::Db(_))),
+        "kind is checked by the database"
+    );
+
+    // Who needs a card: active business partners without an active card.
+    let needs: Vec<i64> = s
+        .affiliates(true)
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(needs, vec![a.id]);
+
+    // Cards: one affiliate per UID at a time; re-registering is idempotent.
+    let (c, new) = s.register_card(a.id, "04A1B2C3D4E5F6").await.unwrap();
+    assert!(new);
+    let (again, new) = s.register_card(a.id, "04A1B2C3D4E5F6").await.unwrap();
+    assert_eq!((again.id, new), (c.id, false));
+    let stolen = s.register_card(b.id, "04A1B2C3D4E5F6").await;
+    assert!(
+        matches!(stolen, Err(StoreError::CardBound { affiliate_id, .. }) if affiliate_id == a.id)
+    );
+    assert!(s.affiliates(true).await.unwrap().is_empty());
+
+    // Tap counters only move forward.
+    assert!(s.advance_counter(c.id, 3).await.unwrap());
+    assert!(
+        !s.advance_counter(c.id, 3).await.unwrap(),
+        "same counter again is a replay"
+    );
+    assert!(!s.advance_counter(c.id, 2).await.unwrap());
+    assert!(s.advance_counter(c.id, 4).await.unwrap());
+
+    // Retire, then the UID can be bound anew; history keeps both bindings.
+    let retired = s.end_card(c.id, "retired").await.unwrap();
+    assert_eq!(retired.status, "retired");
+    assert!(retired.ended_at.is_some());
+    assert!(matches!(
+        s.end_card(c.id, "lost").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let (c2, _) = s.register_card(b.id, "04A1B2C3D4E5F6").await.unwrap();
+    assert_ne!(c2.id, c.id);
+    assert_eq!(s.cards(None).await.unwrap().len(), 2);
+    assert_eq!(s.cards(Some(a.id)).await.unwrap().len(), 1);
+
+    // Suspension.
+    assert_eq!(
+        s.set_affiliate_status(a.id, "suspended")
+            .await
+            .unwrap()
+            .status,
+        "suspended"
+    );
+    assert!(s.set_affiliate_status(a.id, "frozen").await.is_err());
+
+    // Kill-switches: per affiliate and program-wide.
+    assert!(!s.channel_killed(1, b.id, "qr").await.unwrap());
+    s.kill_channel(1, Some(b.id), "qr").await.unwrap();
+    assert!(s.channel_killed(1, b.id, "qr").await.unwrap());
+    assert!(!s.channel_killed(1, a.id, "qr").await.unwrap());
+    s.kill_channel(1, None, "kiosk").await.unwrap();
+    assert!(s.channel_killed(1, a.id, "kiosk").await.unwrap());
+    assert!(s.kill_channel(1, None, "carrier-pigeon").await.is_err());
+
+    // Clicks.
+    let id = s
+        .insert_click(&NewClick {
+            at: 1_700_000_000_000,
+            code: b.code.clone(),
+            affiliate_id: Some(b.id),
+            channel: "nfc",
+            card_id: Some(c2.id),
+            counter: Some(7),
+            user_agent: Some("Mozilla/5.0".into()),
+            referer: None,
+            ip_hash: "ab12".into(),
+            outcome: "attributed",
+            reason: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        s.click(id).await.unwrap(),
+        Some((Some(b.id), 1_700_000_000_000, "attributed".into()))
+    );
+    assert_eq!(s.click(id + 1000).await.unwrap(), None);
+    assert_eq!(s.click_count().await.unwrap(), 1);
+
+    // API tokens by hash.
+    s.add_token("provisioner", "deadbeef").await.unwrap();
+    assert!(s.token_known("deadbeef").await.unwrap());
+    assert!(!s.token_known("beefdead").await.unwrap());
+}
+
+#[tokio::test]
+async fn the_store_suite_passes_on_sqlite() {
+    let (s, dir) = sqlite().await;
+    assert_eq!(s.backend(), Backend::Sqlite);
+    suite(&s).await;
+    // Reopening the file keeps everything (migrations are not re-applied).
+    drop(s);
+    let s = Store::connect(&format!("sqlite://{}", dir.join("tapkit.db").display()))
+        .await
+        .unwrap();
+    assert_eq!(s.click_count().await.unwrap(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn the_store_suite_passes_on_postgres() {
+    let Some((s, name)) = postgres().await else {
+        return;
+    };
+    assert_eq!(s.backend(), Backend::Postgres);
+    suite(&s).await;
+    drop(s);
+    drop_pg(&name).await;
+}
+
+#[tokio::test]
+async fn bad_database_urls_are_refused_clearly() {
+    let e = Store::connect("mysql://x").await.unwrap_err().to_string();
+    assert!(
+        e.contains("must start with sqlite:// or postgres://"),
+        "{e}"
+    );
+}
