@@ -1,6 +1,119 @@
-//! Tapkit attribution server: the data it keeps about programs, affiliates and their
-//! cards, and (next) the admin API and the `/r/{code}` hop.
+//! Tapkit attribution server: partners, their cards, the admin API, and the `/r/{code}`
+//! hop that turns a tap or scan into a logged click, a first-party cookie and a redirect
+//! to the booking site.
 //!
-//! Built so far: [`store`], the one storage interface over a SQLite file or PostgreSQL.
+//! [`store`] keeps the data (SQLite file or PostgreSQL), [`keys`] derives the IP hash and
+//! signed attribution tokens, [`admin`] and [`redirect`] are the route groups, [`app`]
+//! builds the router and [`serve`] runs it.
 
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod redirect;
 pub mod store;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::json;
+
+/// Shared state of the routes.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+/// What the routes share.
+#[derive(Debug)]
+pub struct Inner {
+    /// The store.
+    pub store: store::Store,
+    /// Keys derived from the server secret.
+    pub keys: keys::Keys,
+    /// Effective configuration.
+    pub config: config::Config,
+    /// The default program.
+    pub program: store::Program,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl AppState {
+    /// Connects the store, applies migrations and writes the configured program.
+    pub async fn new(config: config::Config, secret: &[u8]) -> Result<Self, store::StoreError> {
+        let store = store::Store::connect(&config.database_url).await?;
+        let program = store.ensure_program(&config.program_row()).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                keys: keys::Keys::new(secret),
+                config,
+                program,
+            }),
+        })
+    }
+}
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/r/{code}", get(redirect::tap))
+        .route("/healthz", get(healthz))
+        .merge(admin::routes())
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .with_state(state)
+}
+
+async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    match s.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(json!({ "status": "ok", "database": s.store.backend() })),
+        ),
+        Err(e) => {
+            tracing::error!(%e, "health check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({ "status": "database unreachable" })),
+            )
+        }
+    }
+}
+
+/// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests.
+pub async fn serve(state: AppState) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, database = ?state.store.backend(), "serving");
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+}
+
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

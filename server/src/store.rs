@@ -418,6 +418,27 @@ impl Store {
         Ok(row.as_ref().map(card).transpose()?)
     }
 
+    /// The latest binding of a UID, active or not (to tell a revoked card apart).
+    pub async fn latest_card(&self, uid: &str) -> Result<Option<Card>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CARD_COLS} FROM cards WHERE uid = $1 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(uid)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(card).transpose()?)
+    }
+
+    /// Clicks from one hashed IP since `since_ms` (for the rate limit).
+    pub async fn clicks_from(&self, ip_hash: &str, since_ms: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM clicks WHERE ip_hash = $1 AND at >= $2")
+            .bind(ip_hash)
+            .bind(since_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// Marks a card `lost` or `retired` (its history stays; the UID may be bound anew).
     pub async fn end_card(&self, card_id: i64, status: &str) -> Result<Card, StoreError> {
         let row = sqlx::query(&format!(

@@ -1,0 +1,273 @@
+//! The admin API (JSON, bearer-token auth): affiliates, their cards, kill-switches.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::keys::token_hash;
+use crate::store::Affiliate;
+
+/// JSON body extractor whose errors are [`ApiError`]s (field named, never a 500).
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(v) = Json::<T>::from_request(req, state).await?;
+        Ok(Self(v))
+    }
+}
+
+/// Proof that the request carries a known admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        if state.store.token_known(&token_hash(token.trim())).await? {
+            Ok(Self)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// The admin routes, under `/api/admin`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/admin/affiliates",
+            post(create_affiliate).get(list_affiliates),
+        )
+        .route("/api/admin/affiliates/{id}", get(get_affiliate))
+        .route("/api/admin/affiliates/{id}/suspend", post(suspend))
+        .route("/api/admin/affiliates/{id}/reactivate", post(reactivate))
+        .route("/api/admin/cards", post(register_card).get(list_cards))
+        .route("/api/admin/cards/{id}/retire", post(retire_card))
+        .route("/api/admin/cards/{id}/lost", post(lose_card))
+        .route("/api/admin/kill-switches", post(kill))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAffiliate {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    contact: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AffiliateOut {
+    #[serde(flatten)]
+    affiliate: Affiliate,
+    /// The plain link / card URL.
+    url: String,
+}
+
+fn out(state: &AppState, a: Affiliate) -> AffiliateOut {
+    let url = format!("https://{}/r/{}", state.config.program.domain, a.code);
+    AffiliateOut { affiliate: a, url }
+}
+
+async fn create_affiliate(
+    _: Admin,
+    State(s): State<AppState>,
+    Body(b): Body<NewAffiliate>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = b.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::field("name", "name must be 1 to 200 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "name",
+            "name must not contain control characters",
+        ));
+    }
+    if !matches!(b.kind.as_str(), "business" | "influencer" | "customer") {
+        return Err(ApiError::field(
+            "kind",
+            format!("kind {:?} is not business, influencer or customer", b.kind),
+        ));
+    }
+    if b.contact.as_ref().is_some_and(|c| c.len() > 200) {
+        return Err(ApiError::field(
+            "contact",
+            "contact must be at most 200 characters",
+        ));
+    }
+    let a = s
+        .store
+        .create_affiliate(1, name, &b.kind, b.contact.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(out(&s, a))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AffiliateFilter {
+    #[serde(default)]
+    needs_card: bool,
+}
+
+async fn list_affiliates(
+    _: Admin,
+    State(s): State<AppState>,
+    q: Result<Query<AffiliateFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(f) = q.map_err(|e| ApiError::field("needs_card", e.body_text()))?;
+    let list = s.store.affiliates(f.needs_card).await?;
+    Ok(Json(
+        list.into_iter().map(|a| out(&s, a)).collect::<Vec<_>>(),
+    ))
+}
+
+fn id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::field("id", format!("{raw:?} is not an id")))
+}
+
+async fn get_affiliate(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(out(&s, s.store.affiliate(id(&raw)?).await?)))
+}
+
+async fn suspend(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(out(
+        &s,
+        s.store.set_affiliate_status(id(&raw)?, "suspended").await?,
+    )))
+}
+
+async fn reactivate(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(out(
+        &s,
+        s.store.set_affiliate_status(id(&raw)?, "active").await?,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCard {
+    affiliate_id: i64,
+    uid: String,
+}
+
+/// A 7-byte NTAG UID as 14 hex digits, upper case.
+fn normalise_uid(uid: &str) -> Result<String, ApiError> {
+    let u: String = uid
+        .chars()
+        .filter(|c| !matches!(c, ':' | ' ' | '-'))
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if u.len() == 14 && u.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(u)
+    } else {
+        Err(ApiError::field(
+            "uid",
+            format!("uid {uid:?} is not a 7-byte NTAG UID (14 hex digits, like 04A1B2C3D4E5F6)"),
+        ))
+    }
+}
+
+async fn register_card(
+    _: Admin,
+    State(s): State<AppState>,
+    Body(b): Body<NewCard>,
+) -> Result<impl IntoResponse, ApiError> {
+    let uid = normalise_uid(&b.uid)?;
+    let (card, new) = s.store.register_card(b.affiliate_id, &uid).await?;
+    Ok((
+        if new {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(card),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CardFilter {
+    affiliate_id: Option<i64>,
+}
+
+async fn list_cards(
+    _: Admin,
+    State(s): State<AppState>,
+    q: Result<Query<CardFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(f) = q.map_err(|e| ApiError::field("affiliate_id", e.body_text()))?;
+    Ok(Json(s.store.cards(f.affiliate_id).await?))
+}
+
+async fn retire_card(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.store.end_card(id(&raw)?, "retired").await?))
+}
+
+async fn lose_card(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.store.end_card(id(&raw)?, "lost").await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kill {
+    channel: String,
+    #[serde(default)]
+    affiliate_id: Option<i64>,
+}
+
+async fn kill(
+    _: Admin,
+    State(s): State<AppState>,
+    Body(b): Body<Kill>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !matches!(b.channel.as_str(), "nfc" | "qr" | "kiosk" | "link") {
+        return Err(ApiError::field(
+            "channel",
+            format!("channel {:?} is not nfc, qr, kiosk or link", b.channel),
+        ));
+    }
+    if let Some(a) = b.affiliate_id {
+        s.store.affiliate(a).await?;
+    }
+    s.store.kill_channel(1, b.affiliate_id, &b.channel).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "channel": b.channel, "affiliate_id": b.affiliate_id, "killed": true })),
+    ))
+}

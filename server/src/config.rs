@@ -1,0 +1,190 @@
+//! Configuration: a TOML file (`--config`, see `server/tapkit.sample.toml`) with
+//! environment overrides. Secrets never come from the file's text: the server secret is
+//! read from `TAPKIT_SECRET_FILE` (or created, owner-only, in the data directory).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::store::Program;
+
+/// The program section of the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProgramConfig {
+    /// Program name.
+    pub name: String,
+    /// The brand's domain in card and QR URLs.
+    pub domain: String,
+    /// Where `/r/{code}` sends people.
+    pub booking_url: String,
+    /// Attribution cookie lifetime in days.
+    pub cookie_days: i64,
+    /// Last-touch attribution instead of first-touch.
+    pub last_touch: bool,
+    /// Cookie `Domain` attribute (e.g. `example.com` to share with `book.example.com`);
+    /// none: host-only on the host that served `/r/`.
+    pub cookie_domain: Option<String>,
+}
+
+impl Default for ProgramConfig {
+    fn default() -> Self {
+        Self {
+            name: "Tapkit demo program".into(),
+            domain: "book.example.com".into(),
+            booking_url: "https://book.example.com/".into(),
+            cookie_days: 30,
+            last_touch: false,
+            cookie_domain: None,
+        }
+    }
+}
+
+/// The config file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Listen address.
+    pub listen: Option<SocketAddr>,
+    /// Database URL.
+    pub database_url: Option<String>,
+    /// Data directory (SQLite file and generated secret).
+    pub data_dir: Option<PathBuf>,
+    /// Clicks per hour from one hashed IP before attribution stops (0 = no limit).
+    pub rate_limit_per_hour: Option<u32>,
+    /// The default program.
+    pub program: ProgramConfig,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Database URL.
+    pub database_url: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Per-IP click limit per hour (0 = off).
+    pub rate_limit_per_hour: u32,
+    /// The default program.
+    pub program: ProgramConfig,
+}
+
+/// Reads the config file (if any) and applies `TAPKIT_*` environment overrides.
+pub fn load(path: Option<&Path>) -> Result<Config, String> {
+    let file: FileConfig = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read config {}: {e}", p.display()))?;
+            toml::from_str(&text).map_err(|e| format!("config {}: {e}", p.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let data_dir = env("TAPKIT_DATA_DIR")
+        .map(PathBuf::from)
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("tapkit-data"));
+    let listen = match env("TAPKIT_LISTEN") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("TAPKIT_LISTEN={v:?} is not an address like 127.0.0.1:8080"))?,
+        None => file
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+    };
+    let database_url = env("TAPKIT_DATABASE_URL")
+        .or(file.database_url)
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tapkit.db").display()));
+    let rate_limit_per_hour = match env("TAPKIT_RATE_LIMIT_PER_HOUR") {
+        Some(v) => v.parse().map_err(|_| {
+            format!(
+                "TAPKIT_RATE_LIMIT_PER_HOUR={v:?} is not a whole number (0 turns the limit off)"
+            )
+        })?,
+        None => file.rate_limit_per_hour.unwrap_or(50),
+    };
+    let p = &file.program;
+    if !p.booking_url.starts_with("https://") && !p.booking_url.starts_with("http://") {
+        return Err(format!(
+            "program.booking_url {:?} must be an http(s) URL",
+            p.booking_url
+        ));
+    }
+    if !(1..=400).contains(&p.cookie_days) {
+        return Err(format!(
+            "program.cookie_days is {}; use 1 to 400 days",
+            p.cookie_days
+        ));
+    }
+    Ok(Config {
+        listen,
+        database_url,
+        data_dir,
+        rate_limit_per_hour,
+        program: file.program,
+    })
+}
+
+impl Config {
+    /// The default program row.
+    pub fn program_row(&self) -> Program {
+        Program {
+            id: 1,
+            name: self.program.name.clone(),
+            domain: self.program.domain.clone(),
+            booking_url: self.program.booking_url.clone(),
+            cookie_days: self.program.cookie_days,
+            last_touch: self.program.last_touch,
+        }
+    }
+
+    /// The server secret: `TAPKIT_SECRET_FILE`, else `<data dir>/secret`, created with
+    /// owner-only permissions on first start.
+    pub fn secret(&self) -> Result<Vec<u8>, String> {
+        let path = std::env::var_os("TAPKIT_SECRET_FILE")
+            .map_or_else(|| self.data_dir.join("secret"), PathBuf::from);
+        match std::fs::read_to_string(&path) {
+            Ok(s) if s.trim().len() >= 32 => Ok(s.trim().as_bytes().to_vec()),
+            Ok(_) => Err(format!(
+                "the secret in {} is shorter than 32 characters; put a long random value there",
+                path.display()
+            )),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && std::env::var_os("TAPKIT_SECRET_FILE").is_none() =>
+            {
+                std::fs::create_dir_all(&self.data_dir)
+                    .map_err(|e| format!("cannot create {}: {e}", self.data_dir.display()))?;
+                let secret = crate::keys::new_secret();
+                write_private(&path, &secret)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                tracing::info!(path = %path.display(), "created a new server secret");
+                Ok(secret.into_bytes())
+            }
+            Err(e) => Err(format!(
+                "cannot read the secret file {}: {e}",
+                path.display()
+            )),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}

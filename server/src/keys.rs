@@ -1,0 +1,184 @@
+//! Secrets and what is derived from them: the keyed hash of client IPs (the raw IP is
+//! never stored or logged), signed attribution tokens for the cookie, and API tokens
+//! (only their SHA-256 is stored).
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The server's keys, derived from one secret so each use has its own key.
+#[derive(Clone)]
+pub struct Keys {
+    ip: HmacSha256,
+    cookie: HmacSha256,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(..)") // never print key material
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+const ANY_KEY_LENGTH: &str = "HMAC-SHA256 takes keys of any length";
+
+fn derive(secret: &[u8], purpose: &str) -> HmacSha256 {
+    let mut m = HmacSha256::new_from_slice(secret).expect(ANY_KEY_LENGTH);
+    m.update(purpose.as_bytes());
+    let key = m.finalize().into_bytes();
+    HmacSha256::new_from_slice(&key).expect(ANY_KEY_LENGTH)
+}
+
+/// A parsed attribution token: which click, issued when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attribution {
+    /// The click id.
+    pub click_id: i64,
+    /// Issued at, Unix ms.
+    pub issued_ms: i64,
+}
+
+impl Keys {
+    /// Keys from the server secret (at least 32 bytes).
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            ip: derive(secret, "tapkit ip hash v1"),
+            cookie: derive(secret, "tapkit attribution cookie v1"),
+        }
+    }
+
+    /// Keyed hash of a client IP: 128 bits of HMAC-SHA256, hex.
+    pub fn ip_hash(&self, ip: &str) -> String {
+        let mut m = self.ip.clone();
+        m.update(ip.as_bytes());
+        hex(&m.finalize().into_bytes()[..16])
+    }
+
+    fn cookie_mac(&self, click_id: i64, issued_ms: i64) -> HmacSha256 {
+        let mut m = self.cookie.clone();
+        m.update(format!("{click_id}.{issued_ms}").as_bytes());
+        m
+    }
+
+    /// The cookie value naming a click: `v1.<click>.<issued ms>.<HMAC hex>`.
+    pub fn sign_attribution(&self, click_id: i64, issued_ms: i64) -> String {
+        let mac = self.cookie_mac(click_id, issued_ms).finalize().into_bytes();
+        format!("v1.{click_id}.{issued_ms}.{}", hex(&mac))
+    }
+
+    /// Checks a cookie value (constant-time MAC comparison); anything forged, tampered
+    /// with or malformed is `None`.
+    pub fn verify_attribution(&self, token: &str) -> Option<Attribution> {
+        let mut parts = token.split('.');
+        let (Some("v1"), Some(click), Some(issued), Some(mac), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let click_id: i64 = click.parse().ok()?;
+        let issued_ms: i64 = issued.parse().ok()?;
+        if mac.len() != 64 {
+            return None;
+        }
+        let bytes: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(mac.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect::<Option<_>>()?;
+        self.cookie_mac(click_id, issued_ms)
+            .verify_slice(&bytes)
+            .ok()?;
+        Some(Attribution {
+            click_id,
+            issued_ms,
+        })
+    }
+}
+
+/// A new API token: `tk_` + 32 random bytes in hex.
+pub fn new_api_token() -> String {
+    let mut b = [0u8; 32];
+    // Without OS randomness no safe token can be made; fail loudly rather than weakly.
+    getrandom::fill(&mut b).unwrap_or_else(|e| panic!("no OS randomness for an API token: {e}"));
+    format!("tk_{}", hex(&b))
+}
+
+/// What is stored for an API token: its SHA-256, hex.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// A new random server secret (hex), for a fresh data directory.
+pub fn new_secret() -> String {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b)
+        .unwrap_or_else(|e| panic!("no OS randomness for the server secret: {e}"));
+    hex(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribution_tokens_verify_and_resist_tampering() {
+        let k = Keys::new(b"0123456789abcdef0123456789abcdef");
+        let t = k.sign_attribution(42, 1_700_000_000_000);
+        assert_eq!(
+            k.verify_attribution(&t),
+            Some(Attribution {
+                click_id: 42,
+                issued_ms: 1_700_000_000_000
+            })
+        );
+        let forged = t.replacen("v1.42.", "v1.43.", 1);
+        assert_eq!(k.verify_attribution(&forged), None);
+        let other = Keys::new(b"another secret another secret 00");
+        assert_eq!(other.verify_attribution(&t), None);
+        for junk in [
+            "",
+            "v1",
+            "v1.1.2",
+            "v1.a.b.c",
+            "v2.1.2.00",
+            &format!("{t}.x"),
+            &t[..t.len() - 1],
+        ] {
+            assert_eq!(k.verify_attribution(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn ip_hashes_are_keyed_and_stable() {
+        let k = Keys::new(b"0123456789abcdef0123456789abcdef");
+        assert_eq!(k.ip_hash("203.0.113.9"), k.ip_hash("203.0.113.9"));
+        assert_ne!(k.ip_hash("203.0.113.9"), k.ip_hash("203.0.113.10"));
+        assert_ne!(
+            k.ip_hash("203.0.113.9"),
+            Keys::new(b"x").ip_hash("203.0.113.9")
+        );
+        assert_eq!(k.ip_hash("203.0.113.9").len(), 32);
+        assert!(!format!("{k:?}").contains("0123"));
+    }
+
+    #[test]
+    fn api_tokens_are_random_and_hashed() {
+        let (a, b) = (new_api_token(), new_api_token());
+        assert_ne!(a, b);
+        assert!(a.starts_with("tk_") && a.len() == 67);
+        assert_eq!(token_hash(&a).len(), 64);
+        assert_ne!(token_hash(&a), token_hash(&b));
+    }
+}

@@ -1,0 +1,255 @@
+//! `GET /r/{code}`: check the code, find the affiliate, detect the channel (NFC card with
+//! its UID/counter mirror, printed QR, plain link), log the click (with a keyed hash of
+//! the IP), set the first-party cookie pair, and redirect to the booking site. Every
+//! refusal still redirects, without attribution, with the reason recorded.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tapkit_core::code::ReferralCode;
+use tapkit_core::ntag::parse_mirror_text;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::store::{NewClick, now_ms};
+
+/// The HttpOnly attribution cookie.
+pub const COOKIE: &str = "tapkit_ref";
+/// Its copy readable by the checkout's JavaScript.
+pub const COOKIE_JS: &str = "tapkit_ref_js";
+
+/// Query parameters a tap or scan may carry.
+#[derive(Debug, Default)]
+pub struct Params {
+    /// UID/counter mirror from the NTAG chip: `04A1B2C3D4E5F6x00002A`.
+    m: Option<String>,
+    /// Source: `qr` for printed QR codes.
+    s: Option<String>,
+}
+
+impl Params {
+    /// Lenient parsing: any query string is accepted (first value of a repeated key
+    /// wins, unknown keys such as utm_* are ignored), so a customer always gets the
+    /// redirect, never an error page.
+    fn parse(q: Option<&str>) -> Self {
+        let mut p = Self::default();
+        for pair in q.unwrap_or("").split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = v.chars().take(64).collect::<String>();
+            match k {
+                "m" if p.m.is_none() => p.m = Some(v),
+                "s" if p.s.is_none() => p.s = Some(v),
+                _ => {}
+            }
+        }
+        p
+    }
+}
+
+/// Link-preview fetchers and crawlers: they get the redirect but no cookie and count
+/// as previews, not clicks.
+const PREVIEW_AGENTS: [&str; 16] = [
+    "facebookexternalhit",
+    "facebot",
+    "twitterbot",
+    "slackbot",
+    "whatsapp",
+    "telegrambot",
+    "discordbot",
+    "linkedinbot",
+    "skypeuripreview",
+    "googlebot",
+    "bingbot",
+    "applebot",
+    "redditbot",
+    "embedly",
+    "pinterest",
+    "viber",
+];
+
+fn is_preview(method: &Method, ua: &str) -> bool {
+    if method == Method::HEAD {
+        return true;
+    }
+    let ua = ua.to_ascii_lowercase();
+    ua.is_empty()
+        || PREVIEW_AGENTS.iter().any(|p| ua.contains(p))
+        || ua.contains("bot/")
+        || ua.contains("crawler")
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then(|| v.to_owned())
+        })
+}
+
+fn truncated(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(400).collect())
+}
+
+/// The tap / scan / link handler.
+pub async fn tap(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref());
+    let program = &s.program;
+    let now = now_ms();
+    let ua = truncated(&headers, header::USER_AGENT).unwrap_or_default();
+    let mut click = NewClick {
+        at: now,
+        code: raw.chars().take(40).collect(),
+        affiliate_id: None,
+        channel: if params.m.is_some() {
+            "nfc"
+        } else if params.s.as_deref() == Some("qr") {
+            "qr"
+        } else {
+            "link"
+        },
+        card_id: None,
+        counter: None,
+        user_agent: Some(ua.clone()).filter(|u| !u.is_empty()),
+        referer: truncated(&headers, header::REFERER),
+        ip_hash: s.keys.ip_hash(&peer.ip().to_string()),
+        outcome: "unattributed",
+        reason: None,
+    };
+    let redirect = |cookies: Vec<HeaderValue>| {
+        let mut r = (
+            StatusCode::FOUND,
+            [(header::LOCATION, program.booking_url.clone())],
+        )
+            .into_response();
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        for c in cookies {
+            r.headers_mut().append(header::SET_COOKIE, c);
+        }
+        r
+    };
+
+    // The check symbol catches typos before any database lookup.
+    let Ok(code) = ReferralCode::parse(&raw) else {
+        click.reason = Some("invalid_code");
+        s.store.insert_click(&click).await?;
+        return Ok(redirect(Vec::new()));
+    };
+    click.code = code.to_string();
+    let Some(aff) = s.store.affiliate_by_code(code.as_str()).await? else {
+        click.reason = Some("unknown_code");
+        s.store.insert_click(&click).await?;
+        return Ok(redirect(Vec::new()));
+    };
+    click.affiliate_id = Some(aff.id);
+
+    let preview = is_preview(&method, &ua);
+    let reason = if preview {
+        click.outcome = "preview";
+        Some("link_preview")
+    } else if aff.status != "active" {
+        Some("affiliate_suspended")
+    } else if s
+        .store
+        .channel_killed(program.id, aff.id, click.channel)
+        .await?
+    {
+        Some("channel_killed")
+    } else if let Some(m) = &params.m {
+        nfc_check(&s, &mut click, aff.id, m).await?
+    } else {
+        None
+    };
+    if click.outcome != "preview" && reason.is_none() && s.config.rate_limit_per_hour > 0 {
+        let recent = s.store.clicks_from(&click.ip_hash, now - 3_600_000).await?;
+        if recent >= i64::from(s.config.rate_limit_per_hour) {
+            click.outcome = "flagged";
+            click.reason = Some("rate_limited");
+            s.store.insert_click(&click).await?;
+            return Ok(redirect(Vec::new()));
+        }
+    }
+    if let Some(r) = reason {
+        click.reason = Some(r);
+        if matches!(
+            r,
+            "replayed_counter" | "card_not_registered" | "card_of_another_affiliate"
+        ) {
+            click.outcome = "flagged";
+        }
+        s.store.insert_click(&click).await?;
+        return Ok(redirect(Vec::new()));
+    }
+    // First-touch keeps a valid existing attribution; last-touch replaces it.
+    let existing = cookie_value(&headers, COOKIE).and_then(|v| s.keys.verify_attribution(&v));
+    if existing.is_some() && !program.last_touch {
+        click.reason = Some("earlier_attribution_kept");
+        s.store.insert_click(&click).await?;
+        return Ok(redirect(Vec::new()));
+    }
+    click.outcome = "attributed";
+    // Committed before the 302 leaves.
+    let click_id = s.store.insert_click(&click).await?;
+    let token = s.keys.sign_attribution(click_id, now);
+    let max_age = program.cookie_days * 86_400;
+    let domain = s
+        .config
+        .program
+        .cookie_domain
+        .as_ref()
+        .map(|d| format!("; Domain={d}"))
+        .unwrap_or_default();
+    let attrs = format!("Max-Age={max_age}; Path=/; Secure; SameSite=Lax{domain}");
+    let cookies = [
+        format!("{COOKIE}={token}; {attrs}; HttpOnly"),
+        format!("{COOKIE_JS}={token}; {attrs}"),
+    ]
+    .into_iter()
+    .filter_map(|c| HeaderValue::from_str(&c).ok())
+    .collect();
+    Ok(redirect(cookies))
+}
+
+/// Checks an NFC tap's mirror: the card must be registered to this affiliate and its
+/// counter must rise. Returns the reason to withhold attribution, if any.
+async fn nfc_check(
+    s: &AppState,
+    click: &mut NewClick,
+    affiliate_id: i64,
+    m: &str,
+) -> Result<Option<&'static str>, ApiError> {
+    let Some((uid, counter)) = parse_mirror_text(m) else {
+        return Ok(Some("bad_mirror"));
+    };
+    let uid_hex: String = uid.iter().map(|b| format!("{b:02X}")).collect();
+    click.counter = Some(i64::from(counter));
+    let Some(card) = s.store.latest_card(&uid_hex).await? else {
+        return Ok(Some("card_not_registered"));
+    };
+    click.card_id = Some(card.id);
+    if card.affiliate_id != affiliate_id {
+        return Ok(Some("card_of_another_affiliate"));
+    }
+    if card.status != "active" {
+        return Ok(Some("card_revoked"));
+    }
+    if !s.store.advance_counter(card.id, i64::from(counter)).await? {
+        return Ok(Some("replayed_counter"));
+    }
+    Ok(None)
+}

@@ -1,0 +1,555 @@
+//! HTTP tests through the real router and a real SQLite store: admin API validation and
+//! auth, and every outcome of `/r/{code}`.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, StatusCode, header};
+use axum::response::Response;
+use tapkit_server::config::{Config, ProgramConfig};
+use tapkit_server::keys::{new_api_token, token_hash};
+use tapkit_server::{AppState, app};
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"test secret test secret test secret!";
+const BOOKING: &str = "https://book.example.com/booking";
+
+struct Server {
+    state: AppState,
+    token: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn server(rate_limit: u32, last_touch: bool) -> Server {
+    let dir = std::env::temp_dir().join(format!(
+        "tapkit-http-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite://{}", dir.join("t.db").display()),
+        data_dir: dir.clone(),
+        rate_limit_per_hour: rate_limit,
+        program: ProgramConfig {
+            booking_url: BOOKING.into(),
+            last_touch,
+            ..ProgramConfig::default()
+        },
+    };
+    let state = AppState::new(config, SECRET).await.unwrap();
+    let token = new_api_token();
+    state
+        .store
+        .add_token("test", &token_hash(&token))
+        .await
+        .unwrap();
+    Server { state, token, dir }
+}
+
+impl Server {
+    async fn call(&self, req: Request<Body>) -> Response {
+        let mut req = req;
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 9], 5555))));
+        app(self.state.clone()).oneshot(req).await.unwrap()
+    }
+
+    async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        json(self.call(req).await).await
+    }
+
+    async fn tap(&self, path: &str, ua: &str, cookie: Option<&str>) -> Response {
+        let mut b = Request::builder().uri(path).header(header::USER_AGENT, ua);
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        self.call(b.body(Body::empty()).unwrap()).await
+    }
+
+    async fn affiliate(&self, name: &str) -> (i64, String) {
+        let (st, v) = self
+            .admin(
+                Method::POST,
+                "/api/admin/affiliates",
+                &format!(r#"{{"name":"{name}","kind":"business"}}"#),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        (
+            v["id"].as_i64().unwrap(),
+            v["code"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn last_click(&self) -> (String, Option<String>) {
+        let n = self.state.store.click_count().await.unwrap();
+        let (_, _, outcome) = self.state.store.click(n).await.unwrap().unwrap();
+        let reason: Option<String> = sqlx_reason(&self.dir, n).await;
+        (outcome, reason)
+    }
+}
+
+async fn sqlx_reason(dir: &std::path::Path, id: i64) -> Option<String> {
+    use sqlx::Row;
+    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", dir.join("t.db").display()))
+        .await
+        .unwrap();
+    sqlx::query("SELECT reason FROM clicks WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .try_get("reason")
+        .unwrap()
+}
+
+async fn json(r: Response) -> (StatusCode, serde_json::Value) {
+    let status = r.status();
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+const UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1";
+const WA: &str = "WhatsApp/2.23.20.0 A";
+
+fn set_cookies(r: &Response) -> Vec<String> {
+    r.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+fn assert_redirect(r: &Response) {
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(r.headers()[header::LOCATION], BOOKING);
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_a_token_and_validates_every_field() {
+    let s = server(50, false).await;
+    let anon = s
+        .call(
+            Request::builder()
+                .uri("/api/admin/affiliates")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        json(anon).await.1["error"]
+            .as_str()
+            .unwrap()
+            .contains("Bearer")
+    );
+    let forged = s
+        .call(
+            Request::builder()
+                .uri("/api/admin/affiliates")
+                .header(header::AUTHORIZATION, "Bearer tk_nope")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+
+    let (st, v) = s
+        .admin(
+            Method::POST,
+            "/api/admin/affiliates",
+            r#"{"name":"Iron Gym","kind":"business"}"#,
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let code = v["code"].as_str().unwrap();
+    assert!(code.starts_with("IRONGYM-"));
+    assert_eq!(v["url"], format!("https://book.example.com/r/{code}"));
+    assert!(v["id"].is_i64());
+
+    for (body, field_or_text) in [
+        (r#"{"name":"X","kind":"robot"}"#, "kind"),
+        (r#"{"name":"  ","kind":"business"}"#, "name"),
+        (
+            r#"{"name":"X","kind":"business","colour":"red"}"#,
+            "unknown field `colour`",
+        ),
+        (r#"{"kind":"business"}"#, "missing field `name`"),
+        (r#"{"name":"X","kind":"business""#, "EOF"),
+    ] {
+        let (st, v) = s.admin(Method::POST, "/api/admin/affiliates", body).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        let named =
+            v["field"] == field_or_text || v["error"].as_str().unwrap().contains(field_or_text);
+        assert!(named, "{body}: {v}");
+    }
+    let big = format!(r#"{{"name":"{}","kind":"business"}}"#, "x".repeat(20_000));
+    let (st, _) = s.admin(Method::POST, "/api/admin/affiliates", &big).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+    let (st, v) = s
+        .admin(Method::POST, "/api/admin/affiliates/abc/suspend", "")
+        .await;
+    assert_eq!(
+        (st, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("id"))
+    );
+    let (st, _) = s
+        .admin(Method::POST, "/api/admin/affiliates/999/suspend", "")
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn cards_bind_to_one_affiliate_at_a_time() {
+    let s = server(50, false).await;
+    let (a, _) = s.affiliate("Iron Gym").await;
+    let (b, _) = s.affiliate("Glow Spa").await;
+    let card = format!(r#"{{"affiliate_id":{a},"uid":"04:a1:b2:c3:d4:e5:f6"}}"#);
+    let (st, v) = s.admin(Method::POST, "/api/admin/cards", &card).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["uid"], "04A1B2C3D4E5F6");
+    let (st, _) = s.admin(Method::POST, "/api/admin/cards", &card).await;
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "registering the same binding again is fine"
+    );
+    let (st, v) = s
+        .admin(
+            Method::POST,
+            "/api/admin/cards",
+            &format!(r#"{{"affiliate_id":{b},"uid":"04A1B2C3D4E5F6"}}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert!(
+        v["error"].as_str().unwrap().contains("retire it first"),
+        "{v}"
+    );
+    let (st, v) = s
+        .admin(
+            Method::POST,
+            "/api/admin/cards",
+            &format!(r#"{{"affiliate_id":{a},"uid":"xyz"}}"#),
+        )
+        .await;
+    assert_eq!(
+        (st, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("uid"))
+    );
+    let (st, _) = s
+        .admin(
+            Method::POST,
+            "/api/admin/cards",
+            r#"{"affiliate_id":999,"uid":"04A1B2C3D4E5F7"}"#,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, list) = s
+        .admin(
+            Method::GET,
+            &format!("/api/admin/cards?affiliate_id={a}"),
+            "",
+        )
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (_, needs) = s
+        .admin(Method::GET, "/api/admin/affiliates?needs_card=true", "")
+        .await;
+    let names: Vec<&str> = needs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Glow Spa"]);
+}
+
+#[tokio::test]
+async fn a_valid_tap_logs_the_click_and_sets_the_cookie_pair() {
+    let s = server(50, false).await;
+    let (_, code) = s.affiliate("Iron Gym").await;
+    let r = s
+        .tap(&format!("/r/{}", code.to_lowercase()), UA, None)
+        .await;
+    assert_redirect(&r);
+    let cookies = set_cookies(&r);
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    let http_only = cookies
+        .iter()
+        .find(|c| c.starts_with("tapkit_ref="))
+        .unwrap();
+    let readable = cookies
+        .iter()
+        .find(|c| c.starts_with("tapkit_ref_js="))
+        .unwrap();
+    for c in [http_only, readable] {
+        assert!(
+            c.contains("Max-Age=2592000")
+                && c.contains("Path=/")
+                && c.contains("Secure")
+                && c.contains("SameSite=Lax"),
+            "{c}"
+        );
+    }
+    assert!(http_only.contains("HttpOnly") && !readable.contains("HttpOnly"));
+    let token = http_only
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("tapkit_ref=");
+    let att = s.state.keys.verify_attribution(token).unwrap();
+    assert_eq!(
+        s.state.store.click(att.click_id).await.unwrap().unwrap().2,
+        "attributed"
+    );
+}
+
+#[tokio::test]
+async fn refusals_redirect_without_attribution_and_record_why() {
+    let s = server(50, false).await;
+    let (a, code) = s.affiliate("Iron Gym").await;
+
+    let r = s.tap("/r/IRONGYM-7K2M9X", UA, None).await;
+    assert_redirect(&r);
+    assert!(set_cookies(&r).is_empty());
+    assert_eq!(
+        s.last_click().await,
+        ("unattributed".into(), Some("invalid_code".into()))
+    );
+
+    let unknown = tapkit_core::code::ReferralCode::generate("Nobody Here", 7);
+    let r = s.tap(&format!("/r/{unknown}"), UA, None).await;
+    assert!(set_cookies(&r).is_empty());
+    assert_eq!(s.last_click().await.1.as_deref(), Some("unknown_code"));
+
+    let r = s.tap(&format!("/r/{code}"), WA, None).await;
+    assert_redirect(&r);
+    assert!(set_cookies(&r).is_empty(), "previews get no cookie");
+    assert_eq!(
+        s.last_click().await,
+        ("preview".into(), Some("link_preview".into()))
+    );
+    let head = s
+        .call(
+            Request::builder()
+                .method(Method::HEAD)
+                .uri(format!("/r/{code}"))
+                .header(header::USER_AGENT, UA)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(set_cookies(&head).is_empty());
+
+    s.admin(
+        Method::POST,
+        "/api/admin/kill-switches",
+        &format!(r#"{{"channel":"qr","affiliate_id":{a}}}"#),
+    )
+    .await;
+    let r = s.tap(&format!("/r/{code}?s=qr"), UA, None).await;
+    assert!(set_cookies(&r).is_empty());
+    assert_eq!(s.last_click().await.1.as_deref(), Some("channel_killed"));
+    let r = s
+        .tap(&format!("/r/{code}?utm_source=x&s=link"), UA, None)
+        .await;
+    assert_eq!(set_cookies(&r).len(), 2, "the link channel is still on");
+
+    s.admin(
+        Method::POST,
+        &format!("/api/admin/affiliates/{a}/suspend"),
+        "",
+    )
+    .await;
+    let r = s.tap(&format!("/r/{code}"), UA, None).await;
+    assert!(set_cookies(&r).is_empty());
+    assert_eq!(
+        s.last_click().await.1.as_deref(),
+        Some("affiliate_suspended")
+    );
+}
+
+#[tokio::test]
+async fn nfc_taps_check_the_card_and_its_counter() {
+    let s = server(50, false).await;
+    let (a, code) = s.affiliate("Iron Gym").await;
+    let (b, _) = s.affiliate("Glow Spa").await;
+    let (_, card) = s
+        .admin(
+            Method::POST,
+            "/api/admin/cards",
+            &format!(r#"{{"affiliate_id":{a},"uid":"04A1B2C3D4E5F6"}}"#),
+        )
+        .await;
+    let tap = |n: u32| format!("/r/{code}?m=04A1B2C3D4E5F6x{n:06X}");
+
+    assert_eq!(set_cookies(&s.tap(&tap(5), UA, None).await).len(), 2);
+    assert_eq!(s.last_click().await, ("attributed".into(), None));
+    let r = s.tap(&tap(5), UA, None).await;
+    assert_redirect(&r);
+    assert!(set_cookies(&r).is_empty());
+    assert_eq!(
+        s.last_click().await,
+        ("flagged".into(), Some("replayed_counter".into()))
+    );
+    assert_eq!(
+        set_cookies(&s.tap(&tap(6), UA, None).await).len(),
+        2,
+        "a higher counter is a new tap"
+    );
+
+    let r = s
+        .tap(&format!("/r/{code}?m=04FFFFFFFFFFFFx000001"), UA, None)
+        .await;
+    assert!(set_cookies(&r).is_empty());
+    assert_eq!(
+        s.last_click().await,
+        ("flagged".into(), Some("card_not_registered".into()))
+    );
+
+    s.admin(
+        Method::POST,
+        &format!("/api/admin/cards/{}/retire", card["id"]),
+        "",
+    )
+    .await;
+    let r = s.tap(&tap(9), UA, None).await;
+    assert!(set_cookies(&r).is_empty());
+    assert_eq!(s.last_click().await.1.as_deref(), Some("card_revoked"));
+    s.admin(
+        Method::POST,
+        "/api/admin/cards",
+        &format!(r#"{{"affiliate_id":{b},"uid":"04A1B2C3D4E5F6"}}"#),
+    )
+    .await;
+    let r = s.tap(&tap(10), UA, None).await;
+    assert!(set_cookies(&r).is_empty());
+    assert_eq!(
+        s.last_click().await.1.as_deref(),
+        Some("card_of_another_affiliate")
+    );
+}
+
+#[tokio::test]
+async fn the_rate_limit_stops_attribution_but_not_the_redirect() {
+    let s = server(3, false).await;
+    let (_, code) = s.affiliate("Iron Gym").await;
+    let path = format!("/r/{code}");
+    for _ in 0..3 {
+        assert_eq!(set_cookies(&s.tap(&path, UA, None).await).len(), 2);
+    }
+    let r = s.tap(&path, UA, None).await;
+    assert_redirect(&r);
+    assert!(set_cookies(&r).is_empty());
+    assert_eq!(
+        s.last_click().await,
+        ("flagged".into(), Some("rate_limited".into()))
+    );
+}
+
+#[tokio::test]
+async fn forged_cookies_count_for_nothing_and_first_touch_keeps_a_real_one() {
+    let s = server(50, false).await;
+    let (_, code) = s.affiliate("Iron Gym").await;
+    let path = format!("/r/{code}");
+    let first = set_cookies(&s.tap(&path, UA, None).await);
+    let token = first[0]
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    // A valid earlier attribution is kept (first-touch).
+    let r = s.tap(&path, UA, Some(&format!("tapkit_ref={token}"))).await;
+    assert!(set_cookies(&r).is_empty());
+    assert_eq!(
+        s.last_click().await.1.as_deref(),
+        Some("earlier_attribution_kept")
+    );
+    // A forged one is ignored: a real attribution replaces it.
+    let forged = token.replacen("v1.1.", "v1.2.", 1);
+    let r = s
+        .tap(&path, UA, Some(&format!("tapkit_ref={forged}")))
+        .await;
+    assert_eq!(set_cookies(&r).len(), 2);
+    assert_eq!(s.state.keys.verify_attribution(&forged), None);
+
+    let last = server(50, true).await;
+    let (_, code) = last.affiliate("Glow Spa").await;
+    let path = format!("/r/{code}");
+    let first = set_cookies(&last.tap(&path, UA, None).await);
+    let token = first[0]
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let r = last
+        .tap(&path, UA, Some(&format!("tapkit_ref={token}")))
+        .await;
+    assert_eq!(
+        set_cookies(&r).len(),
+        2,
+        "last-touch replaces the attribution"
+    );
+}
+
+#[tokio::test]
+async fn healthz_reports_the_database() {
+    let s = server(50, false).await;
+    let (st, v) = json(
+        s.call(
+            Request::builder()
+                .uri("/healthz")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (st, v["status"].as_str(), v["database"].as_str()),
+        (StatusCode::OK, Some("ok"), Some("sqlite"))
+    );
+}
+
+#[test]
+fn the_sample_config_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tapkit.sample.toml");
+    let c = tapkit_server::config::load(Some(&path)).unwrap();
+    assert_eq!(c.program.cookie_days, 30);
+    assert_eq!(c.rate_limit_per_hour, 50);
+}
