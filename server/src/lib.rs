@@ -3,10 +3,12 @@
 //! to the booking site.
 //!
 //! [`store`] keeps the data (SQLite file or PostgreSQL), [`keys`] derives the IP hash and
-//! signed attribution tokens, [`admin`] and [`redirect`] are the route groups, [`app`]
+//! signed attribution tokens, [`clicks`] group-commits clicks, [`admin`] and [`redirect`]
+//! are the route groups, [`app`]
 //! builds the router and [`serve`] runs it.
 
 pub mod admin;
+pub mod clicks;
 pub mod config;
 pub mod error;
 pub mod keys;
@@ -39,6 +41,8 @@ pub struct Inner {
     pub config: config::Config,
     /// The default program.
     pub program: store::Program,
+    /// Group-commit writer for clicks.
+    pub clicks: clicks::ClickWriter,
 }
 
 impl std::ops::Deref for AppState {
@@ -53,12 +57,14 @@ impl AppState {
     pub async fn new(config: config::Config, secret: &[u8]) -> Result<Self, store::StoreError> {
         let store = store::Store::connect(&config.database_url).await?;
         let program = store.ensure_program(&config.program_row()).await?;
+        let clicks = clicks::ClickWriter::start(store.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 keys: keys::Keys::new(secret),
                 config,
                 program,
+                clicks,
             }),
         })
     }

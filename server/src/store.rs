@@ -488,24 +488,39 @@ impl Store {
 
     /// Records a click; returns its id.
     pub async fn insert_click(&self, c: &NewClick) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO clicks (at, code, affiliate_id, channel, card_id, counter, user_agent, referer, ip_hash, outcome, reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-        )
-        .bind(c.at)
-        .bind(&c.code)
-        .bind(c.affiliate_id)
-        .bind(c.channel)
-        .bind(c.card_id)
-        .bind(c.counter)
-        .bind(c.user_agent.as_deref())
-        .bind(c.referer.as_deref())
-        .bind(&c.ip_hash)
-        .bind(c.outcome)
-        .bind(c.reason)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("id")?)
+        let ids = self.insert_clicks(std::slice::from_ref(c)).await?;
+        ids.first()
+            .copied()
+            .ok_or(StoreError::NotFound("inserted click"))
+    }
+
+    /// Records several clicks in one transaction (one commit, one fsync); returns their
+    /// ids in order. This is what group commit uses.
+    pub async fn insert_clicks(&self, clicks: &[NewClick]) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(clicks.len());
+        for c in clicks {
+            let row = sqlx::query(
+                "INSERT INTO clicks (at, code, affiliate_id, channel, card_id, counter, user_agent, referer, ip_hash, outcome, reason) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            )
+            .bind(c.at)
+            .bind(&c.code)
+            .bind(c.affiliate_id)
+            .bind(c.channel)
+            .bind(c.card_id)
+            .bind(c.counter)
+            .bind(c.user_agent.as_deref())
+            .bind(c.referer.as_deref())
+            .bind(&c.ip_hash)
+            .bind(c.outcome)
+            .bind(c.reason)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(row.try_get("id")?);
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     /// A click's affiliate and time, if it exists (to re-validate attribution tokens).

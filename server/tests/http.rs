@@ -553,3 +553,43 @@ fn the_sample_config_loads() {
     assert_eq!(c.program.cookie_days, 30);
     assert_eq!(c.rate_limit_per_hour, 50);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clicks_are_group_committed_and_none_is_lost() {
+    use std::sync::atomic::Ordering;
+    let s = server(0, false).await;
+    let (_, code) = s.affiliate("Iron Gym").await;
+    let mut tasks = Vec::new();
+    for i in 0..400u32 {
+        let app = app(s.state.clone());
+        let path = format!("/r/{code}");
+        tasks.push(tokio::spawn(async move {
+            let mut req = Request::builder()
+                .uri(path)
+                .header(header::USER_AGENT, UA)
+                .body(Body::empty())
+                .unwrap();
+            req.extensions_mut().insert(ConnectInfo(SocketAddr::from((
+                [198, 51, 100, (i % 250) as u8],
+                4000,
+            ))));
+            app.oneshot(req).await.unwrap().status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::FOUND);
+    }
+    // Every 302 that left has its click in the database.
+    assert_eq!(s.state.store.click_count().await.unwrap(), 400);
+    let st = s.state.clicks.stats();
+    let (batches, written, max) = (
+        st.batches.load(Ordering::Relaxed),
+        st.clicks.load(Ordering::Relaxed),
+        st.max_batch.load(Ordering::Relaxed),
+    );
+    assert_eq!(written, 400);
+    assert!(
+        max > 1 && batches < 400,
+        "clicks were batched: {batches} commits for {written} clicks (largest {max})"
+    );
+}
