@@ -11,7 +11,10 @@ async fn tap() -> impl IntoResponse {
         StatusCode::FOUND,
         [
             (header::LOCATION, "https://book.example.com/"),
-            (header::SET_COOKIE, "tapkit_ref=v1.1.1.00; Max-Age=2592000; Path=/; Secure; SameSite=Lax; HttpOnly"),
+            (
+                header::SET_COOKIE,
+                "tapkit_ref=v1.1.1.00; Max-Age=2592000; Path=/; Secure; SameSite=Lax; HttpOnly",
+            ),
         ],
     )
 }
