@@ -202,36 +202,10 @@ fn with_driver(
             let full = pcsc_transport::resolve_reader(name)?;
             Box::new(PcscTransport::open(&full, Duration::from_secs(args.wait))?)
         }
-        None => {
-            let readers = pcsc_transport::list_readers().map_err(|e| match e {
-                TransportError::NoService => TransportError::NoSuchReader(
-                    "the PC/SC service (pcscd) is not running, so no reader can be used; start it, or use --reader sim to try the simulator".into(),
-                ),
-                other => other,
-            })?;
-            match readers.as_slice() {
-                [one] => Box::new(PcscTransport::open(
-                    &one.name,
-                    Duration::from_secs(args.wait),
-                )?),
-                [] => {
-                    return Err(TransportError::NoSuchReader(
-                        "no PC/SC reader is attached; plug in a reader (ACR122U, ACR1252U …) or use --reader sim to try the simulator".into(),
-                    )
-                    .into());
-                }
-                many => {
-                    return Err(TransportError::NoSuchReader(format!(
-                        "several readers are attached; choose one with --reader: {}",
-                        many.iter()
-                            .map(|r| format!("{:?}", r.name))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                    .into());
-                }
-            }
-        }
+        None => Box::new(PcscTransport::open(
+            &pcsc_transport::only_reader()?,
+            Duration::from_secs(args.wait),
+        )?),
     };
     let mut driver = TagDriver::new(transport);
     let result = f(&mut driver);
@@ -491,25 +465,33 @@ struct ProvisionArgs {
     json: bool,
 }
 
+/// Checks the domain and reads the partner CSV; bad rows are reported and skipped.
+fn load_partners(
+    csv: &std::path::Path,
+    domain: &str,
+) -> Result<Vec<crate::partners::Partner>, DriverError> {
+    crate::partners::check_domain(domain).map_err(DriverError::BadInput)?;
+    let list = crate::partners::read_csv(csv).map_err(|e| DriverError::BadInput(e.to_string()))?;
+    for e in &list.errors {
+        eprintln!("{}: {e} — skipped", csv.display());
+    }
+    if list.partners.is_empty() {
+        return Err(DriverError::BadInput(format!(
+            "{} has no usable partner rows",
+            csv.display()
+        )));
+    }
+    Ok(list.partners)
+}
+
 fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
     use crate::provision::{self as batch, BatchOptions, PcscFeed, Reporter, SimFeed};
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
 
-    crate::partners::check_domain(&a.domain).map_err(DriverError::BadInput)?;
-    let list =
-        crate::partners::read_csv(&a.csv).map_err(|e| DriverError::BadInput(e.to_string()))?;
-    for e in &list.errors {
-        eprintln!("{}: {e} — skipped", a.csv.display());
-    }
-    if list.partners.is_empty() {
-        return Err(DriverError::BadInput(format!(
-            "{} has no usable partner rows",
-            a.csv.display()
-        )));
-    }
+    let partners = load_partners(&a.csv, &a.domain)?;
     if a.dry_run {
-        let lines = batch::dry_run(&list.partners, &a.domain);
+        let lines = batch::dry_run(&partners, &a.domain);
         let mut too_long = 0;
         for l in &lines {
             if a.json {
@@ -552,19 +534,19 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
     let mut reporter = Reporter::new(a.json, interactive);
     fn go<F: batch::CardFeed>(
         feed: &mut F,
-        list: &crate::partners::PartnerList,
+        partners: &[crate::partners::Partner],
         journal: &mut crate::journal::Journal,
         prior: &[crate::journal::Entry],
         opts: &BatchOptions,
         reporter: &mut Reporter,
         stop: &AtomicBool,
     ) -> Result<batch::Summary, DriverError> {
-        batch::run_batch(feed, &list.partners, journal, prior, opts, reporter, stop).map_err(|e| {
-            match e {
+        batch::run_batch(feed, partners, journal, prior, opts, reporter, stop).map_err(
+            |e| match e {
                 batch::BatchError::Reader(d) => d,
                 other => DriverError::BadInput(other.to_string()),
-            }
-        })
+            },
+        )
     }
     let summary = if a.reader.reader.as_deref() == Some("sim") {
         let script = batch::parse_script(&a.sim_cards).map_err(DriverError::BadInput)?;
@@ -573,7 +555,7 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
         let _ = ctrlc::set_handler(move || s.store(true, Ordering::Relaxed));
         go(
             &mut feed,
-            &list,
+            &partners,
             &mut journal,
             &prior,
             &opts,
@@ -583,15 +565,7 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
     } else {
         let name = match a.reader.reader.as_deref() {
             Some(n) => pcsc_transport::resolve_reader(n)?,
-            None => match pcsc_transport::list_readers()?.as_slice() {
-                [one] => one.name.clone(),
-                _ => {
-                    return Err(TransportError::NoSuchReader(
-                        "choose a reader with --reader (provisioner readers lists them), or --reader sim".into(),
-                    )
-                    .into());
-                }
-            },
+            None => pcsc_transport::only_reader()?,
         };
         let mut feed = PcscFeed::new(&name, stop.clone())?;
         let canceller = feed.canceller();
@@ -603,7 +577,7 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
         });
         go(
             &mut feed,
-            &list,
+            &partners,
             &mut journal,
             &prior,
             &opts,
@@ -626,23 +600,13 @@ fn print(
     template: Option<&std::path::Path>,
     job: &crate::print::PrintJob,
 ) -> Result<(), DriverError> {
-    crate::partners::check_domain(domain).map_err(DriverError::BadInput)?;
-    let list = crate::partners::read_csv(csv).map_err(|e| DriverError::BadInput(e.to_string()))?;
-    for e in &list.errors {
-        eprintln!("{}: {e} — skipped", csv.display());
-    }
-    if list.partners.is_empty() {
-        return Err(DriverError::BadInput(format!(
-            "{} has no usable partner rows",
-            csv.display()
-        )));
-    }
+    let partners = load_partners(csv, domain)?;
     let t = match template {
         Some(p) => crate::print::template::Template::load(p),
         None => crate::print::template::Template::builtin(),
     }
     .map_err(DriverError::BadInput)?;
-    let r = crate::print::run(&list.partners, domain, &t, job)
+    let r = crate::print::run(&partners, domain, &t, job)
         .map_err(|e| DriverError::BadInput(e.to_string()))?;
     println!(
         "{} cards on {} pages ({} KB).",

@@ -111,6 +111,60 @@ pub fn resolve_reader(wanted: &str) -> Result<String, TransportError> {
     }
 }
 
+/// Blocks in SCardGetStatusChange (no polling) until `reader` has a card (`present`) or
+/// not. `Ok(false)` when `wait` runs out or another thread cancels the context
+/// (`Context::cancel`, e.g. on Ctrl-C); `None` waits without limit.
+pub fn wait_for_card_state(
+    ctx: &Context,
+    reader: &str,
+    present: bool,
+    wait: Option<Duration>,
+) -> Result<bool, TransportError> {
+    let name = CString::new(reader)
+        .map_err(|_| TransportError::NoSuchReader("reader names have no NUL bytes".into()))?;
+    let mut rs = [ReaderState::new(name, State::UNAWARE)];
+    let deadline = wait.map(|w| Instant::now() + w);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match ctx.get_status_change(left, &mut rs) {
+            Ok(()) => {}
+            Err(pcsc::Error::Timeout | pcsc::Error::Cancelled) => return Ok(false),
+            Err(e) => return Err(map_err(e, reader)),
+        }
+        let st = rs[0].event_state();
+        if st.contains(State::UNKNOWN) {
+            return Err(TransportError::NoSuchReader(format!(
+                "reader {reader:?} is gone"
+            )));
+        }
+        let has_card = st.contains(State::PRESENT) && !st.contains(State::MUTE);
+        if has_card == present {
+            return Ok(true);
+        }
+        rs[0].sync_current_state();
+    }
+}
+
+/// The reader to use when none is named: the only one attached.
+pub fn only_reader() -> Result<String, TransportError> {
+    let readers = list_readers().map_err(|e| match e {
+        TransportError::NoService => TransportError::NoSuchReader(
+            "the PC/SC service (pcscd) is not running, so no reader can be used; start it, or use --reader sim to try the simulator".into(),
+        ),
+        other => other,
+    })?;
+    match readers.as_slice() {
+        [one] => Ok(one.name.clone()),
+        [] => Err(TransportError::NoSuchReader(
+            "no PC/SC reader is attached; plug in a reader (ACR122U, ACR1252U …) or use --reader sim to try the simulator".into(),
+        )),
+        many => Err(TransportError::NoSuchReader(format!(
+            "several readers are attached; choose one with --reader: {}",
+            many.iter().map(|r| format!("{:?}", r.name)).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
 /// A card opened exclusively on a PC/SC reader.
 pub struct PcscTransport {
     ctx: Context,
@@ -159,35 +213,8 @@ impl PcscTransport {
         }
     }
 
-    /// Blocks until the card leaves the reader; `false` when the wait ran out first.
-    pub fn wait_for_removal(&self, wait: Duration) -> Result<bool, TransportError> {
-        self.wait_for(false, wait)
-    }
-
-    /// Waits on reader state changes (no polling) until a card is `present` or not.
     fn wait_for(&self, present: bool, wait: Duration) -> Result<bool, TransportError> {
-        let mut rs = [ReaderState::new(self.reader.clone(), State::UNAWARE)];
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.ctx.get_status_change(left, &mut rs) {
-                Ok(()) => {}
-                Err(pcsc::Error::Timeout) => return Ok(false),
-                Err(e) => return Err(map_err(e, &self.name)),
-            }
-            let st = rs[0].event_state();
-            if st.contains(State::UNKNOWN) {
-                return Err(TransportError::NoSuchReader(format!(
-                    "reader {:?} is gone",
-                    self.name
-                )));
-            }
-            let has_card = st.contains(State::PRESENT) && !st.contains(State::MUTE);
-            if has_card == present {
-                return Ok(true);
-            }
-            rs[0].sync_current_state();
-        }
+        wait_for_card_state(&self.ctx, &self.name, present, Some(wait))
     }
 
     fn connect(&mut self) -> Result<(), TransportError> {

@@ -147,13 +147,13 @@ pub async fn tap(
     // The check symbol catches typos before any database lookup.
     let Ok(code) = ReferralCode::parse(&raw) else {
         click.reason = Some("invalid_code");
-        s.clicks.record(click.clone()).await?;
+        s.clicks.record(click).await?;
         return Ok(redirect(Vec::new()));
     };
     click.code = code.to_string();
     let Some(aff) = s.store.affiliate_by_code(code.as_str()).await? else {
         click.reason = Some("unknown_code");
-        s.clicks.record(click.clone()).await?;
+        s.clicks.record(click).await?;
         return Ok(redirect(Vec::new()));
     };
     click.affiliate_id = Some(aff.id);
@@ -180,7 +180,7 @@ pub async fn tap(
         if recent >= i64::from(s.config.rate_limit_per_hour) {
             click.outcome = "flagged";
             click.reason = Some("rate_limited");
-            s.clicks.record(click.clone()).await?;
+            s.clicks.record(click).await?;
             return Ok(redirect(Vec::new()));
         }
     }
@@ -192,19 +192,19 @@ pub async fn tap(
         ) {
             click.outcome = "flagged";
         }
-        s.clicks.record(click.clone()).await?;
+        s.clicks.record(click).await?;
         return Ok(redirect(Vec::new()));
     }
     // First-touch keeps a valid existing attribution; last-touch replaces it.
     let existing = cookie_value(&headers, COOKIE).and_then(|v| s.keys.verify_attribution(&v));
     if existing.is_some() && !program.last_touch {
         click.reason = Some("earlier_attribution_kept");
-        s.clicks.record(click.clone()).await?;
+        s.clicks.record(click).await?;
         return Ok(redirect(Vec::new()));
     }
     click.outcome = "attributed";
     // Committed before the 302 leaves.
-    let click_id = s.clicks.record(click.clone()).await?;
+    let click_id = s.clicks.record(click).await?;
     let token = s.keys.sign_attribution(click_id, now);
     let max_age = program.cookie_days * 86_400;
     let domain = s

@@ -6,8 +6,6 @@
 //! test suite runs against both. Migrations are embedded per database
 //! (`migrations/sqlite`, `migrations/postgres`) and applied at start-up.
 
-use std::str::FromStr;
-
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
@@ -601,16 +599,5 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get::<i64, _>("n")? > 0)
-    }
-}
-
-impl FromStr for Backend {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sqlite" => Ok(Self::Sqlite),
-            "postgres" => Ok(Self::Postgres),
-            _ => Err(format!("unknown backend {s}")),
-        }
     }
 }

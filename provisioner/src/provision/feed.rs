@@ -1,7 +1,6 @@
 //! Where the cards of a batch come from: a PC/SC reader (the admin places them one by
 //! one) or the simulator (a scripted sequence of emulated cards, faults included).
 
-use std::ffi::CString;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -161,24 +160,15 @@ impl PcscFeed {
 
     /// Blocks until the reader has a card (`present`) or not; `false` when cancelled.
     fn wait(&self, present: bool) -> Result<bool, DriverError> {
-        let name = CString::new(self.reader.as_str())
-            .map_err(|_| DriverError::BadInput("bad reader name".into()))?;
-        let mut rs = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
-        loop {
-            if self.stop.load(Ordering::Relaxed) {
-                return Ok(false);
-            }
-            match self.ctx.get_status_change(None, &mut rs) {
-                Ok(()) => {}
-                Err(pcsc::Error::Cancelled) => return Ok(false),
-                Err(e) => return Err(TransportError::Pcsc(e.to_string()).into()),
-            }
-            let st = rs[0].event_state();
-            if (st.contains(pcsc::State::PRESENT) && !st.contains(pcsc::State::MUTE)) == present {
-                return Ok(true);
-            }
-            rs[0].sync_current_state();
+        if self.stop.load(Ordering::Relaxed) {
+            return Ok(false);
         }
+        Ok(crate::pcsc_transport::wait_for_card_state(
+            &self.ctx,
+            &self.reader,
+            present,
+            None,
+        )?)
     }
 }
 

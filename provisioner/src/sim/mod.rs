@@ -77,11 +77,6 @@ impl SimTransport {
         self.reader.power_on();
     }
 
-    /// Whether the card is on the reader.
-    pub fn is_present(&self) -> bool {
-        self.present
-    }
-
     /// Total time the slow-card fault would have cost (not actually slept in-process).
     pub fn simulated_delay(&self) -> std::time::Duration {
         self.slept
