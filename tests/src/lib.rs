@@ -89,20 +89,57 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// Blocks (in SCardGetStatusChange) until `reader` has a card (`present`) or not.
-pub fn wait_card(reader: &str, present: bool, timeout: Duration) -> bool {
-    let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("pcscd answers");
+/// Transient PC/SC errors are retried with a fresh context until the deadline; the last
+/// one is returned when the state never came.
+pub fn wait_card_state(reader: &str, present: bool, timeout: Duration) -> Result<(), String> {
     let name = CString::new(reader).expect("reader names have no NUL");
-    let mut rs = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
     let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if ctx.get_status_change(left, &mut rs).is_err() {
-            return false;
+    let mut last = String::from("timed out");
+    while std::time::Instant::now() < deadline {
+        let ctx = match pcsc::Context::establish(pcsc::Scope::User) {
+            Ok(c) => c,
+            Err(e) => {
+                last = format!("establishing a PC/SC context: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let mut rs = [pcsc::ReaderState::new(name.clone(), pcsc::State::UNAWARE)];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match ctx.get_status_change(left, &mut rs) {
+                Ok(()) => {}
+                Err(pcsc::Error::Timeout) => return Err(last),
+                Err(e) => {
+                    last = format!("SCardGetStatusChange: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    break;
+                }
+            }
+            let st = rs[0].event_state();
+            last = format!("reader state {st:?}");
+            if st.contains(pcsc::State::PRESENT) == present {
+                return Ok(());
+            }
+            rs[0].sync_current_state();
         }
-        if rs[0].event_state().contains(pcsc::State::PRESENT) == present {
-            return true;
-        }
-        rs[0].sync_current_state();
+    }
+    Err(last)
+}
+
+/// Like [`wait_card_state`], as a yes/no.
+pub fn wait_card(reader: &str, present: bool, timeout: Duration) -> bool {
+    wait_card_state(reader, present, timeout).is_ok()
+}
+
+/// A child process killed when dropped, so a failing test never leaves it running to
+/// disturb the next test (a leaked batch would grab the next test's card).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -132,9 +169,9 @@ impl SimCard {
             child,
             reader: reader.to_owned(),
         };
-        if !wait_card(reader, true, Duration::from_secs(20)) {
+        if let Err(last) = wait_card_state(reader, true, Duration::from_secs(20)) {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            panic!("the emulated card never appeared on {reader}; sim-card said:\n{text}");
+            panic!("the emulated card never appeared on {reader} ({last}); sim-card said:\n{text}");
         }
         card
     }

@@ -324,6 +324,7 @@ fn run_batch_at_reader(
         .spawn()
         .unwrap();
     let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut child = tapkit_e2e::KillOnDrop(child);
     let mut events = Vec::new();
     let mut card: Option<SimCard> = None;
     let mut partner_index = 0;
@@ -344,7 +345,7 @@ fn run_batch_at_reader(
             "card" if ev["outcome"] == "written" || ev["outcome"] == "already-provisioned" => {
                 cards_done += 1;
                 if kill_after == Some(cards_done) {
-                    child.kill().unwrap();
+                    child.0.kill().unwrap();
                     events.push(ev);
                     break;
                 }
@@ -354,7 +355,7 @@ fn run_batch_at_reader(
         }
         events.push(ev);
     }
-    let _ = child.wait();
+    let _ = child.0.wait();
     drop(card);
     events
 }
@@ -473,19 +474,20 @@ fn ctrl_c_while_waiting_for_a_card_stops_the_batch_cleanly() {
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = tapkit_e2e::KillOnDrop(child);
     let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["event"], "next");
     // No card is coming: the batch blocks in SCardGetStatusChange until SIGINT cancels it.
     std::thread::sleep(Duration::from_millis(300));
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
     let rest: Vec<serde_json::Value> = lines
         .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
         .collect();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     let summary = rest
         .iter()
         .find(|e| e["event"] == "summary")
