@@ -99,12 +99,9 @@ pub enum Command {
     /// Re-running with the same --journal resumes where the batch stopped. Ctrl-C stops
     /// cleanly after the current card.
     Provision {
-        /// Partners from a CSV file with a header row: name,code[,kind].
-        #[arg(long)]
-        csv: PathBuf,
-        /// The brand's domain: cards get https://DOMAIN/r/CODE.
-        #[arg(long)]
-        domain: String,
+        /// Where the partners come from.
+        #[command(flatten)]
+        source: SourceArgs,
         /// Which reader.
         #[command(flatten)]
         reader: ReaderArgs,
@@ -142,12 +139,9 @@ pub enum Command {
     /// crop marks, CMYK, embedded fonts, vector QR checked by a decoder), plus PNG/SVG
     /// QR codes for the portal.
     Print {
-        /// Partners from a CSV file with a header row: name,code[,kind].
-        #[arg(long)]
-        csv: PathBuf,
-        /// The brand's domain: QR codes encode https://DOMAIN/r/CODE?s=qr.
-        #[arg(long)]
-        domain: String,
+        /// Where the partners come from.
+        #[command(flatten)]
+        source: SourceArgs,
         /// per-card: one card per page (trim + bleed, plus a CSV of codes) for plastic-card
         /// makers; a4 (10-up), letter (8-up), sra3 (21-up): imposed sheets with crop marks.
         #[arg(long, value_enum, default_value = "per-card")]
@@ -199,6 +193,33 @@ pub enum Command {
         #[arg(long, default_value = "book.example.com")]
         domain: String,
     },
+}
+
+/// The partner list: a CSV file (offline) or the Tapkit server.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Partners from a CSV file with a header row: name,code[,kind] (offline work; cards
+    /// are not registered with a server).
+    #[arg(long, conflicts_with = "server")]
+    pub csv: Option<PathBuf>,
+    /// Partners from the Tapkit server: the affiliates that still need a card. Each
+    /// verified card is registered to its affiliate; registrations that fail while the
+    /// server is unreachable are retried by the next run with the same journal. The
+    /// admin token comes from TAPKIT_ADMIN_TOKEN or the config file.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// With --server: every active affiliate, not only those still needing a card
+    /// (e.g. to reprint the whole set).
+    #[arg(long, conflicts_with = "csv")]
+    pub all: bool,
+    /// Config file with `server = "https://…"` and `token = "…"` (or `token_file =
+    /// "…"`). Default: ~/.config/tapkit/provisioner.toml, if present.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The brand's domain: cards get https://DOMAIN/r/CODE (QR codes add ?s=qr).
+    /// Required with --csv; with --server it defaults to the server's own.
+    #[arg(long)]
+    pub domain: Option<String>,
 }
 
 /// Which reader to use.

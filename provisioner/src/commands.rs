@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use tapkit_core::code::ReferralCode;
 
-use crate::cli::{Cli, Command, ReaderArgs};
+use crate::cli::{Cli, Command, ReaderArgs, SourceArgs};
 use crate::driver::{DriverError, LockState, TagDriver, TagInfo, WriteOptions, WriteReport};
 use crate::pcsc_transport::{self, PcscTransport};
 use crate::sim::{self, SimTag, SimTagKind, SimTransport};
@@ -96,8 +96,7 @@ pub fn run(cli: Cli) -> ExitStatus {
             }),
         ),
         Command::Provision {
-            csv,
-            domain,
+            source,
             reader,
             journal,
             non_interactive,
@@ -110,8 +109,7 @@ pub fn run(cli: Cli) -> ExitStatus {
             json,
         } => {
             let args = ProvisionArgs {
-                csv,
-                domain,
+                source,
                 reader,
                 journal,
                 non_interactive,
@@ -126,8 +124,7 @@ pub fn run(cli: Cli) -> ExitStatus {
             (json, provision(&args))
         }
         Command::Print {
-            csv,
-            domain,
+            source,
             layout,
             out,
             png_dir,
@@ -142,7 +139,7 @@ pub fn run(cli: Cli) -> ExitStatus {
                 layout_json,
                 backs: !no_backs,
             };
-            (false, print(&csv, &domain, template.as_deref(), &job))
+            (false, print(&source, template.as_deref(), &job))
         }
         Command::SimCard {
             vpcd,
@@ -451,8 +448,7 @@ fn demo(domain: &str) -> Result<(), DriverError> {
 }
 
 struct ProvisionArgs {
-    csv: std::path::PathBuf,
-    domain: String,
+    source: SourceArgs,
     reader: ReaderArgs,
     journal: std::path::PathBuf,
     non_interactive: bool,
@@ -465,23 +461,108 @@ struct ProvisionArgs {
     json: bool,
 }
 
-/// Checks the domain and reads the partner CSV; bad rows are reported and skipped.
-fn load_partners(
-    csv: &std::path::Path,
-    domain: &str,
-) -> Result<Vec<crate::partners::Partner>, DriverError> {
-    crate::partners::check_domain(domain).map_err(DriverError::BadInput)?;
-    let list = crate::partners::read_csv(csv).map_err(|e| DriverError::BadInput(e.to_string()))?;
-    for e in &list.errors {
-        eprintln!("{}: {e} — skipped", csv.display());
+/// The partners of a batch or print job, the brand domain, and the server they came
+/// from (if any).
+struct Partners {
+    list: Vec<crate::partners::Partner>,
+    domain: String,
+    server: Option<crate::server_api::ServerApi>,
+}
+
+fn server_error(e: crate::server_api::ServerError) -> DriverError {
+    use crate::server_api::ServerError;
+    match e {
+        ServerError::Config(m) => DriverError::BadInput(m),
+        other => DriverError::Incomplete(other.to_string()),
     }
-    if list.partners.is_empty() {
+}
+
+/// Reads the partner list from the CSV file or the server; bad rows are reported with
+/// their line numbers and skipped.
+fn load_partners(src: &SourceArgs) -> Result<Partners, DriverError> {
+    use crate::server_api::{Credentials, ServerApi};
+    let (list, errors, domain, server, origin) = match &src.csv {
+        Some(csv) => {
+            let domain = src.domain.clone().ok_or_else(|| {
+                DriverError::BadInput(
+                    "--domain is required with --csv: the brand's host, like book.example.com"
+                        .into(),
+                )
+            })?;
+            crate::partners::check_domain(&domain).map_err(DriverError::BadInput)?;
+            let l =
+                crate::partners::read_csv(csv).map_err(|e| DriverError::BadInput(e.to_string()))?;
+            (
+                l.partners,
+                l.errors,
+                domain,
+                None,
+                csv.display().to_string(),
+            )
+        }
+        None => {
+            if src.server.is_none()
+                && src.config.is_none()
+                && !crate::server_api::default_config_path().is_some_and(|p| p.exists())
+            {
+                return Err(DriverError::BadInput(
+                    "no partner list: give --csv FILE (offline) or --server URL (the affiliates that still need a card)".into(),
+                ));
+            }
+            let creds = Credentials::resolve(
+                src.server.as_deref(),
+                std::env::var("TAPKIT_ADMIN_TOKEN").ok(),
+                src.config.as_deref(),
+            )
+            .map_err(server_error)?;
+            let api = ServerApi::new(creds).map_err(server_error)?;
+            let remote = api.partners(!src.all).map_err(server_error)?;
+            let domain = match (&src.domain, remote.domain) {
+                (Some(d), _) => d.clone(),
+                (None, Some(d)) => d,
+                (None, None) => {
+                    if remote.partners.is_empty() && remote.errors.is_empty() {
+                        println!(
+                            "Every affiliate on {} has a card: nothing to do (--all takes every active affiliate).",
+                            api.base()
+                        );
+                        return Ok(Partners {
+                            list: Vec::new(),
+                            domain: String::new(),
+                            server: Some(api),
+                        });
+                    }
+                    return Err(DriverError::BadInput(
+                        "the server did not say its domain; give --domain".into(),
+                    ));
+                }
+            };
+            crate::partners::check_domain(&domain).map_err(DriverError::BadInput)?;
+            let origin = format!(
+                "{} ({})",
+                api.base(),
+                if src.all {
+                    "active affiliates"
+                } else {
+                    "affiliates needing a card"
+                }
+            );
+            (remote.partners, remote.errors, domain, Some(api), origin)
+        }
+    };
+    for e in &errors {
+        eprintln!("{origin}: {e} — skipped");
+    }
+    if list.is_empty() && server.is_none() {
         return Err(DriverError::BadInput(format!(
-            "{} has no usable partner rows",
-            csv.display()
+            "{origin} has no usable partner rows"
         )));
     }
-    Ok(list.partners)
+    Ok(Partners {
+        list,
+        domain,
+        server,
+    })
 }
 
 fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
@@ -489,9 +570,16 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
 
-    let partners = load_partners(&a.csv, &a.domain)?;
+    let Partners {
+        list: partners,
+        domain,
+        mut server,
+    } = load_partners(&a.source)?;
+    if partners.is_empty() {
+        return Ok(());
+    }
     if a.dry_run {
-        let lines = batch::dry_run(&partners, &a.domain);
+        let lines = batch::dry_run(&partners, &domain);
         let mut too_long = 0;
         for l in &lines {
             if a.json {
@@ -521,7 +609,7 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
     let (mut journal, prior) = crate::journal::Journal::open(&a.journal)
         .map_err(|e| DriverError::BadInput(e.to_string()))?;
     let opts = BatchOptions {
-        domain: a.domain.clone(),
+        domain: domain.clone(),
         mirror: a.mirror,
         lock: a.lock,
         password: a.password,
@@ -532,6 +620,7 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
     let interactive =
         !a.non_interactive && !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut reporter = Reporter::new(a.json, interactive);
+    #[allow(clippy::too_many_arguments)] // a local adapter over run_batch_with
     fn go<F: batch::CardFeed>(
         feed: &mut F,
         partners: &[crate::partners::Partner],
@@ -540,13 +629,16 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
         opts: &BatchOptions,
         reporter: &mut Reporter,
         stop: &AtomicBool,
+        server: Option<&mut crate::server_api::ServerApi>,
     ) -> Result<batch::Summary, DriverError> {
-        batch::run_batch(feed, partners, journal, prior, opts, reporter, stop).map_err(
-            |e| match e {
-                batch::BatchError::Reader(d) => d,
-                other => DriverError::BadInput(other.to_string()),
-            },
+        let registrar = server.map(|s| s as &mut dyn batch::Registrar);
+        batch::run_batch_with(
+            feed, partners, journal, prior, opts, reporter, stop, registrar,
         )
+        .map_err(|e| match e {
+            batch::BatchError::Reader(d) => d,
+            other => DriverError::BadInput(other.to_string()),
+        })
     }
     let summary = if a.reader.reader.as_deref() == Some("sim") {
         let script = batch::parse_script(&a.sim_cards).map_err(DriverError::BadInput)?;
@@ -561,6 +653,7 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
             &opts,
             &mut reporter,
             &stop,
+            server.as_mut(),
         )?
     } else {
         let name = match a.reader.reader.as_deref() {
@@ -583,6 +676,7 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
             &opts,
             &mut reporter,
             &stop,
+            server.as_mut(),
         )?
     };
     if summary.failed > 0 {
@@ -591,16 +685,29 @@ fn provision(a: &ProvisionArgs) -> Result<(), DriverError> {
             summary.failed
         )));
     }
+    if summary.registration_pending > 0 {
+        return Err(DriverError::Incomplete(format!(
+            "{} written cards are not registered with the server yet; run the same command with the same --journal when the server is reachable",
+            summary.registration_pending
+        )));
+    }
     Ok(())
 }
 
 fn print(
-    csv: &std::path::Path,
-    domain: &str,
+    source: &SourceArgs,
     template: Option<&std::path::Path>,
     job: &crate::print::PrintJob,
 ) -> Result<(), DriverError> {
-    let partners = load_partners(csv, domain)?;
+    let Partners {
+        list: partners,
+        domain,
+        ..
+    } = load_partners(source)?;
+    if partners.is_empty() {
+        return Ok(());
+    }
+    let domain = domain.as_str();
     let t = match template {
         Some(p) => crate::print::template::Template::load(p),
         None => crate::print::template::Template::builtin(),

@@ -18,8 +18,12 @@ pub enum Outcome {
     AlreadyProvisioned,
     /// The card was refused (wrong type, too small, locked, another partner's).
     Refused,
-    /// Writing failed (card pulled, NAK, verify mismatch).
+    /// Writing failed (card pulled, NAK, verify mismatch), or the server refused to
+    /// register the written card.
     Failed,
+    /// A card written in an earlier run (server offline then) is now registered with
+    /// the server.
+    Registered,
 }
 
 /// One journal line.
@@ -29,6 +33,9 @@ pub struct Entry {
     pub time: String,
     /// Partner name.
     pub partner: String,
+    /// The affiliate's id on the server, when the partner list came from the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affiliate_id: Option<i64>,
     /// Referral code.
     pub code: String,
     /// URL written (with the mirror placeholder when on).
@@ -52,7 +59,11 @@ pub struct Entry {
 impl Entry {
     /// Whether this line means the partner has its card.
     pub fn is_done(&self) -> bool {
-        self.verified && matches!(self.outcome, Outcome::Written | Outcome::AlreadyProvisioned)
+        self.verified
+            && matches!(
+                self.outcome,
+                Outcome::Written | Outcome::AlreadyProvisioned | Outcome::Registered
+            )
     }
 }
 
@@ -205,6 +216,7 @@ mod tests {
         Entry {
             time: now_rfc3339(),
             partner: "Iron Gym".into(),
+            affiliate_id: None,
             code: code.into(),
             url: format!("https://b.example.com/r/{code}"),
             uid: Some("04A1B2C3D4E5F6".into()),

@@ -13,6 +13,7 @@ pub mod partners;
 pub mod pcsc_transport;
 pub mod print;
 pub mod provision;
+pub mod server_api;
 pub mod sim;
 pub mod transport;
 

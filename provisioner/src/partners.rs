@@ -25,6 +25,10 @@ pub struct Partner {
     pub code: ReferralCode,
     /// Affiliate kind.
     pub kind: String,
+    /// The affiliate's id on the server, when the list came from the server (cards are
+    /// registered to it after a verified write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affiliate_id: Option<i64>,
 }
 
 impl Partner {
@@ -174,7 +178,12 @@ pub fn parse_csv(input: impl std::io::Read, label: &str) -> Result<PartnerList, 
             });
             continue;
         }
-        out.partners.push(Partner { name, code, kind });
+        out.partners.push(Partner {
+            name,
+            code,
+            kind,
+            affiliate_id: None,
+        });
     }
     Ok(out)
 }

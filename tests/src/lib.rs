@@ -201,3 +201,215 @@ pub fn independent_read(reader: &str) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("independent reader prints JSON")
 }
+
+/// A `tapkit-server serve` process on a free loopback port, with its own data directory
+/// and an admin token; killed when dropped.
+pub struct Server {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// An admin API token.
+    pub token: String,
+    /// Its data directory (SQLite file, secret).
+    pub dir: PathBuf,
+    env: Vec<(String, String)>,
+    child: Option<KillOnDrop>,
+    log: PathBuf,
+}
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Server {
+    /// Starts a server on SQLite in a fresh directory named after `tag`, or on
+    /// `database_url` when given, with extra `TAPKIT_*` settings.
+    pub fn start(tag: &str, database_url: Option<&str>, extra_env: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!("tapkit-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a data directory");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut env = vec![
+            (
+                "TAPKIT_DATABASE_URL".to_owned(),
+                database_url.map_or_else(
+                    || format!("sqlite://{}", dir.join("tapkit.db").display()),
+                    str::to_owned,
+                ),
+            ),
+            ("TAPKIT_LISTEN".to_owned(), addr.clone()),
+            ("TAPKIT_DATA_DIR".to_owned(), dir.display().to_string()),
+        ];
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let out = Command::new(bin("tapkit-server"))
+            .args(["token", "create", "--name", "e2e"])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("tapkit-server runs");
+        assert!(out.status.success(), "token create: {}", stderr(&out));
+        let token = stdout(&out).trim().to_owned();
+        let log = dir.join("server.log");
+        let mut s = Self {
+            addr,
+            token,
+            dir,
+            env,
+            child: None,
+            log,
+        };
+        s.spawn();
+        s
+    }
+
+    /// (Re)starts the process on the same port, database and secret.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("a server log file");
+        let child = Command::new(bin("tapkit-server"))
+            .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tapkit-server serve starts");
+        self.child = Some(KillOnDrop(child));
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "the server did not listen on {} within 10 s; its log:\n{}",
+            self.addr,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    /// SIGKILLs the process (a crash: nothing is flushed on the way out).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.0.kill();
+            let _ = c.0.wait();
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// An admin API call: returns the status and the JSON body (`Null` when empty).
+    pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let auth = format!("Authorization: Bearer {}\r\n", self.token);
+        let (status, _, text) = http_request(&self.addr, method, path, &auth, body);
+        let json = if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"))
+        };
+        (status, json)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection: (status, raw header block, body).
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    extra_headers: &str,
+    body: Option<&str>,
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra_headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("receive");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), rest.to_owned())
+}
+
+/// A TCP proxy that forwards the first `allow` connections to `target` and then drops
+/// every new one at once, like a server that went away mid-batch.
+pub struct FlakyProxy {
+    /// `127.0.0.1:PORT` to connect to.
+    pub addr: String,
+    /// Connections forwarded so far.
+    pub forwarded: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FlakyProxy {
+    /// Starts the proxy (a background thread per connection).
+    pub fn start(target: &str, allow: usize) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let forwarded = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = forwarded.clone();
+        let target = target.to_owned();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { continue };
+                if count.load(Ordering::SeqCst) >= allow {
+                    drop(client);
+                    continue;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (Ok(c2), Ok(u2)) = (client.try_clone(), upstream.try_clone()) else {
+                    continue;
+                };
+                let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
+                pipe(client, upstream);
+                pipe(u2, c2);
+            }
+        });
+        Self { addr, forwarded }
+    }
+}

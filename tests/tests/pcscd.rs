@@ -306,18 +306,31 @@ fn run_batch_at_reader(
     faulty: Option<(usize, &[&str])>,
     kill_after: Option<usize>,
 ) -> Vec<serde_json::Value> {
+    let source = [
+        "--csv",
+        csv.to_str().unwrap(),
+        "--domain",
+        "book.example.com",
+    ];
+    run_batch_from(env, &source, &[], journal, faulty, kill_after)
+}
+
+/// Like [`run_batch_at_reader`] with any partner source and extra environment.
+fn run_batch_from(
+    env: &PcscEnv,
+    source: &[&str],
+    vars: &[(&str, &str)],
+    journal: &std::path::Path,
+    faulty: Option<(usize, &[&str])>,
+    kill_after: Option<usize>,
+) -> Vec<serde_json::Value> {
     use std::io::BufRead;
     let mut child = std::process::Command::new(tapkit_e2e::bin("provisioner"))
-        .args(["provision", "--csv"])
-        .arg(csv)
-        .args([
-            "--domain",
-            "book.example.com",
-            "--reader",
-            &env.reader0,
-            "--journal",
-        ])
+        .arg("provision")
+        .args(source)
+        .args(["--reader", &env.reader0, "--journal"])
         .arg(journal)
+        .envs(vars.iter().copied())
         .args(["--non-interactive", "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -331,7 +344,7 @@ fn run_batch_at_reader(
     let mut cards_done = 0;
     for line in out.lines() {
         let ev: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-        match ev["event"].as_str().unwrap() {
+        match ev["event"].as_str().unwrap_or("") {
             "next" => {
                 let mut args = vec!["--tag", "ntag215", "--reinsert-ms", "700"];
                 if let Some((i, f)) = faulty
@@ -496,4 +509,65 @@ fn ctrl_c_while_waiting_for_a_card_stops_the_batch_cleanly() {
     assert_eq!(summary["remaining"], 1);
     assert!(status.success(), "a clean stop exits 0");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_batch_from_the_server_registers_cards_and_retries_after_an_outage() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let server = tapkit_e2e::Server::start("pcsc-server", None, &[]);
+    let names = ["Iron Gym", "Glow Day Spa"];
+    for n in names {
+        let (status, a) = server.api(
+            "POST",
+            "/api/admin/affiliates",
+            Some(&serde_json::json!({ "name": n, "kind": "business" }).to_string()),
+        );
+        assert_eq!(status, 201, "{a}");
+    }
+    let journal = server.dir.join("journal.jsonl");
+    let cfg_home = server.dir.display().to_string();
+    let vars = [
+        ("TAPKIT_ADMIN_TOKEN", server.token.as_str()),
+        ("XDG_CONFIG_HOME", cfg_home.as_str()),
+    ];
+    // Only the partner list gets through: both registrations meet a dead server.
+    let proxy = tapkit_e2e::FlakyProxy::start(&server.addr, 1);
+    let via_proxy = format!("http://{}", proxy.addr);
+    let ev = run_batch_from(&env, &["--server", &via_proxy], &vars, &journal, None, None);
+    let summary = ev.iter().find(|e| e["event"] == "summary").unwrap();
+    assert_eq!(
+        (
+            summary["done"].as_u64(),
+            summary["registration_pending"].as_u64()
+        ),
+        (Some(2), Some(2)),
+        "{summary}"
+    );
+    let (_, cards) = server.api("GET", "/api/admin/cards", None);
+    assert_eq!(cards.as_array().unwrap().len(), 0);
+
+    // The server is back: the re-run registers both without asking for a card.
+    let url = server.url();
+    let ev = run_batch_from(&env, &["--server", &url], &vars, &journal, None, None);
+    assert!(!ev.iter().any(|e| e["event"] == "next"), "{ev:?}");
+    let summary = ev.iter().find(|e| e["event"] == "summary").unwrap();
+    assert_eq!(summary["registered_late"].as_u64(), Some(2), "{summary}");
+    let (_, cards) = server.api("GET", "/api/admin/cards", None);
+    let uids: std::collections::HashSet<&str> = cards
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["uid"].as_str().unwrap())
+        .collect();
+    let journal_uids: std::collections::HashSet<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["outcome"] == "written")
+        .map(|e| e["uid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(uids.len(), 2);
+    assert!(uids.iter().all(|u| journal_uids.contains(*u)));
 }

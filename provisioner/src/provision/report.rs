@@ -106,6 +106,18 @@ impl Reporter {
                     s.remaining,
                     s.refused_cards
                 );
+                if s.registered_late > 0 {
+                    println!(
+                        "{} cards from an earlier run are now registered with the server.",
+                        s.registered_late
+                    );
+                }
+                if s.registration_pending > 0 {
+                    println!(
+                        "{} cards are written but NOT registered with the server (it was unreachable): run the same command again with the same --journal when it is back.",
+                        s.registration_pending
+                    );
+                }
             }
         }
     }
@@ -116,14 +128,23 @@ impl Reporter {
             return;
         }
         let uid = entry.uid.as_deref().unwrap_or("?");
+        let server = match entry.server_registered {
+            Some(true) => ", registered",
+            Some(false) => ", NOT registered yet",
+            None => "",
+        };
         self.last = match entry.outcome {
             Outcome::Written => format!(
-                "✓ {} → card {uid}{}",
+                "✓ {} → card {uid}{}{server}",
                 entry.partner,
                 if entry.locked { " (locked)" } else { "" }
             ),
             Outcome::AlreadyProvisioned => format!(
-                "= {}: card {uid} already provisioned, skipped",
+                "= {}: card {uid} already provisioned, skipped{server}",
+                entry.partner
+            ),
+            Outcome::Registered => format!(
+                "✓ {}: card {uid} from an earlier run is now registered",
                 entry.partner
             ),
             Outcome::Refused => format!("✗ card refused for {}", entry.partner),
@@ -131,6 +152,11 @@ impl Reporter {
         };
         let last = self.last.clone();
         self.line(&last);
+        if entry.server_registered == Some(false)
+            && let Some(d) = &entry.detail
+        {
+            self.line(&format!("  {d}"));
+        }
     }
 
     pub(super) fn progress(&mut self, s: &Summary) {
