@@ -112,8 +112,9 @@ async fn create_affiliate(
     }
     let a = s
         .store
-        .create_affiliate(1, name, &b.kind, b.contact.as_deref())
+        .create_affiliate(s.program.id, name, &b.kind, b.contact.as_deref())
         .await?;
+    s.directory.reload().await?;
     Ok((StatusCode::CREATED, Json(out(&s, a))))
 }
 
@@ -154,10 +155,9 @@ async fn suspend(
     State(s): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(out(
-        &s,
-        s.store.set_affiliate_status(id(&raw)?, "suspended").await?,
-    )))
+    let a = s.store.set_affiliate_status(id(&raw)?, "suspended").await?;
+    s.directory.reload().await?;
+    Ok(Json(out(&s, a)))
 }
 
 async fn reactivate(
@@ -165,10 +165,9 @@ async fn reactivate(
     State(s): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(out(
-        &s,
-        s.store.set_affiliate_status(id(&raw)?, "active").await?,
-    )))
+    let a = s.store.set_affiliate_status(id(&raw)?, "active").await?;
+    s.directory.reload().await?;
+    Ok(Json(out(&s, a)))
 }
 
 #[derive(Deserialize)]
@@ -265,7 +264,10 @@ async fn kill(
     if let Some(a) = b.affiliate_id {
         s.store.affiliate(a).await?;
     }
-    s.store.kill_channel(1, b.affiliate_id, &b.channel).await?;
+    s.store
+        .kill_channel(s.program.id, b.affiliate_id, &b.channel)
+        .await?;
+    s.directory.reload().await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "channel": b.channel, "affiliate_id": b.affiliate_id, "killed": true })),

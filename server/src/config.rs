@@ -53,6 +53,9 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// Clicks per hour from one hashed IP before attribution stops (0 = no limit).
     pub rate_limit_per_hour: Option<u32>,
+    /// SQLite durability: `full` (default: a committed click survives power loss) or
+    /// `normal` (survives a crash of the server process, not of the machine).
+    pub sqlite_synchronous: Option<String>,
     /// The default program.
     pub program: ProgramConfig,
 }
@@ -68,6 +71,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Per-IP click limit per hour (0 = off).
     pub rate_limit_per_hour: u32,
+    /// SQLite `synchronous` pragma: `FULL` or `NORMAL`.
+    pub sqlite_synchronous: crate::store::SqliteSync,
     /// The default program.
     pub program: ProgramConfig,
 }
@@ -106,6 +111,19 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
         })?,
         None => file.rate_limit_per_hour.unwrap_or(50),
     };
+    let sqlite_synchronous = match env("TAPKIT_SQLITE_SYNCHRONOUS")
+        .or(file.sqlite_synchronous)
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("full") => crate::store::SqliteSync::Full,
+        Some("normal") => crate::store::SqliteSync::Normal,
+        Some(other) => {
+            return Err(format!(
+                "sqlite_synchronous {other:?} is not full or normal (full: clicks survive power loss; normal: they survive a server crash)"
+            ));
+        }
+    };
     let p = &file.program;
     if !p.booking_url.starts_with("https://") && !p.booking_url.starts_with("http://") {
         return Err(format!(
@@ -124,6 +142,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
         database_url,
         data_dir,
         rate_limit_per_hour,
+        sqlite_synchronous,
         program: file.program,
     })
 }

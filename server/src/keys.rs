@@ -20,14 +20,15 @@ impl std::fmt::Debug for Keys {
     }
 }
 
+/// Lower-case hex (a table, not `format!` per byte: this runs on every tap).
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
 }
 
 const ANY_KEY_LENGTH: &str = "HMAC-SHA256 takes keys of any length";

@@ -10,8 +10,10 @@
 pub mod admin;
 pub mod clicks;
 pub mod config;
+pub mod directory;
 pub mod error;
 pub mod keys;
+pub mod metrics;
 pub mod redirect;
 pub mod store;
 
@@ -43,6 +45,10 @@ pub struct Inner {
     pub program: store::Program,
     /// Group-commit writer for clicks.
     pub clicks: clicks::ClickWriter,
+    /// The `/r/` hop's cached affiliates and kill-switches.
+    pub directory: Arc<directory::Directory>,
+    /// Prometheus counters.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl std::ops::Deref for AppState {
@@ -55,9 +61,14 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Connects the store, applies migrations and writes the configured program.
     pub async fn new(config: config::Config, secret: &[u8]) -> Result<Self, store::StoreError> {
-        let store = store::Store::connect(&config.database_url).await?;
+        let store =
+            store::Store::connect_with(&config.database_url, config.sqlite_synchronous).await?;
         let program = store.ensure_program(&config.program_row()).await?;
-        let clicks = clicks::ClickWriter::start(store.clone());
+        let metrics = Arc::new(metrics::Metrics::default());
+        let clicks =
+            clicks::ClickWriter::start(store.clone(), config.rate_limit_per_hour, metrics.clone());
+        let directory = directory::Directory::load(store.clone(), program.id).await?;
+        directory.spawn_poller(std::time::Duration::from_secs(1));
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -65,6 +76,8 @@ impl AppState {
                 config,
                 program,
                 clicks,
+                directory,
+                metrics,
             }),
         })
     }
@@ -75,7 +88,12 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/r/{code}", get(redirect::tap))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::render))
         .merge(admin::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
 }

@@ -11,7 +11,9 @@ use tracing_subscriber::EnvFilter;
 /// environment variables: TAPKIT_DATABASE_URL (sqlite://PATH or postgres://…; default a
 /// SQLite file in the data directory), TAPKIT_LISTEN (default 127.0.0.1:8080),
 /// TAPKIT_DATA_DIR (default ./tapkit-data), TAPKIT_RATE_LIMIT_PER_HOUR (default 50, 0 =
-/// off), TAPKIT_SECRET_FILE (default <data dir>/secret, created on first start).
+/// off), TAPKIT_SQLITE_SYNCHRONOUS (full, the default: a click whose 302 was sent survives
+/// power loss; normal: it survives a server crash, faster), TAPKIT_SECRET_FILE (default
+/// <data dir>/secret, created on first start).
 #[derive(Debug, Parser)]
 #[command(name = "tapkit-server", version, max_term_width = 100)]
 struct Cli {

@@ -12,6 +12,7 @@ use tapkit_core::code::ReferralCode;
 use tapkit_core::ntag::parse_mirror_text;
 
 use crate::AppState;
+use crate::directory::Listed;
 use crate::error::ApiError;
 use crate::store::{NewClick, now_ms};
 
@@ -27,6 +28,8 @@ pub struct Params {
     m: Option<String>,
     /// Source: `qr` for printed QR codes.
     s: Option<String>,
+    /// Kiosk token (the counter display's rotating QR).
+    k: Option<String>,
 }
 
 impl Params {
@@ -41,6 +44,7 @@ impl Params {
             match k {
                 "m" if p.m.is_none() => p.m = Some(v),
                 "s" if p.s.is_none() => p.s = Some(v),
+                "k" if p.k.is_none() => p.k = Some(v),
                 _ => {}
             }
         }
@@ -117,6 +121,8 @@ pub async fn tap(
         affiliate_id: None,
         channel: if params.m.is_some() {
             "nfc"
+        } else if params.k.is_some() {
+            "kiosk"
         } else if params.s.as_deref() == Some("qr") {
             "qr"
         } else {
@@ -129,6 +135,7 @@ pub async fn tap(
         ip_hash: s.keys.ip_hash(&peer.ip().to_string()),
         outcome: "unattributed",
         reason: None,
+        rate_limit: false,
     };
     let redirect = |cookies: Vec<HeaderValue>| {
         let mut r = (
@@ -151,7 +158,20 @@ pub async fn tap(
         return Ok(redirect(Vec::new()));
     };
     click.code = code.to_string();
-    let Some(aff) = s.store.affiliate_by_code(code.as_str()).await? else {
+    // The in-memory directory first; the database for a code created elsewhere just now.
+    let aff = match s.directory.lookup(code.as_str()) {
+        Some(a) => Some(a),
+        None => s
+            .store
+            .affiliate_by_code(code.as_str())
+            .await?
+            .filter(|a| a.program_id == program.id)
+            .map(|a| Listed {
+                id: a.id,
+                active: a.status == "active",
+            }),
+    };
+    let Some(aff) = aff else {
         click.reason = Some("unknown_code");
         s.clicks.record(click).await?;
         return Ok(redirect(Vec::new()));
@@ -162,28 +182,19 @@ pub async fn tap(
     let reason = if preview {
         click.outcome = "preview";
         Some("link_preview")
-    } else if aff.status != "active" {
+    } else if !aff.active {
         Some("affiliate_suspended")
-    } else if s
-        .store
-        .channel_killed(program.id, aff.id, click.channel)
-        .await?
-    {
+    } else if s.directory.killed(aff.id, click.channel) {
         Some("channel_killed")
     } else if let Some(m) = &params.m {
         nfc_check(&s, &mut click, aff.id, m).await?
+    } else if params.k.is_some() {
+        // Kiosk tokens are verified once kiosks exist (issue 7); until then a kiosk
+        // scan redirects and is counted, without attribution.
+        Some("kiosk_token_unverified")
     } else {
         None
     };
-    if click.outcome != "preview" && reason.is_none() && s.config.rate_limit_per_hour > 0 {
-        let recent = s.store.clicks_from(&click.ip_hash, now - 3_600_000).await?;
-        if recent >= i64::from(s.config.rate_limit_per_hour) {
-            click.outcome = "flagged";
-            click.reason = Some("rate_limited");
-            s.clicks.record(click).await?;
-            return Ok(redirect(Vec::new()));
-        }
-    }
     if let Some(r) = reason {
         click.reason = Some(r);
         if matches!(
@@ -195,6 +206,9 @@ pub async fn tap(
         s.clicks.record(click).await?;
         return Ok(redirect(Vec::new()));
     }
+    // From here the click would count: the per-IP limit applies (decided by the writer,
+    // inside the transaction that stores the click).
+    click.rate_limit = true;
     // First-touch keeps a valid existing attribution; last-touch replaces it.
     let existing = cookie_value(&headers, COOKIE).and_then(|v| s.keys.verify_attribution(&v));
     if existing.is_some() && !program.last_touch {
@@ -204,7 +218,11 @@ pub async fn tap(
     }
     click.outcome = "attributed";
     // Committed before the 302 leaves.
-    let click_id = s.clicks.record(click).await?;
+    let written = s.clicks.record(click).await?;
+    if written.outcome != "attributed" {
+        return Ok(redirect(Vec::new()));
+    }
+    let click_id = written.id;
     let token = s.keys.sign_attribution(click_id, now);
     let max_age = program.cookie_days * 86_400;
     let domain = s

@@ -43,6 +43,7 @@ async fn server(rate_limit: u32, last_touch: bool) -> Server {
         database_url: format!("sqlite://{}", dir.join("t.db").display()),
         data_dir: dir.clone(),
         rate_limit_per_hour: rate_limit,
+        sqlite_synchronous: Default::default(),
         program: ProgramConfig {
             booking_url: BOOKING.into(),
             last_touch,
@@ -591,5 +592,76 @@ async fn concurrent_clicks_are_group_committed_and_none_is_lost() {
     assert!(
         max > 1 && batches < 400,
         "clicks were batched: {batches} commits for {written} clicks (largest {max})"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_clicks_and_batches() {
+    let s = server(50, false).await;
+    let (_, code) = s.affiliate("Iron Gym").await;
+    assert_redirect(&s.tap(&format!("/r/{code}?s=qr"), "Mozilla/5.0", None).await);
+    assert_redirect(&s.tap(&format!("/r/{code}"), "WhatsApp/2.23", None).await);
+    assert_redirect(&s.tap("/r/NOPE-00000", "Mozilla/5.0", None).await);
+    let r = s
+        .call(
+            Request::builder()
+                .uri("/metrics")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = String::from_utf8(
+        axum::body::to_bytes(r.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for line in [
+        r#"tapkit_http_requests_total{route="/r/{code}",status="302"} 3"#,
+        r#"tapkit_clicks_total{channel="qr",outcome="attributed"} 1"#,
+        r#"tapkit_clicks_total{channel="link",outcome="preview"} 1"#,
+        r#"tapkit_clicks_total{channel="link",outcome="unattributed"} 1"#,
+        "tapkit_click_batch_size_sum 3",
+        r#"tapkit_http_request_duration_seconds_count{route="/r/{code}"} 3"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+    // The raw code never becomes a label.
+    assert!(!text.contains(&code));
+}
+
+#[tokio::test]
+async fn a_suspension_made_by_another_replica_reaches_this_one() {
+    let s = server(50, false).await;
+    let (id, code) = s.affiliate("Iron Gym").await;
+    assert_redirect(&s.tap(&format!("/r/{code}"), "Mozilla/5.0", None).await);
+    assert_eq!(s.last_click().await.0, "attributed");
+    // Another replica: the same database, its own process state.
+    let other =
+        tapkit_server::store::Store::connect(&format!("sqlite://{}", s.dir.join("t.db").display()))
+            .await
+            .unwrap();
+    other.set_affiliate_status(id, "suspended").await.unwrap();
+    // Within the poll period (1 s), without any call on this replica's admin API.
+    let mut seen = false;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_redirect(&s.tap(&format!("/r/{code}"), "Mozilla/5.0", None).await);
+        if s.last_click().await.1.as_deref() == Some("affiliate_suspended") {
+            seen = true;
+            break;
+        }
+    }
+    assert!(
+        seen,
+        "the suspension never reached this replica's directory"
     );
 }

@@ -73,6 +73,23 @@ fn program() -> Program {
     }
 }
 
+fn click(code: &str, affiliate: i64, ip: &str, at: i64) -> NewClick {
+    NewClick {
+        at,
+        code: code.into(),
+        affiliate_id: Some(affiliate),
+        channel: "link",
+        card_id: None,
+        counter: None,
+        user_agent: Some("Mozilla/5.0".into()),
+        referer: None,
+        ip_hash: ip.into(),
+        outcome: "attributed",
+        reason: None,
+        rate_limit: true,
+    }
+}
+
 /// The suite every backend must pass.
 async fn suite(s: &Store) {
     s.ping().await.unwrap();
@@ -186,6 +203,7 @@ async fn suite(s: &Store) {
             ip_hash: "ab12".into(),
             outcome: "attributed",
             reason: None,
+            rate_limit: false,
         })
         .await
         .unwrap();
@@ -195,6 +213,74 @@ async fn suite(s: &Store) {
     );
     assert_eq!(s.click(id + 1000).await.unwrap(), None);
     assert_eq!(s.click_count().await.unwrap(), 1);
+
+    // Batches: multi-row inserts with reserved ids; the per-IP limit inside the batch.
+    let ids = s.allocate_click_ids(100).await.unwrap();
+    let next = s.allocate_click_ids(1).await.unwrap();
+    assert_eq!(
+        (ids.end - ids.start, next.start),
+        (100, ids.end),
+        "blocks do not overlap"
+    );
+    assert!(ids.start > id, "ids never reuse an inserted one");
+    let mut batch: Vec<NewClick> = (0..130)
+        .map(|i| {
+            click(
+                &b.code,
+                b.id,
+                if i % 2 == 0 { "ip-a" } else { "ip-b" },
+                1_700_000_100_000 + i,
+            )
+        })
+        .collect();
+    let batch_ids: Vec<i64> = (ids.start..ids.end)
+        .chain(next.start..next.end)
+        .chain(s.allocate_click_ids(29).await.unwrap())
+        .collect();
+    s.insert_clicks(&mut batch, &batch_ids, 10).await.unwrap();
+    assert_eq!(s.click_count().await.unwrap(), 131);
+    let limited = batch
+        .iter()
+        .filter(|c| c.reason == Some("rate_limited"))
+        .count();
+    assert_eq!(
+        limited,
+        130 - 2 * 10,
+        "10 per IP pass, the rest are flagged"
+    );
+    assert!(batch[..20].iter().all(|c| c.outcome == "attributed"));
+    assert_eq!(
+        s.click(batch_ids[129]).await.unwrap().unwrap().2,
+        "flagged",
+        "the flag is what was stored"
+    );
+    // A later batch sees the committed clicks of the last hour.
+    let mut later = vec![
+        click(&b.code, b.id, "ip-c", 1_700_000_200_000),
+        click(&b.code, b.id, "ip-a", 1_700_000_200_000),
+    ];
+    let later_ids: Vec<i64> = s.allocate_click_ids(2).await.unwrap().collect();
+    s.insert_clicks(&mut later, &later_ids, 10).await.unwrap();
+    assert_eq!(
+        (later[0].outcome, later[1].outcome),
+        ("attributed", "flagged")
+    );
+
+    // What the /r/ hop caches, and the epoch that tells replicas to reload it.
+    let e0 = s.change_epoch().await.unwrap();
+    let rows = s.directory_rows(1).await.unwrap();
+    assert_eq!(rows.epoch, e0);
+    assert!(
+        rows.affiliates
+            .iter()
+            .any(|(i, c, _)| *i == b.id && *c == b.code)
+    );
+    assert!(rows.kills.contains(&(None, "kiosk".into())));
+    s.set_affiliate_status(b.id, "suspended").await.unwrap();
+    assert!(s.change_epoch().await.unwrap() > e0);
+    let rows = s.directory_rows(1).await.unwrap();
+    assert!(rows.affiliates.contains(&(b.id, b.code.clone(), false)));
+    s.set_affiliate_status(b.id, "active").await.unwrap();
 
     // API tokens by hash.
     s.add_token("provisioner", "deadbeef").await.unwrap();
@@ -212,7 +298,7 @@ async fn the_store_suite_passes_on_sqlite() {
     let s = Store::connect(&format!("sqlite://{}", dir.join("tapkit.db").display()))
         .await
         .unwrap();
-    assert_eq!(s.click_count().await.unwrap(), 1);
+    assert_eq!(s.click_count().await.unwrap(), 133);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -234,4 +320,50 @@ async fn bad_database_urls_are_refused_clearly() {
         e.contains("must start with sqlite:// or postgres://"),
         "{e}"
     );
+}
+
+/// Two replicas (two stores on one PostgreSQL database) writing concurrent batches from
+/// the same hashed IP: the limit holds exactly across them.
+#[tokio::test]
+async fn the_rate_limit_holds_across_replicas_on_postgres() {
+    let Some((s1, name)) = postgres().await else {
+        return;
+    };
+    s1.ensure_program(&program()).await.unwrap();
+    let a = s1
+        .create_affiliate(1, "Iron Gym", "business", None)
+        .await
+        .unwrap();
+    let admin = std::env::var("TAPKIT_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let base = admin.rsplit_once('/').unwrap().0;
+    let s2 = Store::connect(&format!("{base}/{name}")).await.unwrap();
+    let now = tapkit_server::store::now_ms();
+    let mut tasks = Vec::new();
+    for (r, store) in [s1.clone(), s2.clone()].into_iter().enumerate() {
+        for t in 0..8 {
+            let store = store.clone();
+            let code = a.code.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut batch: Vec<NewClick> = (0..5)
+                    .map(|i| click(&code, a.id, "same-ip", now + i))
+                    .collect();
+                let ids: Vec<i64> = store.allocate_click_ids(5).await.unwrap().collect();
+                store.insert_clicks(&mut batch, &ids, 7).await.unwrap();
+                let _ = (r, t);
+                batch.iter().filter(|c| c.outcome == "attributed").count()
+            }));
+        }
+    }
+    let mut attributed = 0;
+    for t in tasks {
+        attributed += t.await.unwrap();
+    }
+    assert_eq!(
+        attributed, 7,
+        "exactly the limit, over 80 clicks from two replicas"
+    );
+    assert_eq!(s2.click_count().await.unwrap(), 80);
+    drop((s1, s2));
+    drop_pg(&name).await;
 }
