@@ -5,6 +5,7 @@
 #   install-deps.sh python  python3 + venv, for pyscard + ndeflib (the independent PC/SC client and NDEF decoder)
 #   install-deps.sh print   poppler-utils, qpdf and zbar-tools: PDF boxes/fonts/streams/rendering and an independent QR decoder
 #   install-deps.sh browser chromium + chromedriver: the real browser the cookie and UI tests drive
+#   install-deps.sh sqlite  the sqlite3 shell: tests and benches read the server's database file independently
 set -euo pipefail
 want=()
 for group in "$@"; do
@@ -13,6 +14,7 @@ for group in "$@"; do
     pcsc) want+=(pcscd vsmartcard-vpcd libpcsclite-dev pkgconf) ;;
     python) want+=(python3 python3-venv) ;;
     print) want+=(poppler-utils zbar-tools qpdf) ;;
+    sqlite) want+=(sqlite3) ;;
     browser) want+=(chromium chromium-driver fonts-liberation2) ;;
     *) echo "install-deps: unknown group $group" >&2; exit 2 ;;
   esac

@@ -9,7 +9,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 step() { printf '\n== %s\n' "$*"; }
 
 step "system packages (pcscd, vpcd virtual reader, libpcsclite, python3-venv, poppler, zbar)"
-scripts/install-deps.sh build pcsc python print
+scripts/install-deps.sh build pcsc python print sqlite browser
 
 step "python venv with pyscard + ndeflib (the independent PC/SC client and NDEF decoder)"
 venv=target/py-venv
@@ -34,7 +34,7 @@ cargo build --workspace --bins
 
 step "tests (unit, property, simulator, and real pcscd + vpcd)"
 log=target/test-output.log
-export TAPKIT_REQUIRE_PCSC=1
+export TAPKIT_REQUIRE_PCSC=1 TAPKIT_REQUIRE_BROWSER=1
 set +e
 scripts/with-pcscd.sh cargo test --workspace 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}

@@ -348,7 +348,7 @@ pub fn http_request(
 ) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
+    s.set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
     let body = body.unwrap_or("");
     let req = format!(
@@ -356,8 +356,35 @@ pub fn http_request(
         body.len()
     );
     s.write_all(req.as_bytes()).expect("send");
+    // Read the head, then Content-Length bytes (some servers, chromedriver among them,
+    // keep the connection open despite `Connection: close`), else to the end.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("receive");
+    let mut buf = [0u8; 8192];
+    let mut body_len: Option<(usize, usize)> = None; // (head end, content length)
+    loop {
+        if let Some((head_end, len)) = body_len
+            && raw.len() >= head_end + len
+        {
+            break;
+        }
+        let n = s.read(&mut buf).expect("receive");
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if body_len.is_none()
+            && let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            let head = String::from_utf8_lossy(&raw[..i]).to_ascii_lowercase();
+            if let Some(len) = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+            {
+                body_len = Some((i + 4, len));
+            }
+        }
+    }
     let raw = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let status = head
