@@ -10,6 +10,7 @@
 
 pub mod apdu;
 pub mod code;
+pub mod date;
 pub mod ndef;
 pub mod ntag;
 pub mod type2;

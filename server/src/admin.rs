@@ -59,6 +59,98 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admin/cards/{id}/retire", post(retire_card))
         .route("/api/admin/cards/{id}/lost", post(lose_card))
         .route("/api/admin/kill-switches", post(kill))
+        .route("/api/admin/analytics", get(analytics))
+        .route("/api/openapi.json", get(openapi))
+}
+
+/// The OpenAPI document (`server/openapi.json`, checked against the routes by a test).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnalyticsQuery {
+    from: Option<String>,
+    to: Option<String>,
+    affiliate_id: Option<i64>,
+}
+
+async fn analytics(
+    _: Admin,
+    State(s): State<AppState>,
+    q: Result<Query<AnalyticsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    use tapkit_core::date::{format_date, parse_date};
+    let Query(q) = q.map_err(|e| ApiError::field("query", e.body_text()))?;
+    let day = |field: &'static str, v: &Option<String>, default: i64| match v {
+        None => Ok(default),
+        Some(t) => parse_date(t).ok_or_else(|| {
+            ApiError::field(
+                field,
+                format!("{field} {t:?} is not a date like 2026-11-21"),
+            )
+        }),
+    };
+    let today = crate::store::now_ms() / 86_400_000;
+    let to = day("to", &q.to, today)?;
+    let from = day("from", &q.from, to - 29)?;
+    if from > to {
+        return Err(ApiError::field("from", "from is after to"));
+    }
+    if to - from > 366 {
+        return Err(ApiError::field(
+            "from",
+            "at most 367 days per request; ask for a shorter range",
+        ));
+    }
+    if let Some(a) = q.affiliate_id {
+        s.store.affiliate(a).await?;
+    }
+    let (days, cards) = s.store.analytics(from, to, q.affiliate_id).await?;
+    let days: Vec<_> = days
+        .into_iter()
+        .map(|d| {
+            json!({
+                "date": format_date(d.day),
+                "affiliate_id": d.affiliate_id,
+                "visitors": d.visitors,
+                "clicks": d.clicks,
+                "attributed": d.attributed,
+                "by_channel": {
+                    "nfc": d.by_channel[0], "qr": d.by_channel[1],
+                    "kiosk": d.by_channel[2], "link": d.by_channel[3],
+                },
+                "flagged": d.flagged,
+                "previews": d.previews,
+            })
+        })
+        .collect();
+    let cards: Vec<_> = cards
+        .into_iter()
+        .map(|c| {
+            json!({
+                "date": format_date(c.day),
+                "card_id": c.card_id,
+                "uid": c.uid,
+                "affiliate_id": c.affiliate_id,
+                "visitors": c.visitors,
+                "taps": c.taps,
+                "flagged": c.flagged,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "from": format_date(from),
+        "to": format_date(to),
+        "affiliates": days,
+        "cards": cards,
+    })))
 }
 
 #[derive(Deserialize)]

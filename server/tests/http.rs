@@ -665,3 +665,187 @@ async fn a_suspension_made_by_another_replica_reaches_this_one() {
         "the suspension never reached this replica's directory"
     );
 }
+
+#[tokio::test]
+async fn analytics_count_visitors_channels_and_flagged_traffic_and_split_rebound_cards() {
+    let s = server(0, false).await;
+    let (a, code_a) = s.affiliate("Iron Gym").await;
+    let (b, code_b) = s.affiliate("Glow Spa").await;
+    let (_, card) = s
+        .admin(
+            Method::POST,
+            "/api/admin/cards",
+            &format!(r#"{{"affiliate_id":{a},"uid":"04A1B2C3D4E5F6"}}"#),
+        )
+        .await;
+    // Iron Gym: two link clicks by one visitor, a QR scan by another, a preview, an NFC
+    // tap and its replay.
+    s.tap(&format!("/r/{code_a}"), "Mozilla/5.0 phone-1", None)
+        .await;
+    s.tap(&format!("/r/{code_a}"), "Mozilla/5.0 phone-1", None)
+        .await;
+    s.tap(&format!("/r/{code_a}?s=qr"), "Mozilla/5.0 phone-2", None)
+        .await;
+    s.tap(&format!("/r/{code_a}"), "WhatsApp/2.23", None).await;
+    s.tap(
+        &format!("/r/{code_a}?m=04A1B2C3D4E5F6x000005"),
+        "Mozilla/5.0 phone-3",
+        None,
+    )
+    .await;
+    s.tap(
+        &format!("/r/{code_a}?m=04A1B2C3D4E5F6x000005"),
+        "Mozilla/5.0 phone-4",
+        None,
+    )
+    .await;
+    // The card is retired and re-bound to Glow Spa, then tapped there.
+    s.admin(
+        Method::POST,
+        &format!("/api/admin/cards/{}/retire", card["id"]),
+        "",
+    )
+    .await;
+    let (_, card2) = s
+        .admin(
+            Method::POST,
+            "/api/admin/cards",
+            &format!(r#"{{"affiliate_id":{b},"uid":"04A1B2C3D4E5F6"}}"#),
+        )
+        .await;
+    s.tap(
+        &format!("/r/{code_b}?m=04A1B2C3D4E5F6x000009"),
+        "Mozilla/5.0 phone-5",
+        None,
+    )
+    .await;
+
+    let (st, v) = s.admin(Method::GET, "/api/admin/analytics", "").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let today = tapkit_core::date::format_date(tapkit_server::store::now_ms() / 86_400_000);
+    assert_eq!(v["to"], today);
+    let day_a = v["affiliates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["affiliate_id"] == a)
+        .unwrap();
+    assert_eq!(day_a["date"], today);
+    assert_eq!(day_a["clicks"], 4, "{day_a}");
+    assert_eq!(
+        day_a["visitors"], 3,
+        "phone-1 twice is one visitor: {day_a}"
+    );
+    assert_eq!(day_a["attributed"], 4, "{day_a}");
+    assert_eq!(day_a["previews"], 1);
+    assert_eq!(day_a["flagged"], 1, "the replayed counter");
+    assert_eq!(
+        day_a["by_channel"],
+        serde_json::json!({ "nfc": 1, "qr": 1, "kiosk": 0, "link": 2 })
+    );
+    let cards = v["cards"].as_array().unwrap();
+    assert_eq!(cards.len(), 2, "one row per binding: {cards:?}");
+    let first = cards.iter().find(|c| c["card_id"] == card["id"]).unwrap();
+    let second = cards.iter().find(|c| c["card_id"] == card2["id"]).unwrap();
+    assert_eq!(
+        (
+            first["affiliate_id"].as_i64(),
+            first["taps"].as_i64(),
+            first["flagged"].as_i64()
+        ),
+        (Some(a), Some(1), Some(1))
+    );
+    assert_eq!(
+        (second["affiliate_id"].as_i64(), second["taps"].as_i64()),
+        (Some(b), Some(1))
+    );
+    assert_eq!(first["uid"], second["uid"]);
+
+    // One affiliate; bad input named.
+    let (_, only_b) = s
+        .admin(
+            Method::GET,
+            &format!("/api/admin/analytics?affiliate_id={b}"),
+            "",
+        )
+        .await;
+    assert_eq!(only_b["affiliates"].as_array().unwrap().len(), 1);
+    for (q, field) in [
+        ("from=2026-02-30", "from"),
+        ("to=yesterday", "to"),
+        ("from=2020-01-01&to=2026-01-01", "from"),
+        ("from=2026-11-21&to=2026-11-01", "from"),
+        ("bogus=1", "query"),
+    ] {
+        let (st, e) = s
+            .admin(Method::GET, &format!("/api/admin/analytics?{q}"), "")
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{q}: {e}");
+        assert_eq!(e["field"], field, "{q}: {e}");
+    }
+    let (st, _) = s
+        .admin(Method::GET, "/api/admin/analytics?affiliate_id=999", "")
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let s = server(50, false).await;
+    let r = s
+        .call(
+            Request::builder()
+                .uri("/api/openapi.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let (st, doc) = json(r).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let routes = [
+        ("get", "/r/{code}"),
+        ("head", "/r/{code}"),
+        ("get", "/healthz"),
+        ("get", "/metrics"),
+        ("get", "/api/openapi.json"),
+        ("post", "/api/admin/affiliates"),
+        ("get", "/api/admin/affiliates"),
+        ("get", "/api/admin/affiliates/{id}"),
+        ("post", "/api/admin/affiliates/{id}/suspend"),
+        ("post", "/api/admin/affiliates/{id}/reactivate"),
+        ("post", "/api/admin/cards"),
+        ("get", "/api/admin/cards"),
+        ("post", "/api/admin/cards/{id}/retire"),
+        ("post", "/api/admin/cards/{id}/lost"),
+        ("post", "/api/admin/kill-switches"),
+        ("get", "/api/admin/analytics"),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, routes.len(), "documented operations vs routes");
+    for (method, path) in routes {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not in the OpenAPI document"
+        );
+        // And the server really answers it (not 404/405).
+        let uri = path.replace("{code}", "NOPE-00000").replace("{id}", "1");
+        let r = s
+            .call(
+                Request::builder()
+                    .method(method.to_uppercase().as_str())
+                    .uri(uri)
+                    .header(header::USER_AGENT, UA)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert!(
+            r.status() != StatusCode::NOT_FOUND && r.status() != StatusCode::METHOD_NOT_ALLOWED
+                || r.status() == StatusCode::NOT_FOUND && path.contains("{id}"),
+            "{method} {path}: {}",
+            r.status()
+        );
+    }
+}

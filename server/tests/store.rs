@@ -266,6 +266,14 @@ async fn suite(s: &Store) {
         ("attributed", "flagged")
     );
 
+    // Analytics over those clicks (types must decode on both databases).
+    let (days, cards) = s.analytics(0, 40_000, Some(b.id)).await.unwrap();
+    assert_eq!(days.len(), 1, "one UTC day of clicks: {days:?}");
+    assert_eq!(days[0].clicks + days[0].flagged, 133);
+    assert_eq!(days[0].visitors, 4, "four hashed IPs, one user agent");
+    assert_eq!(days[0].by_channel, [1, 0, 0, 21]);
+    assert_eq!(cards.len(), 1);
+
     // What the /r/ hop caches, and the epoch that tells replicas to reload it.
     let e0 = s.change_epoch().await.unwrap();
     let rows = s.directory_rows(1).await.unwrap();

@@ -1,0 +1,99 @@
+//! UTC calendar dates without a date crate: days since 1970-01-01 to and from
+//! `YYYY-MM-DD` (H. Hinnant's civil-date algorithms, exact over the proleptic Gregorian
+//! calendar), and RFC 3339 timestamps.
+
+/// (year, month 1–12, day 1–31) of a day number (days since 1970-01-01).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    // d is 1..=31 and m 1..=12 by construction.
+    (y, m as u32, d as u32)
+}
+
+/// The day number of a civil date (no range check: see [`parse_date`]).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD` of a day number.
+pub fn format_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Parses `YYYY-MM-DD` (a real date between 1970 and 9999) into a day number.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d == 0 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(y), m, d);
+    // Rejects 2026-02-30 and the like: the round trip must give the same date.
+    (civil_from_days(days) == (i64::from(y), m, d)).then_some(days)
+}
+
+/// RFC 3339 UTC of seconds since the epoch, e.g. `2026-11-21T10:54:03Z`.
+pub fn rfc3339(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        format_date(days),
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn known_dates() {
+        assert_eq!(format_date(0), "1970-01-01");
+        assert_eq!(rfc3339(1_795_258_443), "2026-11-21T10:54:03Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(parse_date("2026-11-21"), Some(1_795_258_443 / 86_400));
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "2026-1-01",
+            "1969-12-31",
+            "x",
+            "2026-11-21T",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn days_round_trip(days in 0i64..3_000_000) {
+            let (y, m, d) = civil_from_days(days);
+            prop_assert_eq!(days_from_civil(y, m, d), days);
+            if y <= 9999 {
+                prop_assert_eq!(parse_date(&format_date(days)), Some(days));
+            }
+        }
+    }
+}
