@@ -10,8 +10,68 @@ type HmacSha256 = Hmac<Sha256>;
 /// The server's keys, derived from one secret so each use has its own key.
 #[derive(Clone)]
 pub struct Keys {
-    ip: HmacSha256,
     cookie: HmacSha256,
+}
+
+/// The rotating key of the IP hash: a random key per UTC day, shared by the replicas
+/// through the database (`ip_keys`) and deleted after two days, so old hashes cannot be
+/// reversed by trying every IPv4 address, not even by someone holding the server secret.
+#[derive(Default)]
+pub struct IpKeys {
+    today: std::sync::RwLock<Option<(i64, HmacSha256)>>,
+}
+
+impl std::fmt::Debug for IpKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IpKeys(..)") // never print key material
+    }
+}
+
+impl IpKeys {
+    /// Keyed hash of a client IP at `now_ms`: 128 bits of HMAC-SHA256 under the day's
+    /// key, hex. The key is fetched (or created) once per day per process.
+    pub async fn hash(
+        &self,
+        store: &crate::store::Store,
+        now_ms: i64,
+        ip: &str,
+    ) -> Result<String, crate::store::StoreError> {
+        let day = now_ms.div_euclid(86_400_000);
+        let cached = self
+            .today
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|(d, _)| *d == day)
+            .map(|(_, k)| k.clone());
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let mut fresh = [0u8; 32];
+                getrandom::fill(&mut fresh).map_err(|e| {
+                    crate::store::StoreError::Db(sqlx::Error::Protocol(format!(
+                        "no OS randomness for the IP key: {e}"
+                    )))
+                })?;
+                let hexed = store.ip_key(day, &hex(&fresh)).await?;
+                let bytes: Vec<u8> = (0..hexed.len() / 2)
+                    .filter_map(|i| u8::from_str_radix(hexed.get(2 * i..2 * i + 2)?, 16).ok())
+                    .collect();
+                let k = HmacSha256::new_from_slice(&bytes).expect(ANY_KEY_LENGTH);
+                *self
+                    .today
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((day, k.clone()));
+                k
+            }
+        };
+        Ok(hash_with(key, ip))
+    }
+}
+
+fn hash_with(mut m: HmacSha256, ip: &str) -> String {
+    m.update(ip.as_bytes());
+    hex(&m.finalize().into_bytes()[..16])
 }
 
 impl std::fmt::Debug for Keys {
@@ -53,16 +113,8 @@ impl Keys {
     /// Keys from the server secret (at least 32 bytes).
     pub fn new(secret: &[u8]) -> Self {
         Self {
-            ip: derive(secret, "tapkit ip hash v1"),
             cookie: derive(secret, "tapkit attribution cookie v1"),
         }
-    }
-
-    /// Keyed hash of a client IP: 128 bits of HMAC-SHA256, hex.
-    pub fn ip_hash(&self, ip: &str) -> String {
-        let mut m = self.ip.clone();
-        m.update(ip.as_bytes());
-        hex(&m.finalize().into_bytes()[..16])
     }
 
     fn cookie_mac(&self, click_id: i64, issued_ms: i64) -> HmacSha256 {
@@ -163,15 +215,22 @@ mod tests {
 
     #[test]
     fn ip_hashes_are_keyed_and_stable() {
-        let k = Keys::new(b"0123456789abcdef0123456789abcdef");
-        assert_eq!(k.ip_hash("203.0.113.9"), k.ip_hash("203.0.113.9"));
-        assert_ne!(k.ip_hash("203.0.113.9"), k.ip_hash("203.0.113.10"));
-        assert_ne!(
-            k.ip_hash("203.0.113.9"),
-            Keys::new(b"x").ip_hash("203.0.113.9")
+        let k = |key: &[u8]| HmacSha256::new_from_slice(key).unwrap();
+        let a = k(b"0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            hash_with(a.clone(), "203.0.113.9"),
+            hash_with(a.clone(), "203.0.113.9")
         );
-        assert_eq!(k.ip_hash("203.0.113.9").len(), 32);
-        assert!(!format!("{k:?}").contains("0123"));
+        assert_ne!(
+            hash_with(a.clone(), "203.0.113.9"),
+            hash_with(a.clone(), "203.0.113.10")
+        );
+        assert_ne!(
+            hash_with(a.clone(), "203.0.113.9"),
+            hash_with(k(b"x"), "203.0.113.9")
+        );
+        assert_eq!(hash_with(a, "203.0.113.9").len(), 32);
+        assert!(!format!("{:?}", IpKeys::default()).contains("0123"));
     }
 
     #[test]

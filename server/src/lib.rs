@@ -49,6 +49,8 @@ pub struct Inner {
     pub directory: Arc<directory::Directory>,
     /// Prometheus counters.
     pub metrics: Arc<metrics::Metrics>,
+    /// The day's key of the IP hash.
+    pub ip_keys: keys::IpKeys,
 }
 
 impl std::ops::Deref for AppState {
@@ -78,6 +80,7 @@ impl AppState {
                 clicks,
                 directory,
                 metrics,
+                ip_keys: keys::IpKeys::default(),
             }),
         })
     }

@@ -132,7 +132,10 @@ pub async fn tap(
         counter: None,
         user_agent: Some(ua.clone()).filter(|u| !u.is_empty()),
         referer: truncated(&headers, header::REFERER),
-        ip_hash: s.keys.ip_hash(&peer.ip().to_string()),
+        ip_hash: s
+            .ip_keys
+            .hash(&s.store, now, &peer.ip().to_string())
+            .await?,
         outcome: "unattributed",
         reason: None,
         rate_limit: false,

@@ -908,6 +908,28 @@ impl Store {
         Ok((days, cards))
     }
 
+    /// The IP-hash key of `day` (UTC day number): the stored one, or `candidate_hex` if
+    /// this is the first ask of the day (whichever replica asks first wins). Keys older
+    /// than yesterday are deleted.
+    pub async fn ip_key(&self, day: i64, candidate_hex: &str) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO ip_keys (day, key_hex) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING",
+        )
+        .bind(day)
+        .bind(candidate_hex)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("DELETE FROM ip_keys WHERE day < $1")
+            .bind(day - 1)
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query("SELECT key_hex FROM ip_keys WHERE day = $1")
+            .bind(day)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("key_hex")?)
+    }
+
     /// Stores an API token's hash.
     pub async fn add_token(&self, name: &str, token_hash: &str) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO api_tokens (name, token_hash, created_at) VALUES ($1, $2, $3)")

@@ -290,6 +290,23 @@ async fn suite(s: &Store) {
     assert!(rows.affiliates.contains(&(b.id, b.code.clone(), false)));
     s.set_affiliate_status(b.id, "active").await.unwrap();
 
+    // The IP-hash key rotates daily: the first candidate of a day wins on every replica;
+    // keys older than yesterday are deleted.
+    let k = |c: char| c.to_string().repeat(64);
+    assert_eq!(s.ip_key(20_000, &k('a')).await.unwrap(), k('a'));
+    assert_eq!(
+        s.ip_key(20_000, &k('b')).await.unwrap(),
+        k('a'),
+        "same day, same key"
+    );
+    assert_eq!(s.ip_key(20_001, &k('c')).await.unwrap(), k('c'));
+    assert_eq!(s.ip_key(20_003, &k('d')).await.unwrap(), k('d'));
+    assert_eq!(
+        s.ip_key(20_000, &k('e')).await.unwrap(),
+        k('e'),
+        "day 20000 was deleted when day 20003 came: its hashes cannot be recomputed"
+    );
+
     // API tokens by hash.
     s.add_token("provisioner", "deadbeef").await.unwrap();
     assert!(s.token_known("deadbeef").await.unwrap());
