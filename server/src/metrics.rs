@@ -38,7 +38,9 @@ struct Histogram {
 /// The server's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: RwLock<HashMap<(String, u16), Arc<Histogram>>>,
+    /// Route pattern → status → histogram (looked up by `&str`: no allocation per request
+    /// once a series exists).
+    requests: RwLock<HashMap<String, HashMap<u16, Arc<Histogram>>>>,
     clicks: [[AtomicU64; 4]; 4],
 }
 
@@ -53,12 +55,12 @@ impl Metrics {
     }
 
     fn observe(&self, route: &str, status: u16, secs: f64) {
-        let key = (route.to_owned(), status);
         let found = self
             .requests
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
+            .get(route)
+            .and_then(|by_status| by_status.get(&status))
             .cloned();
         let h = match found {
             Some(h) => h,
@@ -66,7 +68,9 @@ impl Metrics {
                 .requests
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(key)
+                .entry(route.to_owned())
+                .or_default()
+                .entry(status)
                 .or_default()
                 .clone(),
         };
@@ -113,7 +117,11 @@ pub async fn render(State(s): State<AppState>) -> impl IntoResponse {
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .flat_map(|(route, by_status)| {
+            by_status
+                .iter()
+                .map(move |(status, h)| ((route.clone(), *status), h.clone()))
+        })
         .collect();
     let mut series = series;
     series.sort_by(|a, b| a.0.cmp(&b.0));
