@@ -11,6 +11,7 @@
 pub mod apdu;
 pub mod code;
 pub mod date;
+pub mod hex;
 pub mod ndef;
 pub mod ntag;
 pub mod type2;

@@ -7,7 +7,7 @@
 
 pub mod cli;
 pub mod driver;
-pub mod hex;
+pub use tapkit_core::hex;
 pub mod journal;
 pub mod partners;
 pub mod pcsc_transport;

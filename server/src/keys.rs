@@ -54,9 +54,13 @@ impl IpKeys {
                     )))
                 })?;
                 let hexed = store.ip_key(day, &hex(&fresh)).await?;
-                let bytes: Vec<u8> = (0..hexed.len() / 2)
-                    .filter_map(|i| u8::from_str_radix(hexed.get(2 * i..2 * i + 2)?, 16).ok())
-                    .collect();
+                // Never hash with a key other than the stored one: a damaged row fails
+                // like any database error, rather than silently hashing with a short key.
+                let bytes = unhex(&hexed).map_err(|e| {
+                    crate::store::StoreError::Db(sqlx::Error::Protocol(format!(
+                        "the IP key of day {day} in ip_keys is damaged: {e}"
+                    )))
+                })?;
                 let k = HmacSha256::new_from_slice(&bytes).expect(ANY_KEY_LENGTH);
                 *self
                     .today
@@ -80,16 +84,7 @@ impl std::fmt::Debug for Keys {
     }
 }
 
-/// Lower-case hex (a table, not `format!` per byte: this runs on every tap).
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
+use tapkit_core::hex::{decode as unhex, encode_lower as hex};
 
 const ANY_KEY_LENGTH: &str = "HMAC-SHA256 takes keys of any length";
 
@@ -147,9 +142,10 @@ impl Keys {
         if mac.len() != 64 {
             return None;
         }
-        let bytes: Vec<u8> = (0..32)
-            .map(|i| u8::from_str_radix(mac.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect::<Option<_>>()?;
+        if !mac.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let bytes = unhex(mac).ok()?;
         self.cookie_mac(click_id, issued_ms)
             .verify_slice(&bytes)
             .ok()?;

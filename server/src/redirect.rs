@@ -257,7 +257,7 @@ async fn nfc_check(
     let Some((uid, counter)) = parse_mirror_text(m) else {
         return Ok(Some("bad_mirror"));
     };
-    let uid_hex: String = uid.iter().map(|b| format!("{b:02X}")).collect();
+    let uid_hex = tapkit_core::hex::encode(&uid);
     click.counter = Some(i64::from(counter));
     let Some(card) = s.store.latest_card(&uid_hex).await? else {
         return Ok(Some("card_not_registered"));

@@ -1,14 +1,24 @@
-//! Hex strings for UIDs, images and JSON output.
+//! Hex strings: UIDs, tag images and JSON output (upper case), keys, hashes and MACs
+//! (lower case). By table, not `format!` per byte: the server's `/r/{code}` hop hashes
+//! on every tap.
+
+fn encode_with(bytes: &[u8], digits: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(digits[usize::from(b >> 4)]));
+        s.push(char::from(digits[usize::from(b & 0x0f)]));
+    }
+    s
+}
 
 /// Upper-case hex without separators.
 pub fn encode(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02X}");
-            s
-        })
+    encode_with(bytes, b"0123456789ABCDEF")
+}
+
+/// Lower-case hex without separators.
+pub fn encode_lower(bytes: &[u8]) -> String {
+    encode_with(bytes, b"0123456789abcdef")
 }
 
 /// Parses hex (either case; spaces and colons ignored).
@@ -39,6 +49,7 @@ mod tests {
     #[test]
     fn round_trip() {
         assert_eq!(super::encode(&[0x04, 0xAB]), "04AB");
+        assert_eq!(super::encode_lower(&[0x04, 0xAB]), "04ab");
         assert_eq!(super::decode("04ab").unwrap(), vec![0x04, 0xAB]);
         assert_eq!(super::decode("04:AB").unwrap(), vec![0x04, 0xAB]);
         assert!(super::decode("0").is_err());
