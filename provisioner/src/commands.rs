@@ -517,27 +517,30 @@ fn load_partners(src: &SourceArgs) -> Result<Partners, DriverError> {
             .map_err(server_error)?;
             let api = ServerApi::new(creds).map_err(server_error)?;
             let remote = api.partners(!src.all).map_err(server_error)?;
+            if remote.partners.is_empty() && remote.errors.is_empty() {
+                if src.all {
+                    println!("{} has no active affiliate: nothing to do.", api.base());
+                } else {
+                    println!(
+                        "Every affiliate on {} has a card: nothing to do (--all takes every active affiliate).",
+                        api.base()
+                    );
+                }
+                return Ok(Partners {
+                    list: Vec::new(),
+                    domain: String::new(),
+                    server: Some(api),
+                });
+            }
             let domain = match (&src.domain, remote.domain) {
                 (Some(d), _) => d.clone(),
                 (None, Some(d)) => d,
-                (None, None) => {
-                    if remote.partners.is_empty() && remote.errors.is_empty() {
-                        println!(
-                            "Every affiliate on {} has a card: nothing to do (--all takes every active affiliate).",
-                            api.base()
-                        );
-                        return Ok(Partners {
-                            list: Vec::new(),
-                            domain: String::new(),
-                            server: Some(api),
-                        });
-                    }
-                    return Err(DriverError::BadInput(
-                        "the server did not say its domain; give --domain".into(),
-                    ));
-                }
+                // Only when no entry was usable (reported below with the reason).
+                (None, None) => String::new(),
             };
-            crate::partners::check_domain(&domain).map_err(DriverError::BadInput)?;
+            if !remote.partners.is_empty() {
+                crate::partners::check_domain(&domain).map_err(DriverError::BadInput)?;
+            }
             let origin = format!(
                 "{} ({})",
                 api.base(),
@@ -553,7 +556,7 @@ fn load_partners(src: &SourceArgs) -> Result<Partners, DriverError> {
     for e in &errors {
         eprintln!("{origin}: {e} — skipped");
     }
-    if list.is_empty() && server.is_none() {
+    if list.is_empty() {
         return Err(DriverError::BadInput(format!(
             "{origin} has no usable partner rows"
         )));

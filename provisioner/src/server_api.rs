@@ -256,12 +256,8 @@ impl ServerApi {
         })
     }
 
-    /// `GET /api/admin/affiliates?needs_card=true`: the affiliates that still need a card.
-    pub fn partners_needing_card(&self) -> Result<RemotePartners, ServerError> {
-        self.partners(true)
-    }
-
-    /// The affiliates that still need a card (`needs_card`), or every active one.
+    /// `GET /api/admin/affiliates[?needs_card=true]`: the affiliates that still need a
+    /// card (`needs_card`), or every active one.
     pub fn partners(&self, needs_card: bool) -> Result<RemotePartners, ServerError> {
         let url = format!(
             "{}/api/admin/affiliates{}",

@@ -29,8 +29,8 @@ struct Snapshot {
     by_code: HashMap<String, Listed>,
     /// Channels off for the whole program.
     killed_all: HashSet<String>,
-    /// (affiliate, channel) pairs that are off.
-    killed: HashSet<(i64, String)>,
+    /// Channels off per affiliate (looked up by `&str`: no allocation per tap).
+    killed: HashMap<i64, HashSet<String>>,
 }
 
 /// The cached directory of one program.
@@ -75,7 +75,10 @@ impl Directory {
     /// Whether `channel` is off for this affiliate or its whole program.
     pub fn killed(&self, affiliate_id: i64, channel: &str) -> bool {
         let s = self.current();
-        s.killed_all.contains(channel) || s.killed.contains(&(affiliate_id, channel.to_owned()))
+        s.killed_all.contains(channel)
+            || s.killed
+                .get(&affiliate_id)
+                .is_some_and(|off| off.contains(channel))
     }
 
     /// Reads everything again.
@@ -91,7 +94,7 @@ impl Directory {
         for (aff, channel) in rows.kills {
             match aff {
                 Some(a) => {
-                    snap.killed.insert((a, channel));
+                    snap.killed.entry(a).or_default().insert(channel);
                 }
                 None => {
                     snap.killed_all.insert(channel);

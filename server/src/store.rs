@@ -603,7 +603,7 @@ impl Store {
 
     async fn write_clicks(
         &self,
-        tx: &mut sqlx::AnyConnection,
+        conn: &mut sqlx::AnyConnection,
         clicks: &mut [NewClick],
         ids: &[i64],
         limit_per_hour: u32,
@@ -633,7 +633,7 @@ impl Store {
                 for ip in &ips {
                     q = q.bind(ip.as_str());
                 }
-                q.fetch_one(&mut *tx).await?;
+                q.fetch_one(&mut *conn).await?;
             }
             let sql = format!(
                 "SELECT ip_hash, COUNT(*) AS n FROM clicks WHERE at >= $1 AND ip_hash IN ({list}) GROUP BY ip_hash"
@@ -644,7 +644,7 @@ impl Store {
                 q = q.bind(ip.as_str());
             }
             let mut seen: std::collections::HashMap<String, i64> = q
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut *conn)
                 .await?
                 .iter()
                 .map(|r| Ok((r.try_get("ip_hash")?, r.try_get("n")?)))
@@ -706,7 +706,7 @@ impl Store {
                     .bind(c.outcome)
                     .bind(c.reason);
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut *conn).await?;
         }
         Ok(())
     }
