@@ -321,6 +321,24 @@ impl Server {
         }
     }
 
+    /// Runs another `tapkit-server` subcommand with this server's settings.
+    pub fn command(&self, args: &[&str]) -> Output {
+        Command::new(bin("tapkit-server"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("tapkit-server runs")
+    }
+
+    /// SIGTERM (a graceful stop) and the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.0.id().to_string()])
+            .status();
+        c.0.wait().ok()
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -3,114 +3,69 @@
 //! affiliate over real HTTP and `/r/{code}` redirects with the cookie pair.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-fn http(addr: &str, request: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
+use tapkit_e2e::{Server, http_request};
 
 #[test]
 fn the_server_binary_serves_the_admin_api_and_the_redirect() {
-    let dir = std::env::temp_dir().join(format!("tapkit-srv-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let env = [
-        (
-            "TAPKIT_DATABASE_URL",
-            format!("sqlite://{}", dir.join("t.db").display()),
-        ),
-        ("TAPKIT_LISTEN", addr.clone()),
-        ("TAPKIT_DATA_DIR", dir.display().to_string()),
-    ];
-    let token = Command::new(tapkit_e2e::bin("tapkit-server"))
-        .args(["token", "create", "--name", "e2e"])
-        .envs(env.clone())
-        .output()
-        .unwrap();
+    // Server::start runs `token create` (its stdout is the token) and `serve` configured
+    // by TAPKIT_DATABASE_URL / TAPKIT_LISTEN / TAPKIT_DATA_DIR.
+    let mut server = Server::start("srv", None, &[]);
+    let out = server.command(&["token", "create", "--name", "e2e"]);
     assert!(
-        token.status.success(),
+        out.status.success(),
         "{}",
-        String::from_utf8_lossy(&token.stderr)
+        String::from_utf8_lossy(&out.stderr)
     );
-    let token = String::from_utf8(token.stdout).unwrap();
+    let token = String::from_utf8(out.stdout).unwrap();
     assert!(
         token.starts_with("tk_") && token.trim().len() == 67 && token.lines().count() == 1,
         "only the token: {token:?}"
     );
-    let token = token.trim();
-
-    let mut server = Command::new(tapkit_e2e::bin("tapkit-server"))
-        .arg("serve")
-        .envs(env)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut up = false;
-    for _ in 0..100 {
-        if TcpStream::connect(&addr).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(up, "the server did not start listening on {addr}");
-
-    let body = r#"{"name": "Iron Gym", "kind": "business"}"#;
-    let resp = http(
-        &addr,
-        &format!(
-            "POST /api/admin/affiliates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
+    // The new token works as well as the first one.
+    let (status, _, _) = http_request(
+        &server.addr,
+        "GET",
+        "/api/admin/affiliates",
+        &format!("Authorization: Bearer {}\r\n", token.trim()),
+        None,
     );
-    assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
-    let json: serde_json::Value =
-        serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-    let code = json["code"].as_str().unwrap();
+    assert_eq!(status, 200);
 
-    let resp = http(
-        &addr,
-        &format!(
-            "GET /r/{code} HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla/5.0 Firefox\r\nConnection: close\r\n\r\n"
-        ),
+    let (status, a) = server.api(
+        "POST",
+        "/api/admin/affiliates",
+        Some(r#"{"name": "Iron Gym", "kind": "business"}"#),
     );
-    assert!(resp.starts_with("HTTP/1.1 302"), "{resp}");
+    assert_eq!(status, 201, "{a}");
+    let code = a["code"].as_str().unwrap();
+
+    let (status, head, _) = http_request(
+        &server.addr,
+        "GET",
+        &format!("/r/{code}"),
+        "User-Agent: Mozilla/5.0 Firefox\r\n",
+        None,
+    );
+    assert_eq!(status, 302, "{head}");
     assert!(
-        resp.contains("location: https://book.example.com/"),
-        "{resp}"
+        head.contains("location: https://book.example.com/"),
+        "{head}"
     );
-    assert_eq!(resp.matches("set-cookie: tapkit_ref").count(), 2, "{resp}");
+    assert_eq!(head.matches("set-cookie: tapkit_ref").count(), 2, "{head}");
 
-    let resp = http(
-        &addr,
-        "GET /api/admin/affiliates HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+    let (status, _, _) = http_request(&server.addr, "GET", "/api/admin/affiliates", "", None);
+    assert_eq!(status, 401);
 
     // SIGTERM: a graceful stop.
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    let status = server.wait().unwrap();
+    let status = server.terminate().unwrap();
     assert!(
         status.success(),
         "graceful shutdown exits 0, got {status:?}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The click id inside a `tapkit_ref=v1.<click>.<ms>.<mac>` Set-Cookie header.
