@@ -63,10 +63,145 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// Parses an RFC 3339 timestamp (`2026-11-21T10:54:03Z`, `…03.250+01:00`; `t` and
+/// `z` in lower case too) into Unix milliseconds. Fractions beyond milliseconds are
+/// truncated; leap seconds are refused.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    if !s.is_ascii() || s.len() < 20 || s.len() > 40 {
+        return None;
+    }
+    let (date, rest) = s.split_at(10);
+    let days = parse_date(date)?;
+    let rest = rest.strip_prefix(['T', 't'])?;
+    let b = rest.as_bytes();
+    if b.len() < 9 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let two = |i: usize| -> Option<i64> {
+        let d = rest.get(i..i + 2)?;
+        d.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| d.parse().ok())?
+    };
+    let (h, mi, sec) = (two(0)?, two(3)?, two(6)?);
+    if h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let mut rest = &rest[8..];
+    let mut ms = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        let digits = &frac[..n];
+        ms = digits
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(3)
+            .fold(0i64, |a, c| a * 10 + i64::from(c - b'0'));
+        rest = &frac[n..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
+                return None;
+            }
+            let (oh, om) = (two_at(rest, 1)?, two_at(rest, 4)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 60 + om)
+        }
+    };
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + ms)
+}
+
+fn two_at(s: &str, i: usize) -> Option<i64> {
+    let d = s.get(i..i + 2)?;
+    d.bytes()
+        .all(|c| c.is_ascii_digit())
+        .then(|| d.parse().ok())?
+}
+
+/// `YYYY-MM` of Unix milliseconds (UTC).
+pub fn month_of_ms(ms: i64) -> String {
+    let (y, m, _) = civil_from_days(ms.div_euclid(86_400_000));
+    format!("{y:04}-{m:02}")
+}
+
+/// Parses `YYYY-MM` (1970–9999) into the Unix milliseconds of its first instant and of
+/// the next month's first instant.
+pub fn parse_month(s: &str) -> Option<(i64, i64)> {
+    let start = parse_date(&format!("{s}-01"))?;
+    let (y, m, _) = civil_from_days(start);
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    Some((start * 86_400_000, days_from_civil(ny, nm, 1) * 86_400_000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn rfc3339_timestamps_parse_exactly() {
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-21T10:54:03Z"),
+            Some(1_795_258_443_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-21T11:54:03.25+01:00"),
+            Some(1_795_258_443_250)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-21t05:24:03.123456-05:30"),
+            Some(1_795_258_443_123)
+        );
+        for bad in [
+            "",
+            "2026-11-21",
+            "2026-11-21 10:54:03Z",
+            "2026-11-21T10:54:03",
+            "2026-11-21T24:00:00Z",
+            "2026-11-21T10:54:60Z",
+            "2026-11-21T10:54:03.Z",
+            "2026-11-21T10:54:03+0100",
+            "2026-02-30T10:54:03Z",
+            "2026-11-21T1:54:03Z",
+            "2026-11-21T+1:54:03Z",
+            "２026-11-21T10:54:03Z",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad:?}");
+        }
+        assert_eq!(month_of_ms(1_795_258_443_000), "2026-11");
+        assert_eq!(month_of_ms(-1), "1969-12");
+        let (a, b) = parse_month("2026-12").unwrap_or_default();
+        assert_eq!(
+            (month_of_ms(a), month_of_ms(b), month_of_ms(b - 1)),
+            ("2026-12".into(), "2027-01".into(), "2026-12".into())
+        );
+        assert_eq!(parse_month("2026-13"), None);
+        assert_eq!(parse_month("2026-1"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn rfc3339_parsing_never_panics(s in "\\PC{0,40}") {
+            let _ = parse_rfc3339_ms(&s);
+        }
+
+        #[test]
+        fn rfc3339_round_trips(secs in 0u64..253_402_300_799) {
+            prop_assert_eq!(parse_rfc3339_ms(&rfc3339(secs)), Some(secs as i64 * 1000));
+        }
+    }
 
     #[test]
     fn known_dates() {

@@ -25,6 +25,20 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
     }
 }
 
+/// An optional JSON body: empty is `None`; anything else must parse (field named).
+pub fn optional_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| ApiError::Invalid {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            field: None,
+            message: format!("the body is not valid: {e}"),
+        })
+}
+
 /// Proof that the request carries a known admin token.
 pub struct Admin;
 
@@ -52,7 +66,10 @@ pub fn routes() -> Router<AppState> {
             "/api/admin/affiliates",
             post(create_affiliate).get(list_affiliates),
         )
-        .route("/api/admin/affiliates/{id}", get(get_affiliate))
+        .route(
+            "/api/admin/affiliates/{id}",
+            get(get_affiliate).patch(update_affiliate),
+        )
         .route("/api/admin/affiliates/{id}/suspend", post(suspend))
         .route("/api/admin/affiliates/{id}/reactivate", post(reactivate))
         .route("/api/admin/cards", post(register_card).get(list_cards))
@@ -60,6 +77,29 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admin/cards/{id}/lost", post(lose_card))
         .route("/api/admin/kill-switches", post(kill))
         .route("/api/admin/analytics", get(analytics))
+        .route("/api/admin/affiliates/{id}/earnings", get(earnings))
+        .route("/api/admin/reviews", get(crate::conversions::list_reviews))
+        .route(
+            "/api/admin/reviews/{id}/{verdict}",
+            post(crate::conversions::decide),
+        )
+        .route("/api/admin/periods", get(crate::payouts::list_periods))
+        .route(
+            "/api/admin/periods/{period}/close",
+            post(crate::payouts::close_route),
+        )
+        .route(
+            "/api/admin/periods/{period}/payouts.csv",
+            get(crate::payouts::csv_route),
+        )
+        .route(
+            "/api/admin/periods/{period}/payouts.pdf",
+            get(crate::payouts::pdf_route),
+        )
+        .route(
+            "/api/admin/payouts/{id}/paid",
+            post(crate::payouts::mark_paid),
+        )
         .route("/api/openapi.json", get(openapi))
 }
 
@@ -364,4 +404,147 @@ async fn kill(
         StatusCode::CREATED,
         Json(json!({ "channel": b.channel, "affiliate_id": b.affiliate_id, "killed": true })),
     ))
+}
+
+/// `PATCH /api/admin/affiliates/{id}`: an empty string clears a field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AffiliatePatch {
+    tier: Option<String>,
+    contact: Option<String>,
+    customer_id: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+/// SHA-256 hex of an email as the booking system must hash it too: trimmed, lower case.
+pub fn email_sha256(email: &str) -> String {
+    use sha2::Digest;
+    tapkit_core::hex::encode_lower(&sha2::Sha256::digest(
+        email.trim().to_lowercase().as_bytes(),
+    ))
+}
+
+/// SHA-256 hex of a phone number as the booking system must hash it too: `+` and the
+/// digits only (`+1 (555) 010-0000` → `+15550100000`).
+pub fn phone_sha256(phone: &str) -> String {
+    use sha2::Digest;
+    let norm: String = phone
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    tapkit_core::hex::encode_lower(&sha2::Sha256::digest(norm.as_bytes()))
+}
+
+async fn update_affiliate(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    Body(b): Body<AffiliatePatch>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = id(&raw)?;
+    let clean = |field: &'static str,
+                 v: Option<String>|
+     -> Result<Option<Option<String>>, ApiError> {
+        match v {
+            None => Ok(None),
+            Some(v) if v.trim().is_empty() => Ok(Some(None)),
+            Some(v) if v.len() > 200 || v.chars().any(char::is_control) => Err(ApiError::field(
+                field,
+                format!("{field} must be at most 200 characters without control characters"),
+            )),
+            Some(v) => Ok(Some(Some(v.trim().to_owned()))),
+        }
+    };
+    let tier = clean("tier", b.tier)?;
+    if let Some(Some(t)) = &tier
+        && !s
+            .config
+            .program
+            .commission
+            .tiers
+            .iter()
+            .any(|x| &x.name == t)
+    {
+        let names: Vec<&str> = s
+            .config
+            .program
+            .commission
+            .tiers
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        return Err(ApiError::field(
+            "tier",
+            format!(
+                "tier {t:?} is not one of this program's tiers ({}); \"\" clears the override",
+                if names.is_empty() {
+                    "it has none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        ));
+    }
+    let email = clean("email", b.email)?;
+    if let Some(Some(e)) = &email
+        && (!e.contains('@') || e.starts_with('@') || e.ends_with('@'))
+    {
+        return Err(ApiError::field(
+            "email",
+            format!("email {e:?} is not an email address"),
+        ));
+    }
+    let phone = clean("phone", b.phone)?;
+    if let Some(Some(p)) = &phone
+        && p.chars().filter(char::is_ascii_digit).count() < 6
+    {
+        return Err(ApiError::field(
+            "phone",
+            format!("phone {p:?} has too few digits"),
+        ));
+    }
+    let patch = crate::store::AffiliateUpdate {
+        tier,
+        contact: clean("contact", b.contact)?,
+        customer_id: clean("customer_id", b.customer_id)?,
+        email_sha256: email.map(|e| e.map(|e| email_sha256(&e))),
+        phone_sha256: phone.map(|p| p.map(|p| phone_sha256(&p))),
+    };
+    let a = s.store.update_affiliate(id, &patch).await?;
+    Ok(Json(out(&s, a)))
+}
+
+/// `GET /api/admin/affiliates/{id}/earnings`: owed (on the ledger), pending, held, and
+/// the latest commission lines.
+async fn earnings(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = id(&raw)?;
+    s.store.affiliate(id).await?;
+    let owed = s.store.owed(id).await?;
+    let lines = s.store.affiliate_commissions(id, 100_000).await?;
+    // Current state per booking and unit: the newest line.
+    let mut seen: std::collections::HashSet<(i64, String)> = std::collections::HashSet::new();
+    let mut sums: std::collections::BTreeMap<(String, String), i64> = Default::default();
+    for l in &lines {
+        if seen.insert((l.booking_ref, l.unit.clone())) {
+            *sums.entry((l.status.clone(), l.unit.clone())).or_default() += l.amount_minor;
+        }
+    }
+    let by = |status: &str| -> Vec<serde_json::Value> {
+        sums.iter()
+            .filter(|((st, _), _)| st == status)
+            .map(|((_, unit), v)| json!({"unit": unit, "amount_minor": v}))
+            .collect()
+    };
+    Ok(Json(json!({
+        "affiliate_id": id,
+        "owed": owed.iter().map(|(u, v)| json!({"unit": u, "amount_minor": v})).collect::<Vec<_>>(),
+        "pending": by("pending"),
+        "held_for_review": by("held"),
+        "commissions": lines.iter().take(200).collect::<Vec<_>>(),
+    })))
 }

@@ -26,6 +26,70 @@ pub struct ProgramConfig {
     /// Cookie `Domain` attribute (e.g. `example.com` to share with `book.example.com`);
     /// none: host-only on the host that served `/r/`.
     pub cookie_domain: Option<String>,
+    /// How old a webhook's signed timestamp may be (either way), in seconds.
+    pub webhook_tolerance_secs: i64,
+    /// Commission tiers and rules.
+    pub commission: crate::rules::Commission,
+    /// Fraud rules of the conversion webhook.
+    pub fraud: Fraud,
+}
+
+/// `[program.fraud]`: which conversions earn nothing, and which wait for a review.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fraud {
+    /// A conversion sooner than this after its click earns nothing (bots).
+    pub min_seconds_after_click: i64,
+    /// Every Nth attributed conversion is held for a manual review (0: none).
+    pub review_every: u32,
+    /// Held: this many attributed conversions in 24 hours whose clicks came from one
+    /// hashed IP (0: off).
+    pub max_per_ip_per_day: u32,
+    /// Held: this many conversions for one affiliate in 24 hours from customers of one
+    /// email domain, webmail providers excepted (0: off).
+    pub max_per_email_domain_per_day: u32,
+    /// Email domains shared by the public, never counted as one organisation.
+    pub webmail_domains: Vec<String>,
+}
+
+impl Default for Fraud {
+    fn default() -> Self {
+        Self {
+            min_seconds_after_click: 2,
+            review_every: 25,
+            max_per_ip_per_day: 3,
+            max_per_email_domain_per_day: 3,
+            webmail_domains: [
+                "gmail.com",
+                "googlemail.com",
+                "outlook.com",
+                "hotmail.com",
+                "live.com",
+                "yahoo.com",
+                "icloud.com",
+                "me.com",
+                "aol.com",
+                "proton.me",
+                "protonmail.com",
+                "gmx.com",
+                "gmx.de",
+                "web.de",
+                "mail.com",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// A secret value: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 impl Default for ProgramConfig {
@@ -37,6 +101,9 @@ impl Default for ProgramConfig {
             cookie_days: 30,
             last_touch: false,
             cookie_domain: None,
+            webhook_tolerance_secs: 300,
+            commission: crate::rules::Commission::default(),
+            fraud: Fraud::default(),
         }
     }
 }
@@ -75,6 +142,9 @@ pub struct Config {
     pub sqlite_synchronous: crate::store::SqliteSync,
     /// The default program.
     pub program: ProgramConfig,
+    /// The default program's webhook signing secret (`TAPKIT_WEBHOOK_SECRET` or the
+    /// file named by `TAPKIT_WEBHOOK_SECRET_FILE`); none: `/api/conversions` answers 503.
+    pub webhook_secret: Option<Secret>,
 }
 
 /// Reads the config file (if any) and applies `TAPKIT_*` environment overrides.
@@ -137,6 +207,15 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
             p.cookie_days
         ));
     }
+    p.commission
+        .validate()
+        .map_err(|e| format!("program.{e}"))?;
+    if !(1..=86_400).contains(&p.webhook_tolerance_secs) {
+        return Err(format!(
+            "program.webhook_tolerance_secs is {}; use 1 to 86400 seconds (300 is usual)",
+            p.webhook_tolerance_secs
+        ));
+    }
     Ok(Config {
         listen,
         database_url,
@@ -144,7 +223,37 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
         rate_limit_per_hour,
         sqlite_synchronous,
         program: file.program,
+        webhook_secret: webhook_secret()?,
     })
+}
+
+/// `TAPKIT_WEBHOOK_SECRET`, else the contents of `TAPKIT_WEBHOOK_SECRET_FILE`.
+fn webhook_secret() -> Result<Option<Secret>, String> {
+    let value = match (
+        std::env::var("TAPKIT_WEBHOOK_SECRET")
+            .ok()
+            .filter(|v| !v.is_empty()),
+        std::env::var_os("TAPKIT_WEBHOOK_SECRET_FILE"),
+    ) {
+        (Some(v), _) => v,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| {
+                format!(
+                    "cannot read TAPKIT_WEBHOOK_SECRET_FILE {}: {e}",
+                    std::path::Path::new(&path).display()
+                )
+            })?
+            .trim()
+            .to_owned(),
+        (None, None) => return Ok(None),
+    };
+    if value.len() < 16 {
+        return Err(
+            "the webhook secret is shorter than 16 characters; use a long random value (openssl rand -hex 32)"
+                .into(),
+        );
+    }
+    Ok(Some(Secret(value.into_bytes())))
 }
 
 impl Config {

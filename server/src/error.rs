@@ -21,8 +21,12 @@ pub enum ApiError {
         /// What is wrong and how to fix it.
         message: String,
     },
-    /// 401.
+    /// 401: no valid admin token.
     Unauthorized,
+    /// 401 with what was wrong (webhook signatures).
+    Unauthenticated(String),
+    /// 503: a feature is not configured.
+    Unavailable(String),
     /// 404.
     NotFound(&'static str),
     /// 409.
@@ -97,6 +101,12 @@ impl IntoResponse for ApiError {
                 json!({ "error": format!("{what} not found") }),
             ),
             Self::Conflict(message) => (StatusCode::CONFLICT, json!({ "error": message })),
+            Self::Unauthenticated(message) => {
+                (StatusCode::UNAUTHORIZED, json!({ "error": message }))
+            }
+            Self::Unavailable(message) => {
+                (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": message }))
+            }
             Self::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

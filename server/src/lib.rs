@@ -10,11 +10,15 @@
 pub mod admin;
 pub mod clicks;
 pub mod config;
+pub mod conversions;
 pub mod directory;
 pub mod error;
 pub mod keys;
+pub mod ledger;
 pub mod metrics;
+pub mod payouts;
 pub mod redirect;
+pub mod rules;
 pub mod store;
 
 use std::sync::Arc;
@@ -51,6 +55,9 @@ pub struct Inner {
     pub metrics: Arc<metrics::Metrics>,
     /// The day's key of the IP hash.
     pub ip_keys: keys::IpKeys,
+    /// Serialises this process's money transactions (conversions, reviews, month
+    /// close); the database lock serialises replicas.
+    pub money_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::ops::Deref for AppState {
@@ -81,6 +88,7 @@ impl AppState {
                 directory,
                 metrics,
                 ip_keys: keys::IpKeys::default(),
+                money_lock: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -92,6 +100,10 @@ pub fn app(state: AppState) -> Router {
         .route("/r/{code}", get(redirect::tap))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
+        .route(
+            "/api/conversions",
+            axum::routing::post(conversions::receive),
+        )
         .merge(admin::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -42,9 +42,34 @@ pub struct Metrics {
     /// once a series exists).
     requests: RwLock<HashMap<String, HashMap<u16, Arc<Histogram>>>>,
     clicks: [[AtomicU64; 4]; 4],
+    conversions: [AtomicU64; CONVERSION_OUTCOMES.len()],
 }
 
+/// Outcomes of conversion webhooks, in the order of `Metrics::conversions`.
+pub const CONVERSION_OUTCOMES: [&str; 11] = [
+    "earned",
+    "pending",
+    "held",
+    "refused",
+    "reversed",
+    "awaiting_payment",
+    "recorded",
+    "unattributed",
+    "no_commission",
+    "duplicate",
+    "other",
+];
+
 impl Metrics {
+    /// Counts a processed conversion webhook.
+    pub fn conversion(&self, outcome: &str) {
+        let i = CONVERSION_OUTCOMES
+            .iter()
+            .position(|x| *x == outcome)
+            .unwrap_or(CONVERSION_OUTCOMES.len() - 1);
+        self.conversions[i].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a stored click.
     pub fn click(&self, channel: &str, outcome: &str) {
         let c = CHANNELS.iter().position(|x| *x == channel);
@@ -186,6 +211,15 @@ pub async fn render(State(s): State<AppState>) -> impl IntoResponse {
                 m.clicks[c][o].load(Ordering::Relaxed)
             );
         }
+    }
+    out.push_str("# HELP tapkit_conversions_total Conversion webhooks processed, by outcome.\n");
+    out.push_str("# TYPE tapkit_conversions_total counter\n");
+    for (i, outcome) in CONVERSION_OUTCOMES.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "tapkit_conversions_total{{outcome=\"{outcome}\"}} {}",
+            m.conversions[i].load(Ordering::Relaxed)
+        );
     }
     let st = s.clicks.stats();
     out.push_str("# HELP tapkit_click_batch_size Clicks per group-commit transaction.\n");

@@ -104,6 +104,21 @@ pub struct Affiliate {
     pub created_at: i64,
 }
 
+/// Changes to an affiliate: `None` leaves a field, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct AffiliateUpdate {
+    /// Commission tier override.
+    pub tier: Option<Option<String>>,
+    /// Contact.
+    pub contact: Option<Option<String>>,
+    /// Its customer id in the booking system (self-referral check).
+    pub customer_id: Option<Option<String>>,
+    /// SHA-256 hex of its normalised email.
+    pub email_sha256: Option<Option<String>>,
+    /// SHA-256 hex of its normalised phone.
+    pub phone_sha256: Option<Option<String>>,
+}
+
 /// A physical NFC card bound to an affiliate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Card {
@@ -317,6 +332,11 @@ impl Store {
         Ok(Self { pool, backend })
     }
 
+    /// The connection pool (for the other store modules).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -425,6 +445,44 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(affiliate).collect::<Result<_, _>>()?)
+    }
+
+    /// Updates an affiliate's tier override, contact and customer identity.
+    pub async fn update_affiliate(
+        &self,
+        id: i64,
+        u: &AffiliateUpdate,
+    ) -> Result<Affiliate, StoreError> {
+        let mut sets = Vec::new();
+        let mut values: Vec<Option<String>> = Vec::new();
+        for (col, v) in [
+            ("tier", &u.tier),
+            ("contact", &u.contact),
+            ("customer_id", &u.customer_id),
+            ("email_sha256", &u.email_sha256),
+            ("phone_sha256", &u.phone_sha256),
+        ] {
+            if let Some(v) = v {
+                values.push(v.clone());
+                sets.push(format!("{col} = ${}", values.len() + 1));
+            }
+        }
+        if sets.is_empty() {
+            return self.affiliate(id).await;
+        }
+        let sql = format!(
+            "UPDATE affiliates SET {} WHERE id = $1 RETURNING {AFFILIATE_COLS}",
+            sets.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(id);
+        for v in values {
+            q = q.bind(v);
+        }
+        let row = q
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("affiliate"))?;
+        Ok(affiliate(&row)?)
     }
 
     /// Sets `active` / `suspended`.

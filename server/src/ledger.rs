@@ -1,0 +1,1307 @@
+//! The money side of the store: bookings and their stamped attribution, conversion
+//! events, the commission log, the double-entry ledger, periods, payouts and reviews.
+//!
+//! Every write happens inside a [`MoneyTx`]: one database transaction that holds the
+//! program's money lock (SQLite: `BEGIN IMMEDIATE`, one writer; PostgreSQL: a
+//! transaction-scoped advisory lock per program, so replicas take turns). Conversions
+//! are rare next to clicks, and serialising them makes the tier counts, the every-Nth
+//! review sample and de-duplication exact.
+//!
+//! Ledger conventions: a posting's amount is positive for a debit and negative for a
+//! credit, and a transaction's postings sum to zero per unit (the database refuses
+//! anything else, see migration 0005). The partner's account is `partner_payable`; what
+//! the program owes a partner is minus that account's balance.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::store::{Backend, Store, StoreError};
+
+/// Account of the program's commission expense (cash).
+pub const EXPENSE: &str = "commission_expense";
+/// Account credit rewards are drawn from.
+pub const CREDIT_POOL: &str = "credit_pool";
+/// Account vouchers are drawn from.
+pub const VOUCHER_POOL: &str = "voucher_pool";
+/// What the program owes each partner (with its affiliate id).
+pub const PARTNER: &str = "partner_payable";
+/// Payouts computed at a month close, not yet marked paid.
+pub const PAYOUTS_DUE: &str = "payouts_due";
+
+/// The account a reward unit is drawn from.
+pub fn source_account(unit: &str) -> &'static str {
+    if unit.starts_with("credit:") {
+        CREDIT_POOL
+    } else if unit.starts_with("voucher:") {
+        VOUCHER_POOL
+    } else {
+        EXPENSE
+    }
+}
+
+/// The account a paid payout leaves through.
+pub fn settlement_account(unit: &str) -> &'static str {
+    if unit.starts_with("credit:") {
+        "credit_issued"
+    } else if unit.starts_with("voucher:") {
+        "vouchers_issued"
+    } else {
+        "cash"
+    }
+}
+
+/// A booking as stamped by its first event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Booking {
+    /// Row id.
+    pub id: i64,
+    /// The booking system's id.
+    pub booking_id: String,
+    /// `attributed` or `none`.
+    pub attribution: String,
+    /// Why not attributed.
+    pub reason: Option<String>,
+    /// The click it is attributed to.
+    pub click_id: Option<i64>,
+    /// The affiliate it is attributed to.
+    pub affiliate_id: Option<i64>,
+    /// The click's channel.
+    pub channel: Option<String>,
+    /// The click's time.
+    pub click_at: Option<i64>,
+    /// The click's hashed IP.
+    pub click_ip_hash: Option<String>,
+    /// The customer (booking system id), from the first event.
+    pub customer_id: Option<String>,
+    /// Stamped, Unix ms.
+    pub stamped_at: i64,
+}
+
+const BOOKING_COLS: &str = "id, booking_id, attribution, reason, click_id, affiliate_id, channel, click_at, click_ip_hash, customer_id, stamped_at";
+
+fn booking(r: &AnyRow) -> Result<Booking, sqlx::Error> {
+    Ok(Booking {
+        id: r.try_get("id")?,
+        booking_id: r.try_get("booking_id")?,
+        attribution: r.try_get("attribution")?,
+        reason: r.try_get("reason")?,
+        click_id: r.try_get("click_id")?,
+        affiliate_id: r.try_get("affiliate_id")?,
+        channel: r.try_get("channel")?,
+        click_at: r.try_get("click_at")?,
+        click_ip_hash: r.try_get("click_ip_hash")?,
+        customer_id: r.try_get("customer_id")?,
+        stamped_at: r.try_get("stamped_at")?,
+    })
+}
+
+/// A click as the attribution check needs it.
+#[derive(Debug, Clone)]
+pub struct ClickRow {
+    /// Affiliate.
+    pub affiliate_id: Option<i64>,
+    /// When.
+    pub at: i64,
+    /// Outcome.
+    pub outcome: String,
+    /// Channel.
+    pub channel: String,
+    /// Hashed IP.
+    pub ip_hash: String,
+}
+
+/// A commission log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommissionLine {
+    /// Row id.
+    pub id: i64,
+    /// Booking row.
+    pub booking_ref: i64,
+    /// Affiliate.
+    pub affiliate_id: i64,
+    /// `pending`, `held`, `earned`, `reversed`, `refused`.
+    pub status: String,
+    /// Unit.
+    pub unit: String,
+    /// Amount (reversals are negative).
+    pub amount_minor: i64,
+    /// The conversion amount it was computed from.
+    pub basis_minor: Option<i64>,
+    /// Tier at the time.
+    pub tier: Option<String>,
+    /// Rule name.
+    pub rule: Option<String>,
+    /// Month it counts in (`YYYY-MM`).
+    pub month: String,
+    /// When an earned line may be paid out.
+    pub payable_at: Option<i64>,
+    /// Its ledger transaction (earned, reversed).
+    pub transaction_id: Option<i64>,
+    /// Why (refused, held, reversed).
+    pub reason: Option<String>,
+    /// Written, Unix ms.
+    pub created_at: i64,
+}
+
+const COMMISSION_COLS: &str = "id, booking_ref, affiliate_id, status, unit, amount_minor, basis_minor, tier, rule, month, payable_at, transaction_id, reason, created_at";
+
+fn commission(r: &AnyRow) -> Result<CommissionLine, sqlx::Error> {
+    Ok(CommissionLine {
+        id: r.try_get("id")?,
+        booking_ref: r.try_get("booking_ref")?,
+        affiliate_id: r.try_get("affiliate_id")?,
+        status: r.try_get("status")?,
+        unit: r.try_get("unit")?,
+        amount_minor: r.try_get("amount_minor")?,
+        basis_minor: r.try_get("basis_minor")?,
+        tier: r.try_get("tier")?,
+        rule: r.try_get("rule")?,
+        month: r.try_get("month")?,
+        payable_at: r.try_get("payable_at")?,
+        transaction_id: r.try_get("transaction_id")?,
+        reason: r.try_get("reason")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// A new commission line (see [`MoneyTx::add_commission`]).
+#[derive(Debug, Clone)]
+pub struct NewCommission<'a> {
+    /// Booking row.
+    pub booking_ref: i64,
+    /// The event that caused it (none for review decisions).
+    pub event_ref: Option<i64>,
+    /// Affiliate.
+    pub affiliate_id: i64,
+    /// Status.
+    pub status: &'a str,
+    /// Unit.
+    pub unit: &'a str,
+    /// Amount.
+    pub amount_minor: i64,
+    /// Basis.
+    pub basis_minor: Option<i64>,
+    /// Tier.
+    pub tier: Option<&'a str>,
+    /// Rule.
+    pub rule: Option<&'a str>,
+    /// Month.
+    pub month: &'a str,
+    /// Payable at.
+    pub payable_at: Option<i64>,
+    /// Ledger transaction.
+    pub transaction_id: Option<i64>,
+    /// Reason.
+    pub reason: Option<&'a str>,
+}
+
+/// A conversion event to record.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    /// The sender's event id.
+    pub event_id: &'a str,
+    /// Kind.
+    pub kind: &'a str,
+    /// Lead action.
+    pub action: Option<&'a str>,
+    /// Booking row.
+    pub booking_ref: i64,
+    /// Occurred, Unix ms.
+    pub occurred_at: i64,
+    /// Received, Unix ms.
+    pub received_at: i64,
+    /// Amount.
+    pub amount_minor: Option<i64>,
+    /// Currency.
+    pub currency: Option<&'a str>,
+    /// Customer id.
+    pub customer_id: Option<&'a str>,
+    /// Customer's email domain (fraud rule), lower case.
+    pub email_domain: Option<&'a str>,
+    /// What it did.
+    pub outcome: &'a str,
+    /// Why.
+    pub reason: Option<&'a str>,
+}
+
+/// One posting of a ledger transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    /// Account.
+    pub account: &'static str,
+    /// The partner, for partner accounts.
+    pub affiliate_id: Option<i64>,
+    /// Unit.
+    pub unit: String,
+    /// Debit positive, credit negative.
+    pub amount_minor: i64,
+}
+
+/// A transaction on the ledger.
+#[derive(Debug, Clone)]
+pub struct NewTransaction<'a> {
+    /// Period `YYYY-MM` (must be open).
+    pub period: &'a str,
+    /// `accrual`, `reversal`, `payout`, `settlement`.
+    pub kind: &'a str,
+    /// Partner concerned.
+    pub affiliate_id: Option<i64>,
+    /// Booking concerned.
+    pub booking_ref: Option<i64>,
+    /// Human description.
+    pub memo: String,
+    /// Postings (sum to zero per unit).
+    pub postings: Vec<Posting>,
+}
+
+/// A review of a held booking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Review {
+    /// Id.
+    pub id: i64,
+    /// Booking row.
+    pub booking_ref: i64,
+    /// The booking system's id.
+    pub booking_id: String,
+    /// Affiliate.
+    pub affiliate_id: Option<i64>,
+    /// Why it was held.
+    pub reason: String,
+    /// Held, Unix ms.
+    pub created_at: i64,
+    /// `approved` / `rejected`, once decided.
+    pub decision: Option<String>,
+    /// Decided, Unix ms.
+    pub decided_at: Option<i64>,
+}
+
+/// A payout report line (one affiliate, one unit, one closed period).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PayoutLine {
+    /// Id.
+    pub id: i64,
+    /// Period.
+    pub period: String,
+    /// Affiliate.
+    pub affiliate_id: i64,
+    /// Its referral code.
+    pub code: String,
+    /// Its name.
+    pub name: String,
+    /// Unit.
+    pub unit: String,
+    /// Owed at the start of the period.
+    pub opening_minor: i64,
+    /// Earned in the period.
+    pub earned_minor: i64,
+    /// Reversed (refunds, clawbacks) in the period.
+    pub reversed_minor: i64,
+    /// Earned but still inside the holding period.
+    pub held_minor: i64,
+    /// Paid out for the period.
+    pub payout_minor: i64,
+    /// Owed after the payout (held, or below the minimum, or negative after clawbacks).
+    pub carried_minor: i64,
+    /// When marked paid.
+    pub paid_at: Option<i64>,
+    /// Payment reference.
+    pub paid_reference: Option<String>,
+}
+
+/// A money transaction (see the module docs).
+pub struct MoneyTx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+    program_id: i64,
+}
+
+fn sum(expr: &str) -> String {
+    // PostgreSQL's SUM(bigint) is NUMERIC, which the Any driver cannot decode.
+    format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)")
+}
+
+impl Store {
+    /// Starts a money transaction for a program (see the module docs).
+    pub async fn begin_money(&self, program_id: i64) -> Result<MoneyTx, StoreError> {
+        let mut tx = match self.backend() {
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool().begin().await?,
+        };
+        if self.backend() == Backend::Postgres {
+            // 0x7470_6b74 ("tpkt"): Tapkit's money lock, one per program.
+            sqlx::query("SELECT CAST(1 AS BIGINT) AS n FROM (SELECT pg_advisory_xact_lock(1953524596, CAST($1 AS INTEGER))) AS l")
+                .bind(program_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        }
+        Ok(MoneyTx {
+            tx,
+            backend: self.backend(),
+            program_id,
+        })
+    }
+
+    /// A booking by the booking system's id.
+    pub async fn booking(
+        &self,
+        program_id: i64,
+        booking_id: &str,
+    ) -> Result<Option<Booking>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {BOOKING_COLS} FROM bookings WHERE program_id = $1 AND booking_id = $2"
+        ))
+        .bind(program_id)
+        .bind(booking_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(booking).transpose()?)
+    }
+
+    /// Whether an event id was already accepted (the fast path for duplicate deliveries).
+    pub async fn event_seen(&self, program_id: i64, event_id: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "SELECT 1 AS one FROM conversion_events WHERE program_id = $1 AND event_id = $2",
+        )
+        .bind(program_id)
+        .bind(event_id)
+        .fetch_optional(self.pool())
+        .await?
+        .is_some())
+    }
+
+    /// The commission log of a booking, oldest first.
+    pub async fn booking_commissions(
+        &self,
+        booking_ref: i64,
+    ) -> Result<Vec<CommissionLine>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COMMISSION_COLS} FROM commissions WHERE booking_ref = $1 ORDER BY id"
+        ))
+        .bind(booking_ref)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(commission).collect::<Result<_, _>>()?)
+    }
+
+    /// What the program owes an affiliate per unit (minus its `partner_payable` balance).
+    pub async fn owed(&self, affiliate_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT unit, {} AS owed FROM ledger_postings WHERE account = $1 AND affiliate_id = $2 GROUP BY unit ORDER BY unit",
+            sum("-amount_minor")
+        ))
+        .bind(PARTNER)
+        .bind(affiliate_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get("unit")?, r.try_get("owed")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// The affiliate's commission log, newest first (at most `limit` lines).
+    pub async fn affiliate_commissions(
+        &self,
+        affiliate_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CommissionLine>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COMMISSION_COLS} FROM commissions WHERE affiliate_id = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(affiliate_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(commission).collect::<Result<_, _>>()?)
+    }
+
+    /// Reviews, oldest first; `open` keeps the undecided ones.
+    pub async fn reviews(&self, program_id: i64, open: bool) -> Result<Vec<Review>, StoreError> {
+        let filter = if open { " AND d.review_id IS NULL" } else { "" };
+        let rows = sqlx::query(&format!(
+            "SELECT r.id, r.booking_ref, b.booking_id, b.affiliate_id, r.reason, r.created_at, d.decision, d.decided_at \
+             FROM reviews r JOIN bookings b ON b.id = r.booking_ref \
+             LEFT JOIN review_decisions d ON d.review_id = r.id \
+             WHERE r.program_id = $1{filter} ORDER BY r.id"
+        ))
+        .bind(program_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(Review {
+                    id: r.try_get("id")?,
+                    booking_ref: r.try_get("booking_ref")?,
+                    booking_id: r.try_get("booking_id")?,
+                    affiliate_id: r.try_get("affiliate_id")?,
+                    reason: r.try_get("reason")?,
+                    created_at: r.try_get("created_at")?,
+                    decision: r.try_get("decision")?,
+                    decided_at: r.try_get("decided_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Closed periods, newest first, with their close time.
+    pub async fn closed_periods(&self, program_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT period, closed_at FROM ledger_periods WHERE program_id = $1 ORDER BY period DESC",
+        )
+        .bind(program_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get("period")?, r.try_get("closed_at")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// When a period was closed, if it was.
+    pub async fn period_closed_at(
+        &self,
+        program_id: i64,
+        period: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT closed_at FROM ledger_periods WHERE program_id = $1 AND period = $2",
+        )
+        .bind(program_id)
+        .bind(period)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.try_get("closed_at")).transpose()?)
+    }
+
+    /// A closed period's payout lines, by affiliate then unit.
+    pub async fn payout_lines(
+        &self,
+        program_id: i64,
+        period: &str,
+    ) -> Result<Vec<PayoutLine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.period, p.affiliate_id, a.code, a.name, p.unit, p.opening_minor, p.earned_minor, \
+             p.reversed_minor, p.held_minor, p.payout_minor, p.carried_minor, pp.paid_at, pp.reference \
+             FROM payouts p JOIN affiliates a ON a.id = p.affiliate_id \
+             LEFT JOIN payout_payments pp ON pp.payout_id = p.id \
+             WHERE p.program_id = $1 AND p.period = $2 ORDER BY p.affiliate_id, p.unit",
+        )
+        .bind(program_id)
+        .bind(period)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(PayoutLine {
+                    id: r.try_get("id")?,
+                    period: r.try_get("period")?,
+                    affiliate_id: r.try_get("affiliate_id")?,
+                    code: r.try_get("code")?,
+                    name: r.try_get("name")?,
+                    unit: r.try_get("unit")?,
+                    opening_minor: r.try_get("opening_minor")?,
+                    earned_minor: r.try_get("earned_minor")?,
+                    reversed_minor: r.try_get("reversed_minor")?,
+                    held_minor: r.try_get("held_minor")?,
+                    payout_minor: r.try_get("payout_minor")?,
+                    carried_minor: r.try_get("carried_minor")?,
+                    paid_at: r.try_get("paid_at")?,
+                    paid_reference: r.try_get("reference")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Commission lines that landed on the ledger in a period (earned and reversed), for
+    /// the payout report's per-partner pages: (line, booking system id, channel, ledger
+    /// period).
+    pub async fn period_commissions(
+        &self,
+        program_id: i64,
+        period: &str,
+    ) -> Result<Vec<(CommissionLine, String, Option<String>)>, StoreError> {
+        let cols = COMMISSION_COLS
+            .split(", ")
+            .map(|c| format!("c.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {cols}, b.booking_id AS ext_booking, b.channel AS channel FROM commissions c \
+             JOIN ledger_transactions t ON t.id = c.transaction_id \
+             JOIN bookings b ON b.id = c.booking_ref \
+             WHERE t.program_id = $1 AND t.period = $2 ORDER BY c.affiliate_id, c.id"
+        ))
+        .bind(program_id)
+        .bind(period)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    commission(r)?,
+                    r.try_get("ext_booking")?,
+                    r.try_get("channel")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Every ledger transaction with its postings (checks and exports), oldest first:
+    /// (id, period, kind, affiliate, postings).
+    #[allow(clippy::type_complexity)]
+    pub async fn ledger(
+        &self,
+        program_id: i64,
+    ) -> Result<Vec<(i64, String, String, Option<i64>, Vec<Posting>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.period, t.kind, t.affiliate_id AS t_aff, p.account, p.affiliate_id, p.unit, p.amount_minor \
+             FROM ledger_transactions t JOIN ledger_postings p ON p.transaction_id = t.id \
+             WHERE t.program_id = $1 ORDER BY t.id, p.id",
+        )
+        .bind(program_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: Vec<(i64, String, String, Option<i64>, Vec<Posting>)> = Vec::new();
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let account: String = r.try_get("account")?;
+            let posting = Posting {
+                account: known_account(&account),
+                affiliate_id: r.try_get("affiliate_id")?,
+                unit: r.try_get("unit")?,
+                amount_minor: r.try_get("amount_minor")?,
+            };
+            match out.last_mut() {
+                Some(last) if last.0 == id => last.4.push(posting),
+                _ => out.push((
+                    id,
+                    r.try_get("period")?,
+                    r.try_get("kind")?,
+                    r.try_get("t_aff")?,
+                    vec![posting],
+                )),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn known_account(a: &str) -> &'static str {
+    [
+        EXPENSE,
+        CREDIT_POOL,
+        VOUCHER_POOL,
+        PARTNER,
+        PAYOUTS_DUE,
+        "cash",
+        "credit_issued",
+        "vouchers_issued",
+    ]
+    .into_iter()
+    .find(|k| *k == a)
+    .unwrap_or("unknown")
+}
+
+impl MoneyTx {
+    /// Commits.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The program.
+    pub fn program_id(&self) -> i64 {
+        self.program_id
+    }
+
+    /// Whether the event id was already accepted.
+    pub async fn event_seen(&mut self, event_id: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "SELECT 1 AS one FROM conversion_events WHERE program_id = $1 AND event_id = $2",
+        )
+        .bind(self.program_id)
+        .bind(event_id)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .is_some())
+    }
+
+    /// Whether the booking already took this kind (and lead action) of event.
+    pub async fn booking_event_seen(
+        &mut self,
+        booking_ref: i64,
+        kind: &str,
+        action: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "SELECT 1 AS one FROM conversion_events WHERE booking_ref = $1 AND kind = $2 AND COALESCE(action, '') = $3",
+        )
+        .bind(booking_ref)
+        .bind(kind)
+        .bind(action.unwrap_or(""))
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .is_some())
+    }
+
+    /// The kinds of event a booking has taken so far.
+    pub async fn booking_kinds(&mut self, booking_ref: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT kind FROM conversion_events WHERE booking_ref = $1")
+            .bind(booking_ref)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("kind"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The amount of the booking's `booking_paid` event.
+    pub async fn paid_amount(&mut self, booking_ref: i64) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT amount_minor FROM conversion_events WHERE booking_ref = $1 AND kind = 'booking_paid'",
+        )
+        .bind(booking_ref)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row
+            .map(|r| r.try_get("amount_minor"))
+            .transpose()?
+            .flatten())
+    }
+
+    /// A booking by the booking system's id.
+    pub async fn booking(&mut self, booking_id: &str) -> Result<Option<Booking>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {BOOKING_COLS} FROM bookings WHERE program_id = $1 AND booking_id = $2"
+        ))
+        .bind(self.program_id)
+        .bind(booking_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.as_ref().map(booking).transpose()?)
+    }
+
+    /// A booking by row id.
+    pub async fn booking_by_ref(&mut self, id: i64) -> Result<Booking, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {BOOKING_COLS} FROM bookings WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .ok_or(StoreError::NotFound("booking"))?;
+        Ok(booking(&row)?)
+    }
+
+    /// Stamps a booking's attribution (once: the row never changes afterwards).
+    pub async fn stamp(&mut self, b: &Booking) -> Result<Booking, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO bookings (program_id, booking_id, attribution, reason, click_id, affiliate_id, channel, click_at, click_ip_hash, customer_id, stamped_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {BOOKING_COLS}"
+        ))
+        .bind(self.program_id)
+        .bind(&b.booking_id)
+        .bind(&b.attribution)
+        .bind(&b.reason)
+        .bind(b.click_id)
+        .bind(b.affiliate_id)
+        .bind(&b.channel)
+        .bind(b.click_at)
+        .bind(&b.click_ip_hash)
+        .bind(&b.customer_id)
+        .bind(b.stamped_at)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(booking(&row)?)
+    }
+
+    /// A click, for re-validating an attribution token.
+    pub async fn click(&mut self, id: i64) -> Result<Option<ClickRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT affiliate_id, at, outcome, channel, ip_hash FROM clicks WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row
+            .map(|r| {
+                Ok::<_, sqlx::Error>(ClickRow {
+                    affiliate_id: r.try_get("affiliate_id")?,
+                    at: r.try_get("at")?,
+                    outcome: r.try_get("outcome")?,
+                    channel: r.try_get("channel")?,
+                    ip_hash: r.try_get("ip_hash")?,
+                })
+            })
+            .transpose()?)
+    }
+
+    /// An affiliate's kind, status, tier override and customer identity.
+    pub async fn affiliate(&mut self, id: i64) -> Result<AffiliateMoney, StoreError> {
+        let r = sqlx::query(
+            "SELECT kind, status, tier, customer_id, email_sha256, phone_sha256 FROM affiliates WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .ok_or(StoreError::NotFound("affiliate"))?;
+        Ok(AffiliateMoney {
+            kind: r.try_get("kind")?,
+            status: r.try_get("status")?,
+            tier: r.try_get("tier")?,
+            customer_id: r.try_get("customer_id")?,
+            email_sha256: r.try_get("email_sha256")?,
+            phone_sha256: r.try_get("phone_sha256")?,
+        })
+    }
+
+    /// Whether a channel is switched off for the program or the affiliate.
+    pub async fn channel_killed(
+        &mut self,
+        affiliate_id: i64,
+        channel: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "SELECT 1 AS one FROM kill_switches WHERE program_id = $1 AND channel = $2 AND (affiliate_id IS NULL OR affiliate_id = $3)",
+        )
+        .bind(self.program_id)
+        .bind(channel)
+        .bind(affiliate_id)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .is_some())
+    }
+
+    /// Records an accepted event.
+    pub async fn add_event(&mut self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO conversion_events (program_id, event_id, kind, action, booking_ref, occurred_at, received_at, amount_minor, currency, customer_id, email_domain, outcome, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+        )
+        .bind(self.program_id)
+        .bind(e.event_id)
+        .bind(e.kind)
+        .bind(e.action)
+        .bind(e.booking_ref)
+        .bind(e.occurred_at)
+        .bind(e.received_at)
+        .bind(e.amount_minor)
+        .bind(e.currency)
+        .bind(e.customer_id)
+        .bind(e.email_domain)
+        .bind(e.outcome)
+        .bind(e.reason)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// The booking's current commission lines: the latest line of each unit.
+    pub async fn commission_state(
+        &mut self,
+        booking_ref: i64,
+    ) -> Result<Vec<CommissionLine>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COMMISSION_COLS} FROM commissions WHERE booking_ref = $1 ORDER BY id"
+        ))
+        .bind(booking_ref)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let lines: Vec<CommissionLine> = rows.iter().map(commission).collect::<Result<_, _>>()?;
+        // Every status change writes one line per unit of the booking, so the latest line
+        // of each unit is the current state.
+        let mut latest: Vec<CommissionLine> = Vec::new();
+        for l in lines {
+            match latest.iter_mut().find(|x| x.unit == l.unit) {
+                Some(x) => *x = l,
+                None => latest.push(l),
+            }
+        }
+        Ok(latest)
+    }
+
+    /// Appends a commission line.
+    pub async fn add_commission(
+        &mut self,
+        c: &NewCommission<'_>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO commissions (program_id, booking_ref, event_ref, affiliate_id, status, unit, amount_minor, basis_minor, tier, rule, month, payable_at, transaction_id, reason, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+        )
+        .bind(self.program_id)
+        .bind(c.booking_ref)
+        .bind(c.event_ref)
+        .bind(c.affiliate_id)
+        .bind(c.status)
+        .bind(c.unit)
+        .bind(c.amount_minor)
+        .bind(c.basis_minor)
+        .bind(c.tier)
+        .bind(c.rule)
+        .bind(c.month)
+        .bind(c.payable_at)
+        .bind(c.transaction_id)
+        .bind(c.reason)
+        .bind(now)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Distinct bookings the affiliate earned on in a month (its volume for the tiers).
+    pub async fn referrals_in_month(
+        &mut self,
+        affiliate_id: i64,
+        month: &str,
+    ) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(DISTINCT booking_ref) AS n FROM commissions WHERE affiliate_id = $1 AND month = $2 AND status = 'earned'",
+        )
+        .bind(affiliate_id)
+        .bind(month)
+        .fetch_one(&mut *self.tx)
+        .await?
+        .try_get("n")?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Whether this customer already converted (earned, pending or held) through another
+    /// booking of the program.
+    pub async fn customer_converted_before(
+        &mut self,
+        customer_id: &str,
+        booking_ref: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "SELECT 1 AS one FROM commissions c JOIN bookings b ON b.id = c.booking_ref \
+             WHERE b.program_id = $1 AND b.customer_id = $2 AND b.id <> $3 AND c.status IN ('pending', 'held', 'earned') LIMIT 1",
+        )
+        .bind(self.program_id)
+        .bind(customer_id)
+        .bind(booking_ref)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .is_some())
+    }
+
+    /// Attributed bookings that reached a commission decision (the every-Nth sample).
+    pub async fn decided_bookings(&mut self) -> Result<i64, StoreError> {
+        Ok(sqlx::query(
+            "SELECT COUNT(DISTINCT booking_ref) AS n FROM commissions WHERE program_id = $1 AND status IN ('pending', 'held', 'earned')",
+        )
+        .bind(self.program_id)
+        .fetch_one(&mut *self.tx)
+        .await?
+        .try_get("n")?)
+    }
+
+    /// Attributed bookings stamped since `since` whose click came from this hashed IP.
+    pub async fn bookings_from_ip(&mut self, ip_hash: &str, since: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) AS n FROM bookings WHERE program_id = $1 AND click_ip_hash = $2 AND stamped_at >= $3 AND attribution = 'attributed'",
+        )
+        .bind(self.program_id)
+        .bind(ip_hash)
+        .bind(since)
+        .fetch_one(&mut *self.tx)
+        .await?
+        .try_get("n")?)
+    }
+
+    /// Attributed events for an affiliate since `since` from customers of an email domain.
+    pub async fn events_from_domain(
+        &mut self,
+        affiliate_id: i64,
+        domain: &str,
+        since: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query(
+            "SELECT COUNT(DISTINCT e.booking_ref) AS n FROM conversion_events e JOIN bookings b ON b.id = e.booking_ref \
+             WHERE b.affiliate_id = $1 AND e.email_domain = $2 AND e.received_at >= $3",
+        )
+        .bind(affiliate_id)
+        .bind(domain)
+        .bind(since)
+        .fetch_one(&mut *self.tx)
+        .await?
+        .try_get("n")?)
+    }
+
+    /// Whether a hashed IP is known as the affiliate's own.
+    pub async fn affiliate_ip_known(
+        &mut self,
+        affiliate_id: i64,
+        ip_hash: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "SELECT 1 AS one FROM affiliate_ips WHERE affiliate_id = $1 AND ip_hash = $2",
+        )
+        .bind(affiliate_id)
+        .bind(ip_hash)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .is_some())
+    }
+
+    /// Remembers a hashed IP as the affiliate's own activity.
+    pub async fn add_affiliate_ip(
+        &mut self,
+        affiliate_id: i64,
+        ip_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO affiliate_ips (affiliate_id, ip_hash, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(affiliate_id)
+        .bind(ip_hash)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Queues a booking for review.
+    pub async fn add_review(
+        &mut self,
+        booking_ref: i64,
+        reason: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO reviews (program_id, booking_ref, reason, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(self.program_id)
+        .bind(booking_ref)
+        .bind(reason)
+        .bind(now)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// A review: (booking row, decision if any).
+    pub async fn review(&mut self, id: i64) -> Result<(i64, Option<String>), StoreError> {
+        let r = sqlx::query(
+            "SELECT r.booking_ref, d.decision FROM reviews r LEFT JOIN review_decisions d ON d.review_id = r.id \
+             WHERE r.id = $1 AND r.program_id = $2",
+        )
+        .bind(id)
+        .bind(self.program_id)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .ok_or(StoreError::NotFound("review"))?;
+        Ok((r.try_get("booking_ref")?, r.try_get("decision")?))
+    }
+
+    /// Records a review decision.
+    pub async fn decide(
+        &mut self,
+        review_id: i64,
+        decision: &str,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO review_decisions (review_id, decision, note, decided_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(review_id)
+        .bind(decision)
+        .bind(note)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The latest closed period, if any.
+    pub async fn last_closed(&mut self) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT MAX(period) AS p FROM ledger_periods WHERE program_id = $1")
+            .bind(self.program_id)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(row.try_get("p")?)
+    }
+
+    /// The period a transaction dated in `month` lands in: that month, or the first
+    /// month after the last closed one (corrections never reopen a closed period).
+    pub async fn open_period(&mut self, month: &str) -> Result<String, StoreError> {
+        Ok(match self.last_closed().await? {
+            Some(closed) if closed.as_str() >= month => next_month(&closed),
+            _ => month.to_owned(),
+        })
+    }
+
+    /// Writes a balanced transaction: postings first, then the header, whose insert
+    /// trigger checks the balance (see migration 0005).
+    pub async fn post(&mut self, t: &NewTransaction<'_>, now: i64) -> Result<i64, StoreError> {
+        let id: i64 = match self.backend {
+            Backend::Postgres => sqlx::query(
+                "SELECT CAST(nextval(pg_get_serial_sequence('ledger_transactions', 'id')) AS BIGINT) AS id",
+            ),
+            // Under BEGIN IMMEDIATE this transaction is the only writer.
+            Backend::Sqlite => {
+                sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM ledger_transactions")
+            }
+        }
+        .fetch_one(&mut *self.tx)
+        .await?
+        .try_get("id")?;
+        for p in &t.postings {
+            sqlx::query(
+                "INSERT INTO ledger_postings (transaction_id, account, affiliate_id, unit, amount_minor) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(p.account)
+            .bind(p.affiliate_id)
+            .bind(&p.unit)
+            .bind(p.amount_minor)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO ledger_transactions (id, program_id, period, kind, affiliate_id, booking_ref, memo, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(self.program_id)
+        .bind(t.period)
+        .bind(t.kind)
+        .bind(t.affiliate_id)
+        .bind(t.booking_ref)
+        .bind(&t.memo)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(id)
+    }
+
+    /// The earliest period before `period` that has ledger transactions and is still
+    /// open (periods are closed in order).
+    pub async fn earlier_open_period(
+        &mut self,
+        period: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(t.period) AS p FROM ledger_transactions t WHERE t.program_id = $1 AND t.period < $2 \
+             AND NOT EXISTS (SELECT 1 FROM ledger_periods l WHERE l.program_id = t.program_id AND l.period = t.period)",
+        )
+        .bind(self.program_id)
+        .bind(period)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(row.try_get("p")?)
+    }
+
+    /// Whether the period is closed.
+    pub async fn is_closed(&mut self, period: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query(
+                "SELECT 1 AS one FROM ledger_periods WHERE program_id = $1 AND period = $2",
+            )
+            .bind(self.program_id)
+            .bind(period)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .is_some(),
+        )
+    }
+
+    /// Per (affiliate, unit): owed before the period, accrued in it, reversed in it.
+    pub async fn period_balances(
+        &mut self,
+        period: &str,
+    ) -> Result<Vec<(i64, String, i64, i64, i64)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT p.affiliate_id, p.unit, \
+               {} AS opening, \
+               {} AS earned, \
+               {} AS reversed \
+             FROM ledger_postings p JOIN ledger_transactions t ON t.id = p.transaction_id \
+             WHERE t.program_id = $1 AND p.account = $2 AND t.period <= $3 \
+             GROUP BY p.affiliate_id, p.unit ORDER BY p.affiliate_id, p.unit",
+            sum("CASE WHEN t.period < $3 THEN -p.amount_minor ELSE 0 END"),
+            sum("CASE WHEN t.period = $3 AND t.kind = 'accrual' THEN -p.amount_minor ELSE 0 END"),
+            sum("CASE WHEN t.period = $3 AND t.kind = 'reversal' THEN p.amount_minor ELSE 0 END"),
+        ))
+        .bind(self.program_id)
+        .bind(PARTNER)
+        .bind(period)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("affiliate_id")?,
+                    r.try_get("unit")?,
+                    r.try_get("opening")?,
+                    r.try_get("earned")?,
+                    r.try_get("reversed")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Per (affiliate, unit): earned commissions on the ledger up to `period` that are
+    /// still inside their holding period at `end_ms` and not reversed.
+    pub async fn held_back(
+        &mut self,
+        period: &str,
+        end_ms: i64,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT c.affiliate_id, c.unit, {} AS held FROM commissions c \
+             JOIN ledger_transactions t ON t.id = c.transaction_id \
+             WHERE c.program_id = $1 AND c.status = 'earned' AND t.period <= $2 AND c.payable_at > $3 \
+             AND NOT EXISTS (SELECT 1 FROM commissions r JOIN ledger_transactions rt ON rt.id = r.transaction_id \
+                             WHERE r.booking_ref = c.booking_ref AND r.unit = c.unit AND r.status = 'reversed' AND rt.period <= $2) \
+             GROUP BY c.affiliate_id, c.unit",
+            sum("c.amount_minor")
+        ))
+        .bind(self.program_id)
+        .bind(period)
+        .bind(end_ms)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("affiliate_id")?,
+                    r.try_get("unit")?,
+                    r.try_get("held")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Records a payout report line.
+    pub async fn add_payout(
+        &mut self,
+        period: &str,
+        l: &PayoutLine,
+        transaction_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO payouts (program_id, period, affiliate_id, unit, opening_minor, earned_minor, reversed_minor, held_minor, payout_minor, carried_minor, transaction_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(self.program_id)
+        .bind(period)
+        .bind(l.affiliate_id)
+        .bind(&l.unit)
+        .bind(l.opening_minor)
+        .bind(l.earned_minor)
+        .bind(l.reversed_minor)
+        .bind(l.held_minor)
+        .bind(l.payout_minor)
+        .bind(l.carried_minor)
+        .bind(transaction_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks the period closed.
+    pub async fn close_period(&mut self, period: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ledger_periods (program_id, period, closed_at) VALUES ($1, $2, $3)",
+        )
+        .bind(self.program_id)
+        .bind(period)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// A payout line: (affiliate, unit, amount, already paid).
+    pub async fn payout(
+        &mut self,
+        id: i64,
+    ) -> Result<(i64, String, i64, String, bool), StoreError> {
+        let r = sqlx::query(
+            "SELECT p.affiliate_id, p.unit, p.payout_minor, p.period, pp.payout_id AS paid FROM payouts p \
+             LEFT JOIN payout_payments pp ON pp.payout_id = p.id WHERE p.id = $1 AND p.program_id = $2",
+        )
+        .bind(id)
+        .bind(self.program_id)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .ok_or(StoreError::NotFound("payout"))?;
+        Ok((
+            r.try_get("affiliate_id")?,
+            r.try_get("unit")?,
+            r.try_get("payout_minor")?,
+            r.try_get("period")?,
+            r.try_get::<Option<i64>, _>("paid")?.is_some(),
+        ))
+    }
+
+    /// Records that a payout was paid.
+    pub async fn add_payment(
+        &mut self,
+        payout_id: i64,
+        reference: Option<&str>,
+        transaction_id: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO payout_payments (payout_id, paid_at, reference, transaction_id) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(payout_id)
+        .bind(now)
+        .bind(reference)
+        .bind(transaction_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// An affiliate as the money side needs it.
+#[derive(Debug, Clone)]
+pub struct AffiliateMoney {
+    /// Kind.
+    pub kind: String,
+    /// Status.
+    pub status: String,
+    /// Tier override.
+    pub tier: Option<String>,
+    /// Its customer id in the booking system.
+    pub customer_id: Option<String>,
+    /// SHA-256 hex of its normalised email.
+    pub email_sha256: Option<String>,
+    /// SHA-256 hex of its normalised phone.
+    pub phone_sha256: Option<String>,
+}
+
+/// The month after `YYYY-MM`.
+pub fn next_month(period: &str) -> String {
+    match tapkit_core::date::parse_month(period) {
+        Some((_, next)) => tapkit_core::date::month_of_ms(next),
+        None => period.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_follow_each_other() {
+        assert_eq!(next_month("2026-11"), "2026-12");
+        assert_eq!(next_month("2026-12"), "2027-01");
+        assert_eq!(source_account("USD"), EXPENSE);
+        assert_eq!(source_account("credit:USD"), CREDIT_POOL);
+        assert_eq!(settlement_account("voucher:x"), "vouchers_issued");
+    }
+}
