@@ -607,7 +607,10 @@ async fn plan(
         });
     }
     match status.as_deref() {
-        Some("earned") => return Ok(Plan::Record("recorded", Some("already earned".into()))),
+        // Each lead action (sign-up, quote request …) is its own step and earns on its own.
+        Some("earned") if ev.kind != Kind::Lead => {
+            return Ok(Plan::Record("recorded", Some("already earned".into())));
+        }
         Some("held") => {
             return Ok(Plan::Record(
                 "held",
@@ -667,7 +670,14 @@ async fn plan(
         .map(str::to_owned);
     let customer = ev.customer_id.as_ref().or(b.customer_id.as_ref());
     let first = match customer {
-        Some(c) => !tx.customer_converted_before(c, b.id).await?,
+        Some(c) => {
+            let kinds: &[&str] = match on {
+                On::Booking => &["booking_paid", "booking_serviced"],
+                On::Lead => &["lead"],
+                On::Purchase => &["purchase"],
+            };
+            !tx.customer_converted_before(c, b.id, kinds).await?
+        }
         None => true,
     };
     let priced = commission.price(&Conversion {

@@ -873,22 +873,31 @@ impl MoneyTx {
     }
 
     /// Whether this customer already converted (earned, pending or held) through another
-    /// booking of the program.
+    /// booking of the program that took one of `kinds` (a first purchase is not undone by
+    /// the customer's earlier sign-up lead).
     pub async fn customer_converted_before(
         &mut self,
         customer_id: &str,
         booking_ref: i64,
+        kinds: &[&str],
     ) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
+        let list = (0..kinds.len())
+            .map(|i| format!("${}", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
             "SELECT 1 AS one FROM commissions c JOIN bookings b ON b.id = c.booking_ref \
-             WHERE b.program_id = $1 AND b.customer_id = $2 AND b.id <> $3 AND c.status IN ('pending', 'held', 'earned') LIMIT 1",
-        )
-        .bind(self.program_id)
-        .bind(customer_id)
-        .bind(booking_ref)
-        .fetch_optional(&mut *self.tx)
-        .await?
-        .is_some())
+             WHERE b.program_id = $1 AND b.customer_id = $2 AND b.id <> $3 AND c.status IN ('pending', 'held', 'earned') \
+             AND EXISTS (SELECT 1 FROM conversion_events e WHERE e.booking_ref = b.id AND e.kind IN ({list})) LIMIT 1"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(self.program_id)
+            .bind(customer_id)
+            .bind(booking_ref);
+        for k in kinds {
+            q = q.bind(*k);
+        }
+        Ok(q.fetch_optional(&mut *self.tx).await?.is_some())
     }
 
     /// Attributed bookings that reached a commission decision (the every-Nth sample).
