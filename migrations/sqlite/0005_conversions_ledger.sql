@@ -32,6 +32,10 @@ CREATE TABLE bookings (
     CHECK ((attribution = 'attributed') = (affiliate_id IS NOT NULL AND click_id IS NOT NULL))
 );
 CREATE INDEX bookings_affiliate ON bookings (affiliate_id);
+-- First-booking rules look up the customer's other bookings.
+CREATE INDEX bookings_customer ON bookings (program_id, customer_id);
+-- Fraud rule: bursts of bookings from one hashed IP.
+CREATE INDEX bookings_click_ip ON bookings (program_id, click_ip_hash, stamped_at);
 
 -- Every accepted webhook delivery; event_id is the de-duplication key, and one booking
 -- takes each kind (and lead action) once.

@@ -1219,6 +1219,36 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Fuzz: any header and body (outside input) gives Ok or a precise error, never a
+        /// panic.
+        #[test]
+        fn any_signature_header_is_answered(h in "\\PC{0,120}", body in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let _ = verify_signature(Some(&h), &body, SECRET, 1_800_000_000, 300);
+        }
+
+        #[test]
+        fn any_body_is_answered(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = parse_event(&body, "USD", 1_800_000_000_000);
+        }
+
+        #[test]
+        fn any_json_event_is_answered(
+            kind in "(lead|booking_paid|purchase|x)",
+            id in "\\PC{0,210}",
+            at in "\\PC{0,30}",
+            amount in proptest::option::of(proptest::num::i64::ANY),
+            currency in proptest::option::of("(USD|EUR|\\PC{0,5})"),
+            domain in proptest::option::of("\\PC{0,20}"),
+        ) {
+            let body = serde_json::json!({
+                "event_id": id, "kind": kind, "booking_id": "b", "occurred_at": at,
+                "amount_minor": amount, "currency": currency, "customer_email_domain": domain,
+            });
+            let _ = parse_event(body.to_string().as_bytes(), "USD", 1_800_000_000_000);
+        }
+    }
+
     #[test]
     fn bodies_are_validated_field_by_field() {
         let now = 1_800_000_000_000;
