@@ -146,10 +146,7 @@ pub fn verify_signature(
     if skew.abs() > tolerance_secs {
         return Err(SignatureError::Stale(skew, tolerance_secs));
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
+    let mac = body_mac(secret, t, body);
     // Several v1 values let the sender roll its secret; each is checked in constant time.
     if sigs.iter().any(|s| mac.clone().verify_slice(s).is_ok()) {
         Ok(t)
@@ -158,12 +155,18 @@ pub fn verify_signature(
     }
 }
 
-/// The signature header value for a body (for senders, tests and the demo).
-pub fn sign(body: &[u8], secret: &[u8], t: i64) -> String {
+/// HMAC-SHA256 of `"<t>.<body>"`, the signed content.
+fn body_mac(secret: &[u8], t: i64, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
+    mac
+}
+
+/// The signature header value for a body (for senders, tests and the demo).
+pub fn sign(body: &[u8], secret: &[u8], t: i64) -> String {
+    let mac = body_mac(secret, t, body);
     format!(
         "t={t},v1={}",
         tapkit_core::hex::encode_lower(&mac.finalize().into_bytes())
@@ -808,22 +811,7 @@ async fn apply(
                 let period = tx.open_period(&month_now).await?;
                 let postings = earned
                     .iter()
-                    .flat_map(|l| {
-                        [
-                            Posting {
-                                account: source_account(&l.unit),
-                                affiliate_id: None,
-                                unit: l.unit.clone(),
-                                amount_minor: -l.amount_minor,
-                            },
-                            Posting {
-                                account: PARTNER,
-                                affiliate_id: Some(aff_id),
-                                unit: l.unit.clone(),
-                                amount_minor: l.amount_minor,
-                            },
-                        ]
-                    })
+                    .flat_map(|l| accrual(aff_id, &l.unit, -l.amount_minor))
                     .collect();
                 Some(
                     tx.post(
@@ -950,6 +938,26 @@ async fn apply(
     }
 }
 
+/// The two postings of a commission of `amount` (negative: its reversal): the program's
+/// source account (expense, credit pool, voucher pool) is debited, the partner's payable
+/// credited.
+fn accrual(aff_id: i64, unit: &str, amount: i64) -> [Posting; 2] {
+    [
+        Posting {
+            account: source_account(unit),
+            affiliate_id: None,
+            unit: unit.to_owned(),
+            amount_minor: amount,
+        },
+        Posting {
+            account: PARTNER,
+            affiliate_id: Some(aff_id),
+            unit: unit.to_owned(),
+            amount_minor: -amount,
+        },
+    ]
+}
+
 async fn earn_on_ledger(
     tx: &mut MoneyTx,
     b: &Booking,
@@ -962,22 +970,7 @@ async fn earn_on_ledger(
     let postings = priced
         .amounts
         .iter()
-        .flat_map(|a| {
-            [
-                Posting {
-                    account: source_account(&a.unit),
-                    affiliate_id: None,
-                    unit: a.unit.clone(),
-                    amount_minor: a.amount_minor,
-                },
-                Posting {
-                    account: PARTNER,
-                    affiliate_id: Some(aff_id),
-                    unit: a.unit.clone(),
-                    amount_minor: -a.amount_minor,
-                },
-            ]
-        })
+        .flat_map(|a| accrual(aff_id, &a.unit, a.amount_minor))
         .collect();
     tx.post(
         &NewTransaction {
