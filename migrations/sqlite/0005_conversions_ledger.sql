@@ -159,6 +159,15 @@ CREATE TABLE review_decisions (
     decided_at  INTEGER NOT NULL
 );
 
+-- Running counters of the money side (the every-Nth review sample), updated under the
+-- money lock.
+CREATE TABLE money_counters (
+    program_id  INTEGER NOT NULL REFERENCES programs (id),
+    name        TEXT    NOT NULL,
+    n           INTEGER NOT NULL,
+    PRIMARY KEY (program_id, name)
+);
+
 -- Hashed IPs seen as the affiliate's own activity (its self-referrals; portal sign-ins).
 CREATE TABLE affiliate_ips (
     affiliate_id  INTEGER NOT NULL REFERENCES affiliates (id),

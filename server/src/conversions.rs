@@ -463,7 +463,6 @@ pub async fn process(s: &AppState, ev: &Event, now: i64) -> Result<Processed, St
     if s.store.event_seen(pid, &ev.event_id).await? {
         return Ok(duplicate(None, "event_id already processed"));
     }
-    let _one_at_a_time = s.money_lock.lock().await;
     let mut tx = s.store.begin_money(pid).await?;
     if tx.event_seen(&ev.event_id).await? {
         return Ok(duplicate(None, "event_id already processed"));
@@ -731,6 +730,8 @@ async fn fraud_hold(
 ) -> Result<Option<&'static str>, StoreError> {
     let f = &s.config.program.fraud;
     let day_ago = now - 86_400_000;
+    // Every first decision takes a number, whichever rule holds it.
+    let seq = tx.next_in_sequence("first_decisions").await?;
     if let Some(ip) = &b.click_ip_hash {
         if tx.affiliate_ip_known(aff_id, ip).await? {
             return Ok(Some("same_ip_as_affiliate"));
@@ -749,7 +750,7 @@ async fn fraud_hold(
     {
         return Ok(Some("email_domain_bulk"));
     }
-    if f.review_every > 0 && (tx.decided_bookings().await? + 1) % i64::from(f.review_every) == 0 {
+    if f.review_every > 0 && seq % i64::from(f.review_every) == 0 {
         return Ok(Some("review_sample"));
     }
     Ok(None)
@@ -1015,7 +1016,6 @@ pub async fn decide(
         ));
     }
     let now = now_ms();
-    let _one_at_a_time = s.money_lock.lock().await;
     let mut tx = s.store.begin_money(s.program.id).await?;
     let (booking_ref, done) = tx.review(id).await?;
     if let Some(d) = done {
@@ -1030,34 +1030,13 @@ pub async fn decide(
     let mut outcome = "recorded";
     if still_held {
         let aff_id = b.affiliate_id.unwrap_or_default();
-        if decision == "rejected" {
-            for l in &state {
-                tx.add_commission(
-                    &NewCommission {
-                        booking_ref,
-                        event_ref: None,
-                        affiliate_id: aff_id,
-                        status: "refused",
-                        unit: &l.unit,
-                        amount_minor: 0,
-                        basis_minor: l.basis_minor,
-                        tier: l.tier.as_deref(),
-                        rule: l.rule.as_deref(),
-                        month: &l.month,
-                        payable_at: None,
-                        transaction_id: None,
-                        reason: Some("rejected in review"),
-                    },
-                    now,
-                )
-                .await?;
-            }
-            outcome = "refused";
-        } else {
-            let kinds = tx.booking_kinds(booking_ref).await?;
-            let has = |k: &str| kinds.iter().any(|x| x == k);
-            let earn =
-                has("lead") || has("purchase") || (has("booking_paid") && has("booking_serviced"));
+        // Rejected: refused at zero. Approved: earned (on the ledger) when the booking is
+        // already paid and serviced (or is a lead or purchase), else pending.
+        let kinds = tx.booking_kinds(booking_ref).await?;
+        let has = |k: &str| kinds.iter().any(|x| x == k);
+        let earn = decision == "approved"
+            && (has("lead") || has("purchase") || (has("booking_paid") && has("booking_serviced")));
+        let txn = if earn {
             let priced = Priced {
                 rule: state
                     .first()
@@ -1072,34 +1051,44 @@ pub async fn decide(
                     .collect(),
             };
             let month = state.first().map(|l| l.month.clone()).unwrap_or_default();
-            let txn = if earn {
-                Some(earn_on_ledger(&mut tx, &b, aff_id, &priced, &month, now).await?)
-            } else {
-                None
-            };
-            let payable_at = now + i64::from(s.config.program.commission.holding_days) * 86_400_000;
-            for l in &state {
-                tx.add_commission(
-                    &NewCommission {
-                        booking_ref,
-                        event_ref: None,
-                        affiliate_id: aff_id,
-                        status: if earn { "earned" } else { "pending" },
-                        unit: &l.unit,
-                        amount_minor: l.amount_minor,
-                        basis_minor: l.basis_minor,
-                        tier: l.tier.as_deref(),
-                        rule: l.rule.as_deref(),
-                        month: &l.month,
-                        payable_at: earn.then_some(payable_at),
-                        transaction_id: txn,
-                        reason: Some("approved in review"),
+            Some(earn_on_ledger(&mut tx, &b, aff_id, &priced, &month, now).await?)
+        } else {
+            None
+        };
+        outcome = match (decision, earn) {
+            ("rejected", _) => "refused",
+            (_, true) => "earned",
+            (_, false) => "pending",
+        };
+        let payable_at = now + i64::from(s.config.program.commission.holding_days) * 86_400_000;
+        for l in &state {
+            tx.add_commission(
+                &NewCommission {
+                    booking_ref,
+                    event_ref: None,
+                    affiliate_id: aff_id,
+                    status: outcome,
+                    unit: &l.unit,
+                    amount_minor: if outcome == "refused" {
+                        0
+                    } else {
+                        l.amount_minor
                     },
-                    now,
-                )
-                .await?;
-            }
-            outcome = if earn { "earned" } else { "pending" };
+                    basis_minor: l.basis_minor,
+                    tier: l.tier.as_deref(),
+                    rule: l.rule.as_deref(),
+                    month: &l.month,
+                    payable_at: earn.then_some(payable_at),
+                    transaction_id: txn,
+                    reason: Some(if outcome == "refused" {
+                        "rejected in review"
+                    } else {
+                        "approved in review"
+                    }),
+                },
+                now,
+            )
+            .await?;
         }
     }
     tx.commit().await?;

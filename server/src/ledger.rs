@@ -2,8 +2,8 @@
 //! events, the commission log, the double-entry ledger, periods, payouts and reviews.
 //!
 //! Every write happens inside a [`MoneyTx`]: one database transaction that holds the
-//! program's money lock (SQLite: `BEGIN IMMEDIATE`, one writer; PostgreSQL: a
-//! transaction-scoped advisory lock per program, so replicas take turns). Conversions
+//! program's money lock (in-process, plus SQLite: `BEGIN IMMEDIATE`, one writer;
+//! PostgreSQL: a transaction-scoped advisory lock per program, so replicas take turns). Conversions
 //! are rare next to clicks, and serialising them makes the tier counts, the every-Nth
 //! review sample and de-duplication exact.
 //!
@@ -314,6 +314,9 @@ pub struct MoneyTx {
     tx: Transaction<'static, Any>,
     backend: Backend,
     program_id: i64,
+    /// This process's turn (the database lock orders the replicas); released with the
+    /// transaction.
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 fn sum(expr: &str) -> String {
@@ -324,6 +327,9 @@ fn sum(expr: &str) -> String {
 impl Store {
     /// Starts a money transaction for a program (see the module docs).
     pub async fn begin_money(&self, program_id: i64) -> Result<MoneyTx, StoreError> {
+        // One money transaction at a time per process: on SQLite the others would only
+        // spin in busy_timeout waiting for the write lock.
+        let turn = self.money.clone().lock_owned().await;
         let mut tx = match self.backend() {
             Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool().begin().await?,
@@ -339,23 +345,8 @@ impl Store {
             tx,
             backend: self.backend(),
             program_id,
+            _turn: turn,
         })
-    }
-
-    /// A booking by the booking system's id.
-    pub async fn booking(
-        &self,
-        program_id: i64,
-        booking_id: &str,
-    ) -> Result<Option<Booking>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {BOOKING_COLS} FROM bookings WHERE program_id = $1 AND booking_id = $2"
-        ))
-        .bind(program_id)
-        .bind(booking_id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.as_ref().map(booking).transpose()?)
     }
 
     /// Whether an event id was already accepted (the fast path for duplicate deliveries).
@@ -368,20 +359,6 @@ impl Store {
         .fetch_optional(self.pool())
         .await?
         .is_some())
-    }
-
-    /// The commission log of a booking, oldest first.
-    pub async fn booking_commissions(
-        &self,
-        booking_ref: i64,
-    ) -> Result<Vec<CommissionLine>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COMMISSION_COLS} FROM commissions WHERE booking_ref = $1 ORDER BY id"
-        ))
-        .bind(booking_ref)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(commission).collect::<Result<_, _>>()?)
     }
 
     /// What the program owes an affiliate per unit (minus its `partner_payable` balance).
@@ -611,11 +588,6 @@ impl MoneyTx {
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())
-    }
-
-    /// The program.
-    pub fn program_id(&self) -> i64 {
-        self.program_id
     }
 
     /// Whether the event id was already accepted.
@@ -900,12 +872,15 @@ impl MoneyTx {
         Ok(q.fetch_optional(&mut *self.tx).await?.is_some())
     }
 
-    /// Attributed bookings that reached a commission decision (the every-Nth sample).
-    pub async fn decided_bookings(&mut self) -> Result<i64, StoreError> {
+    /// The next number of a program's sequence (e.g. first commission decisions, for the
+    /// every-Nth review sample): one row update instead of counting history.
+    pub async fn next_in_sequence(&mut self, name: &str) -> Result<i64, StoreError> {
         Ok(sqlx::query(
-            "SELECT COUNT(DISTINCT booking_ref) AS n FROM commissions WHERE program_id = $1 AND status IN ('pending', 'held', 'earned')",
+            "INSERT INTO money_counters (program_id, name, n) VALUES ($1, $2, 1) \
+             ON CONFLICT (program_id, name) DO UPDATE SET n = money_counters.n + 1 RETURNING n",
         )
         .bind(self.program_id)
+        .bind(name)
         .fetch_one(&mut *self.tx)
         .await?
         .try_get("n")?)

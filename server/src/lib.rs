@@ -55,9 +55,6 @@ pub struct Inner {
     pub metrics: Arc<metrics::Metrics>,
     /// The day's key of the IP hash.
     pub ip_keys: keys::IpKeys,
-    /// Serialises this process's money transactions (conversions, reviews, month
-    /// close); the database lock serialises replicas.
-    pub money_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::ops::Deref for AppState {
@@ -88,7 +85,6 @@ impl AppState {
                 directory,
                 metrics,
                 ip_keys: keys::IpKeys::default(),
-                money_lock: tokio::sync::Mutex::new(()),
             }),
         })
     }

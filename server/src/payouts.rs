@@ -79,7 +79,6 @@ pub async fn close(s: &AppState, period: &str, now: i64) -> Result<Report, Close
     if now < end {
         return Err(CloseError::NotEnded(period.into()));
     }
-    let _one_at_a_time = s.money_lock.lock().await;
     let mut tx = s.store.begin_money(pid).await?;
     if !tx.is_closed(period).await? {
         if let Some(open) = tx.earlier_open_period(period).await? {
@@ -619,7 +618,6 @@ pub async fn mark_paid(
         ));
     }
     let now = now_ms();
-    let _one_at_a_time = s.money_lock.lock().await;
     let mut tx = s.store.begin_money(s.program.id).await?;
     let (affiliate_id, unit, amount, period, paid) = tx.payout(id).await?;
     if paid {

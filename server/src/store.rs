@@ -242,6 +242,8 @@ pub struct CardDay {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Serialises this process's money transactions (see [`crate::ledger`]).
+    pub(crate) money: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 fn affiliate(r: &AnyRow) -> Result<Affiliate, sqlx::Error> {
@@ -329,7 +331,11 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            money: Default::default(),
+        })
     }
 
     /// The connection pool (for the other store modules).
