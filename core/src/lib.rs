@@ -6,14 +6,20 @@
 //! - [`ndef`]: NDEF messages and URI records;
 //! - [`type2`]: NFC Forum Type 2 Tag memory (capability container and TLVs);
 //! - [`ntag`]: the NTAG213/215/216 memory model, lock bits and the UID/counter mirror;
-//! - [`apdu`]: typed PC/SC APDUs and status words.
+//! - [`apdu`]: typed PC/SC APDUs and status words;
+//! - [`base64`]: standard base64;
+//! - [`qr`]: QR symbols as module matrices (rectangles, raster, SVG);
+//! - [`kiosk`]: the counter display's rotating, signed QR token.
 
 pub mod apdu;
+pub mod base64;
 pub mod code;
 pub mod date;
 pub mod hex;
+pub mod kiosk;
 pub mod ndef;
 pub mod ntag;
+pub mod qr;
 pub mod type2;
 
 /// Test helpers shared by the unit tests of this crate.

@@ -1,7 +1,7 @@
 //! Times the parts of preparing a card's QR (encode, rasterise + decode read-back), to
 //! see where `provisioner print` spends its time. `cargo run --release --example qr_timing`
 use std::time::Instant;
-use tapkit_provisioner::print::qr::QrMatrix;
+use tapkit_provisioner::print::qr::{QrExport, QrMatrix};
 
 fn main() {
     let n = 1000;

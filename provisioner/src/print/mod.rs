@@ -14,7 +14,7 @@ use printpdf::ParsedFont;
 
 use crate::partners::Partner;
 use layout::{PT_PER_MM, SheetKind, TRIM_H, TRIM_W};
-use qr::{QUIET, QrMatrix};
+use qr::{QUIET, QrExport, QrMatrix};
 use template::Template;
 
 /// Smallest printed QR module, mm (phones at hand distance need ≥ 0.4; we keep margin).
