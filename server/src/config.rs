@@ -32,6 +32,8 @@ pub struct ProgramConfig {
     pub commission: crate::rules::Commission,
     /// Fraud rules of the conversion webhook.
     pub fraud: Fraud,
+    /// `[program.kiosk]`: the counter displays.
+    pub kiosk: crate::kiosks::KioskConfig,
 }
 
 /// `[program.fraud]`: which conversions earn nothing, and which wait for a review.
@@ -104,6 +106,7 @@ impl Default for ProgramConfig {
             webhook_tolerance_secs: 300,
             commission: crate::rules::Commission::default(),
             fraud: Fraud::default(),
+            kiosk: crate::kiosks::KioskConfig::default(),
         }
     }
 }
@@ -210,6 +213,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
     p.commission
         .validate()
         .map_err(|e| format!("program.{e}"))?;
+    p.kiosk.validate().map_err(|e| format!("program.{e}"))?;
     if !(1..=86_400).contains(&p.webhook_tolerance_secs) {
         return Err(format!(
             "program.webhook_tolerance_secs is {}; use 1 to 86400 seconds (300 is usual)",

@@ -31,6 +31,8 @@ pub enum ApiError {
     NotFound(&'static str),
     /// 409.
     Conflict(String),
+    /// 410: something that existed and is used up or expired (an enrolment code).
+    Gone(String),
     /// 500, logged.
     Internal(String),
 }
@@ -101,6 +103,7 @@ impl IntoResponse for ApiError {
                 json!({ "error": format!("{what} not found") }),
             ),
             Self::Conflict(message) => (StatusCode::CONFLICT, json!({ "error": message })),
+            Self::Gone(message) => (StatusCode::GONE, json!({ "error": message })),
             Self::Unauthenticated(message) => {
                 (StatusCode::UNAUTHORIZED, json!({ "error": message }))
             }

@@ -11,6 +11,7 @@ type HmacSha256 = Hmac<Sha256>;
 #[derive(Clone)]
 pub struct Keys {
     cookie: HmacSha256,
+    kiosk: HmacSha256,
 }
 
 /// The rotating key of the IP hash: a random key per UTC day, shared by the replicas
@@ -109,7 +110,16 @@ impl Keys {
     pub fn new(secret: &[u8]) -> Self {
         Self {
             cookie: derive(secret, "tapkit attribution cookie v1"),
+            kiosk: derive(secret, "tapkit kiosk secret v1"),
         }
+    }
+
+    /// A kiosk's secret: derived from the server secret, its id and its enrolment
+    /// generation, so it is never stored and a new enrolment makes the old one useless.
+    pub fn kiosk_secret(&self, kiosk_id: i64, generation: i64) -> [u8; 32] {
+        let mut m = self.kiosk.clone();
+        m.update(format!("{kiosk_id}.{generation}").as_bytes());
+        m.finalize().into_bytes().into()
     }
 
     fn cookie_mac(&self, click_id: i64, issued_ms: i64) -> HmacSha256 {

@@ -14,6 +14,7 @@ pub mod conversions;
 pub mod directory;
 pub mod error;
 pub mod keys;
+pub mod kiosks;
 pub mod ledger;
 pub mod metrics;
 pub mod payouts;
@@ -101,6 +102,7 @@ pub fn app(state: AppState) -> Router {
             axum::routing::post(conversions::receive),
         )
         .merge(admin::routes())
+        .merge(kiosks::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -191,10 +191,15 @@ pub async fn tap(
         Some("channel_killed")
     } else if let Some(m) = &params.m {
         nfc_check(&s, &mut click, aff.id, m).await?
-    } else if params.k.is_some() {
-        // Kiosk tokens are verified once kiosks exist (issue 7); until then a kiosk
-        // scan redirects and is counted, without attribution.
-        Some("kiosk_token_unverified")
+    } else if let Some(k) = &params.k {
+        match crate::kiosks::check_token(&s, aff.id, k, now).await? {
+            Some((r, true)) => {
+                click.outcome = "flagged";
+                Some(r)
+            }
+            Some((r, false)) => Some(r),
+            None => None,
+        }
     } else {
         None
     };

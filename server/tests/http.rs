@@ -832,6 +832,15 @@ async fn the_openapi_document_describes_every_route() {
         ("get", "/api/admin/periods/{period}/payouts.csv"),
         ("get", "/api/admin/periods/{period}/payouts.pdf"),
         ("post", "/api/admin/payouts/{id}/paid"),
+        ("post", "/api/admin/kiosks"),
+        ("get", "/api/admin/kiosks"),
+        ("get", "/api/admin/kiosks/{id}"),
+        ("patch", "/api/admin/kiosks/{id}"),
+        ("post", "/api/admin/kiosks/{id}/enrollment"),
+        ("post", "/api/admin/kiosks/{id}/retire"),
+        ("post", "/api/kiosk/enroll"),
+        ("get", "/api/kiosk/config"),
+        ("post", "/api/kiosk/heartbeat"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();

@@ -1,0 +1,29 @@
+-- Counter displays (display-kiosk). A kiosk belongs to one affiliate. Its secret is never
+-- stored: the server derives it from its own secret, the kiosk id and `generation`
+-- (a new enrolment bumps the generation, so a lost or replaced box's secret dies).
+-- The one-time enrolment code is stored as its SHA-256 and cleared when used.
+-- `display` holds the admin's JSON overrides of the display config; every change bumps
+-- `config_version`, which the kiosk learns from its heartbeat. The last heartbeat's
+-- report is kept in the last_* columns; online/offline is derived from last_seen.
+CREATE TABLE kiosks (
+    id                     BIGSERIAL PRIMARY KEY,
+    program_id             BIGINT  NOT NULL REFERENCES programs (id),
+    affiliate_id           BIGINT  NOT NULL REFERENCES affiliates (id),
+    name                   TEXT    NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
+    status                 TEXT    NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'retired')),
+    generation             BIGINT  NOT NULL DEFAULT 0,
+    enrollment_code_hash   TEXT    UNIQUE,
+    enrollment_expires_at  BIGINT,
+    enrollment_used        BIGINT  NOT NULL DEFAULT 0,
+    enrolled_at            BIGINT,
+    display                TEXT    NOT NULL DEFAULT '{}',
+    config_version         BIGINT  NOT NULL DEFAULT 1,
+    last_seen              BIGINT,
+    last_version           TEXT,
+    last_uptime_secs       BIGINT,
+    last_config_version    TEXT,
+    last_error             TEXT,
+    clock_skew_ms          BIGINT,
+    created_at             BIGINT  NOT NULL
+);
+CREATE INDEX kiosks_affiliate ON kiosks (affiliate_id);
