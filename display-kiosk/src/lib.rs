@@ -1,0 +1,14 @@
+//! display-kiosk: the screen on a partner's counter next to the NFC pad. It shows the
+//! brand, "tap your phone here to book" with a pulsing pointer toward the pad, and a QR
+//! code for phones without NFC whose URL carries a rotating token signed with the
+//! kiosk's own secret (`tapkit_core::kiosk`), computed locally so it works offline.
+//!
+//! [`state`] keeps the identity and the last good config on disk, [`sync`] talks to the
+//! server (enrolment, config, heartbeats, backoff), [`frame`] lays out and renders the
+//! frame (SVG for the page, pixels for snapshots), [`page`] serves it on 127.0.0.1.
+
+pub mod config;
+pub mod frame;
+pub mod page;
+pub mod state;
+pub mod sync;

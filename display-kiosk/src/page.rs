@@ -1,0 +1,199 @@
+//! The local page the kiosk browser shows: one HTML document with the fonts, and the
+//! frame as inline SVG that a few lines of script refresh every few seconds (new token,
+//! new config, a resized window). Everything is served from this process, so the screen
+//! keeps working while the network is down.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+use tapkit_core::kiosk::{sign, step_at};
+
+use crate::config;
+use crate::frame::{self, Frame, Pad};
+use crate::sync::{Shared, VERSION, now_ms, read};
+
+/// Seconds between the page's refreshes of the frame.
+pub const REFRESH_SECS: u64 = 5;
+
+/// What the page needs.
+#[derive(Clone)]
+pub struct Page {
+    /// Shared live state.
+    pub live: Shared,
+    /// The kiosk id.
+    pub kiosk_id: i64,
+    /// Its secret (signs the QR tokens).
+    pub secret: Arc<Vec<u8>>,
+    /// Where the pad is.
+    pub pad: Pad,
+    /// When the kiosk started.
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for Page {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Page")
+            .field("kiosk_id", &self.kiosk_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The frame at this moment: the current token under the server's clock.
+pub fn current_frame(
+    live: &Shared,
+    kiosk_id: i64,
+    secret: &[u8],
+    pad: Pad,
+    w: u32,
+    h: u32,
+    offset_override: Option<i64>,
+) -> Frame {
+    let l = read(live);
+    let content = match &l.config {
+        Some(c) => {
+            let offset = offset_override.unwrap_or(l.clock_offset_ms);
+            let step = step_at(now_ms().saturating_add(offset), c.config.rotation_secs);
+            c.content(&sign(secret, kiosk_id, step), pad)
+        }
+        None => config::waiting(pad, "Waiting for the display settings from the server"),
+    };
+    drop(l);
+    frame::layout(&content, w, h)
+}
+
+/// The routes.
+pub fn routes(page: Page) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/frame.svg", get(frame_svg))
+        .route("/font/bold.ttf", get(|| async { font(frame::BOLD_TTF) }))
+        .route(
+            "/font/regular.ttf",
+            get(|| async { font(frame::REGULAR_TTF) }),
+        )
+        .route("/status", get(status))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(page)
+}
+
+fn font(bytes: &'static [u8]) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "font/ttf"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn index(State(p): State<Page>) -> Response {
+    let f = current_frame(&p.live, p.kiosk_id, &p.secret, p.pad, 1920, 1080, None);
+    let title = read(&p.live).config.as_ref().map_or_else(
+        || "Tapkit display".to_owned(),
+        |c| c.config.brand_name.clone(),
+    );
+    let bg = read(&p.live).config.as_ref().map_or_else(
+        || "#0b2545".to_owned(),
+        |c| c.config.colors.background.clone(),
+    );
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{title}</title>
+<style>
+@font-face{{font-family:TapkitSans;font-weight:400;src:url(/font/regular.ttf) format("truetype")}}
+@font-face{{font-family:TapkitSans;font-weight:700;src:url(/font/bold.ttf) format("truetype")}}
+html,body{{margin:0;height:100%;overflow:hidden;background:{bg};cursor:none}}
+main{{position:fixed;inset:0}}
+main svg{{display:block;width:100vw;height:100vh}}
+.pulse{{animation:pulse 1.6s ease-in-out infinite;transform-box:fill-box;transform-origin:center}}
+@keyframes pulse{{0%,100%{{opacity:1;transform:scale(1)}}50%{{opacity:.6;transform:scale(.86)}}}}
+@media (prefers-reduced-motion:reduce){{.pulse{{animation:none}}}}
+</style>
+<noscript><meta http-equiv="refresh" content="{refresh}"></noscript>
+</head><body><main id="frame">{svg}</main>
+<script>
+(function () {{
+  var box = document.getElementById('frame'), shown = '';
+  function load() {{
+    var w = window.innerWidth, h = window.innerHeight;
+    fetch('/frame.svg?w=' + w + '&h=' + h, {{cache: 'no-store'}})
+      .then(function (r) {{ return r.ok ? r.text() : Promise.reject(r.status); }})
+      .then(function (svg) {{ if (svg !== shown) {{ box.innerHTML = svg; shown = svg; }} }})
+      .catch(function () {{}});
+  }}
+  load();
+  setInterval(load, {refresh_ms});
+  window.addEventListener('resize', load);
+}})();
+</script></body></html>
+"#,
+        title = esc(&title),
+        bg = esc(&bg),
+        svg = f.svg(),
+        refresh = REFRESH_SECS,
+        refresh_ms = REFRESH_SECS * 1000,
+    );
+    let mut r = Html(html).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[derive(Deserialize)]
+struct Size {
+    w: Option<u32>,
+    h: Option<u32>,
+}
+
+async fn frame_svg(
+    State(p): State<Page>,
+    q: Result<Query<Size>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    // A malformed size is not worth an error on a customer-facing screen: use the default.
+    let (w, h) = q.map_or((1920, 1080), |Query(s)| {
+        (s.w.unwrap_or(1920), s.h.unwrap_or(1080))
+    });
+    let (w, h) = (w.clamp(160, 7680), h.clamp(160, 7680));
+    let f = current_frame(&p.live, p.kiosk_id, &p.secret, p.pad, w, h, None);
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        f.svg(),
+    )
+        .into_response()
+}
+
+async fn status(State(p): State<Page>) -> Response {
+    let l = read(&p.live);
+    axum::Json(json!({
+        "kiosk_id": p.kiosk_id,
+        "version": VERSION,
+        "uptime_secs": p.started.elapsed().as_secs(),
+        "config_version": l.config.as_ref().map(|c| c.config.version.clone()),
+        "online": l.online,
+        "last_error": l.last_error,
+        "clock_offset_ms": l.clock_offset_ms,
+        "heartbeats_ok": l.heartbeats_ok,
+        "heartbeats_failed": l.heartbeats_failed,
+    }))
+    .into_response()
+}

@@ -1,0 +1,337 @@
+//! Talking to the server: enrolment, the display config (cached on disk, with an ETag),
+//! and the heartbeat loop. Nothing here ever ends the program: a network error, a bad
+//! config or a full disk is logged (once per change, not once per attempt), reported in
+//! the next heartbeat, and retried with exponential backoff and jitter.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::config::{self, Checked};
+use crate::state::{Identity, StateDir};
+
+/// Version reported in heartbeats.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the running kiosk knows; shared by the sync loop and the page.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// The config on screen.
+    pub config: Option<Checked>,
+    /// Server clock minus ours, ms (tokens use the server's time).
+    pub clock_offset_ms: i64,
+    /// The last problem, reported with the next heartbeat.
+    pub last_error: Option<String>,
+    /// Whether the last heartbeat got through.
+    pub online: bool,
+    /// Heartbeats answered.
+    pub heartbeats_ok: u64,
+    /// Heartbeats that failed.
+    pub heartbeats_failed: u64,
+}
+
+/// Shared handle.
+pub type Shared = Arc<RwLock<Live>>;
+
+/// Reads the shared state, surviving a poisoned lock (a panicked reader cannot corrupt it).
+pub fn read(s: &Shared) -> std::sync::RwLockReadGuard<'_, Live> {
+    s.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write(s: &Shared) -> std::sync::RwLockWriteGuard<'_, Live> {
+    s.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Unix ms of the local clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// An HTTP client with timeouts suited to a flaky counter network.
+pub fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .user_agent(concat!("tapkit-display-kiosk/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot set up HTTP: {e}"))
+}
+
+/// Why a call to the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No answer (server down, network gone, timeout).
+    #[error("cannot reach the server: {0}")]
+    Unreachable(String),
+    /// The server answered with an error; its message.
+    #[error("the server said {status}: {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The server's `error` text.
+        message: String,
+    },
+}
+
+fn unreachable_err(e: &reqwest::Error) -> CallError {
+    // reqwest's Display hides the cause ("error sending request"); name it.
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    CallError::Unreachable(msg)
+}
+
+async fn refused(r: reqwest::Response) -> CallError {
+    let status = r.status().as_u16();
+    let message = r
+        .json::<Value>()
+        .await
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "no explanation".into());
+    CallError::Refused { status, message }
+}
+
+/// Trades an enrolment code for the kiosk's identity.
+pub async fn enroll(
+    http: &reqwest::Client,
+    server: &str,
+    code: &str,
+) -> Result<Identity, CallError> {
+    let r = http
+        .post(format!("{server}/api/kiosk/enroll"))
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .map_err(|e| unreachable_err(&e))?;
+    if !r.status().is_success() {
+        return Err(refused(r).await);
+    }
+    let v: Value = r.json().await.map_err(|e| unreachable_err(&e))?;
+    let (Some(kiosk_id), Some(secret), Some(code)) = (
+        v["kiosk_id"].as_i64(),
+        v["secret"].as_str(),
+        v["affiliate_code"].as_str(),
+    ) else {
+        return Err(CallError::Refused {
+            status: 200,
+            message: format!("an enrolment answer without kiosk_id, secret or affiliate_code: {v}"),
+        });
+    };
+    Ok(Identity {
+        server: server.to_owned(),
+        kiosk_id,
+        secret: secret.to_owned(),
+        affiliate_code: code.to_owned(),
+        enrolled_at_ms: now_ms(),
+    })
+}
+
+fn bearer(id: &Identity) -> String {
+    format!("Bearer kiosk.{}.{}", id.kiosk_id, id.secret)
+}
+
+/// Fetches the display config; `Ok(None)` when it is unchanged since `etag`.
+pub async fn fetch_config(
+    http: &reqwest::Client,
+    id: &Identity,
+    etag: Option<&str>,
+) -> Result<Option<String>, CallError> {
+    let mut req = http
+        .get(format!("{}/api/kiosk/config", id.server))
+        .header("Authorization", bearer(id));
+    if let Some(v) = etag {
+        req = req.header("If-None-Match", format!("\"{v}\""));
+    }
+    let r = req.send().await.map_err(|e| unreachable_err(&e))?;
+    if r.status() == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(None);
+    }
+    if !r.status().is_success() {
+        return Err(refused(r).await);
+    }
+    r.text().await.map(Some).map_err(|e| unreachable_err(&e))
+}
+
+/// The heartbeat's answer.
+struct Beat {
+    server_time_ms: i64,
+    config_version: String,
+    heartbeat_secs: u64,
+}
+
+async fn heartbeat(http: &reqwest::Client, id: &Identity, body: &Value) -> Result<Beat, CallError> {
+    let r = http
+        .post(format!("{}/api/kiosk/heartbeat", id.server))
+        .header("Authorization", bearer(id))
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| unreachable_err(&e))?;
+    if !r.status().is_success() {
+        return Err(refused(r).await);
+    }
+    let v: Value = r.json().await.map_err(|e| unreachable_err(&e))?;
+    Ok(Beat {
+        server_time_ms: v["server_time_ms"].as_i64().unwrap_or_else(now_ms),
+        config_version: v["config_version"].as_str().unwrap_or_default().to_owned(),
+        heartbeat_secs: v["heartbeat_secs"].as_u64().unwrap_or(45).clamp(5, 600),
+    })
+}
+
+/// Applies a config fetched from the server: checked, cached, shown. A config that fails
+/// its checks is refused (the last good one stays) and the reason is returned.
+pub fn apply_config(live: &Shared, state: &StateDir, raw: &str) -> Result<(), String> {
+    let checked =
+        config::check(raw).map_err(|e| format!("refused a display config from the server: {e}"))?;
+    let version = checked.config.version.clone();
+    write(live).config = Some(checked);
+    tracing::info!(%version, "display config applied");
+    state
+        .save_config(raw)
+        .map_err(|e| format!("showing config {version} but could not cache it: {e}"))
+}
+
+/// Seconds to wait after `failures` failures in a row: 2, 4, 8 … capped at `cap`, with
+/// ±25 % jitter so a fleet that lost the server together does not return together.
+pub fn backoff(failures: u32, cap: u64) -> Duration {
+    let base = 2u64.saturating_pow(failures.min(16)).min(cap.max(1)) as f64;
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let r = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX); // 0..=1
+    Duration::from_secs_f64(base * (0.75 + 0.5 * r))
+}
+
+/// The sync loop: heartbeat, learn the clock offset, fetch a changed config. Runs
+/// forever; every error is reported and retried.
+pub async fn run(
+    http: reqwest::Client,
+    id: Identity,
+    state: StateDir,
+    live: Shared,
+    max_backoff: u64,
+) {
+    let started = Instant::now();
+    let mut failures = 0u32;
+    let mut last_logged: Option<String> = None;
+    loop {
+        let (current, last_error) = {
+            let l = read(&live);
+            (
+                l.config.as_ref().map(|c| c.config.version.clone()),
+                l.last_error.clone(),
+            )
+        };
+        let t0 = now_ms();
+        let body = json!({
+            "version": VERSION,
+            "uptime_secs": started.elapsed().as_secs(),
+            "config_version": current,
+            "last_error": last_error,
+            "clock_ms": t0,
+        });
+        let outcome: Result<u64, String> = async {
+            let beat = heartbeat(&http, &id, &body)
+                .await
+                .map_err(|e| e.to_string())?;
+            let t1 = now_ms();
+            let offset = beat.server_time_ms - (t0 + t1) / 2;
+            let previous = {
+                let mut l = write(&live);
+                let p = l.clock_offset_ms;
+                l.clock_offset_ms = offset;
+                // Reported; a problem that persists is set again below.
+                if l.last_error == last_error {
+                    l.last_error = None;
+                }
+                p
+            };
+            if (offset - previous).abs() > 1000 {
+                if offset.abs() > 5000 {
+                    tracing::warn!(
+                        offset_ms = offset,
+                        "this box's clock is off; QR tokens follow the server's clock instead"
+                    );
+                }
+                if let Err(e) = state.save_clock_offset(offset) {
+                    write(&live).last_error = Some(e.to_string());
+                }
+            }
+            if current.as_deref() != Some(beat.config_version.as_str()) {
+                match fetch_config(&http, &id, current.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    None => {}
+                    Some(raw) => {
+                        if let Err(e) = apply_config(&live, &state, &raw) {
+                            tracing::error!("{e}");
+                            write(&live).last_error = Some(e);
+                        }
+                    }
+                }
+            }
+            Ok(beat.heartbeat_secs)
+        }
+        .await;
+        let wait = match outcome {
+            Ok(secs) => {
+                if failures > 0 {
+                    tracing::info!(failures, "server reachable again");
+                }
+                failures = 0;
+                last_logged = None;
+                let mut l = write(&live);
+                l.online = true;
+                l.heartbeats_ok += 1;
+                // ±10 % jitter around the server's interval.
+                let mut b = [0u8; 1];
+                let _ = getrandom::fill(&mut b);
+                Duration::from_secs_f64(secs as f64 * (0.9 + 0.2 * f64::from(b[0]) / 255.0))
+            }
+            Err(e) => {
+                failures += 1;
+                // Log a new problem at once, a continuing one at 1, 2, 4, 8 … failures.
+                if last_logged.as_deref() != Some(e.as_str()) || failures.is_power_of_two() {
+                    tracing::warn!(
+                        failures,
+                        "heartbeat failed: {e}; showing the last good config and retrying"
+                    );
+                    last_logged = Some(e.clone());
+                }
+                let mut l = write(&live);
+                l.online = false;
+                l.heartbeats_failed += 1;
+                l.last_error = Some(e);
+                backoff(failures, max_backoff)
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        for f in 1..30 {
+            let d = backoff(f, 300).as_secs_f64();
+            let base = 2f64.powi(f.min(16) as i32).min(300.0);
+            assert!(
+                d >= base * 0.75 - 1e-9 && d <= base * 1.25 + 1e-9,
+                "{f}: {d}"
+            );
+        }
+        let samples: std::collections::HashSet<u128> =
+            (0..20).map(|_| backoff(5, 300).as_millis()).collect();
+        assert!(samples.len() > 1, "jitter varies the delay");
+    }
+}
