@@ -474,3 +474,130 @@ impl FlakyProxy {
         Self { addr, forwarded }
     }
 }
+
+/// A `display-kiosk run` process, its page on `addr`, stderr kept in a log file.
+pub struct Kiosk {
+    /// `127.0.0.1:PORT` of its page.
+    pub addr: String,
+    /// Its state directory.
+    pub state_dir: PathBuf,
+    _child: KillOnDrop,
+    log: PathBuf,
+}
+
+/// A server config whose kiosks beat every 5 s and go offline after 10 s of silence
+/// (the production defaults are 45 s and 150 s), in `dir`.
+pub fn kiosk_server_config(dir: &std::path::Path, booking_url: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("a config directory");
+    let path = dir.join("tapkit.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[program]\nname = \"Shine Auto Detailing\"\ndomain = \"book.example.com\"\nbooking_url = \"{booking_url}\"\n\n[program.kiosk]\nheartbeat_secs = 5\noffline_after_secs = 10\n"
+        ),
+    )
+    .expect("the config file");
+    path
+}
+
+impl Kiosk {
+    /// `display-kiosk enroll` for a new kiosk of `affiliate_id` on `server`; the state
+    /// directory is returned.
+    pub fn enroll(server: &Server, affiliate_id: i64, tag: &str) -> PathBuf {
+        let (status, k) = server.api(
+            "POST",
+            "/api/admin/kiosks",
+            Some(&serde_json::json!({ "affiliate_id": affiliate_id }).to_string()),
+        );
+        assert_eq!(status, 201, "{k}");
+        let state =
+            std::env::temp_dir().join(format!("tapkit-kioskstate-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        let out = Command::new(bin("display-kiosk"))
+            .args(["enroll", "--server", &server.url(), "--code"])
+            .arg(k["enrollment_code"].as_str().expect("an enrolment code"))
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .expect("display-kiosk runs");
+        assert!(out.status.success(), "enroll: {}", stderr(&out));
+        state
+    }
+
+    /// Starts `display-kiosk run` on a free port with `args` added.
+    pub fn run(state_dir: &std::path::Path, args: &[&str]) -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = state_dir.with_extension("log");
+        let err = std::fs::File::create(&log).expect("a kiosk log");
+        let child = Command::new(bin("display-kiosk"))
+            .args(["run", "--listen", &addr, "--state-dir"])
+            .arg(state_dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("display-kiosk run starts");
+        let k = Self {
+            addr,
+            state_dir: state_dir.to_path_buf(),
+            _child: KillOnDrop(child),
+            log,
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&k.addr).is_ok() {
+                return k;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the kiosk did not serve on {}: {}", k.addr, k.log());
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET a path of its page: status and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = http_request(&self.addr, "GET", path, "", None);
+        (status, body)
+    }
+
+    /// Its `/status` JSON.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.get("/status").1).expect("status is JSON")
+    }
+
+    /// The URL in the QR of the frame at `w`×`h` (its `data-qr`).
+    pub fn qr_url(&self, w: u32, h: u32) -> String {
+        let (_, svg) = self.get(&format!("/frame.svg?w={w}&h={h}"));
+        svg.split("data-qr=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_default()
+            .replace("&amp;", "&")
+    }
+}
+
+/// Polls `f` every 200 ms until it is true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = std::time::Instant::now();
+    while t.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    f()
+}
+
+/// Decodes the QR codes in a PNG with zbarimg (zbar, an independent decoder).
+pub fn zbar(png: &std::path::Path) -> Vec<String> {
+    let out = Command::new("zbarimg")
+        .args(["--raw", "-q", "-Sdisable", "-Sqrcode.enable"])
+        .arg(png)
+        .output()
+        .expect("zbarimg runs (scripts/install-deps.sh print)");
+    stdout(&out).lines().map(str::to_owned).collect()
+}

@@ -14,7 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tapkit_e2e::{KillOnDrop, Server, free_port, http_request};
+use tapkit_e2e::{
+    KillOnDrop, Kiosk, Server, bin, eventually, free_port, http_request, kiosk_server_config, zbar,
+};
 
 /// The booking site's page: shows what its JavaScript sees of the cookies.
 const BOOKING_PAGE: &str = "<!doctype html><html lang=en><head><title>Book</title></head>\
@@ -39,6 +41,12 @@ fn booking_site() -> u16 {
     port
 }
 
+/// One browser at a time: two chromedrivers started together on this 2-core machine
+/// race for ports and time out.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+static NEXT_PROFILE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 struct Driver {
     addr: String,
     session: String,
@@ -62,6 +70,10 @@ impl Driver {
     }
 
     fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra_args: &[String]) -> Option<Self> {
         let have = std::path::Path::new("/usr/bin/chromium").exists()
             && std::path::Path::new("/usr/bin/chromedriver").exists();
         if !have {
@@ -90,19 +102,30 @@ impl Driver {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let profile = std::env::temp_dir().join(format!("tapkit-chromium-{}", std::process::id()));
+        let profile = std::env::temp_dir().join(format!(
+            "tapkit-chromium-{}-{}",
+            std::process::id(),
+            NEXT_PROFILE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&profile);
+        let args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([format!("--user-data-dir={}", profile.display())])
+        .chain(extra_args.iter().cloned())
+        .collect();
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--disable-dev-shm-usage",
-                    format!("--user-data-dir={}", profile.display()),
-                ]
-            }
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
         }}});
         let (status, _, text) =
             http_request(&addr, "POST", "/session", "", Some(&caps.to_string()));
@@ -132,6 +155,9 @@ impl Drop for Driver {
 
 #[test]
 fn chromium_stores_the_cookie_pair_as_specified() {
+    let _one = ONE_BROWSER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(driver) = Driver::start() else {
         return;
     };
@@ -246,4 +272,123 @@ fn chromium_stores_the_cookie_pair_as_specified() {
         .clone();
     assert_eq!(again_value, http_only["value"]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The counter display in a real browser at the sizes of real counter screens (landscape
+/// and portrait): the screenshot's QR, read by zbar, is a kiosk URL the server accepts.
+/// Screenshots are kept in target/test-artifacts/ for review.
+#[test]
+fn the_kiosk_page_shows_a_scannable_qr_at_counter_screen_sizes() {
+    let _one = ONE_BROWSER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if Driver::start_with(&[]).is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tapkit-kioskcfg-browser-{}", std::process::id()));
+    let config = kiosk_server_config(&dir, "https://book.example.com/");
+    let server = Server::start(
+        "browser-kiosk",
+        None,
+        &[("TAPKIT_CONFIG", config.to_str().unwrap())],
+    );
+    let (status, a) = server.api(
+        "POST",
+        "/api/admin/affiliates",
+        Some(r#"{"name": "Shine Auto Detailing", "kind": "business"}"#),
+    );
+    assert_eq!(status, 201, "{a}");
+    let code = a["code"].as_str().unwrap().to_owned();
+    let state = Kiosk::enroll(&server, a["id"].as_i64().unwrap(), "browser");
+    let kiosk = Kiosk::run(&state, &[]);
+    let artifacts = bin("display-kiosk")
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    for (w, h) in [(800, 480), (1920, 1080), (480, 800), (1080, 1920)] {
+        let driver = Driver::start_with(&[format!("--window-size={w},{h}")]).unwrap();
+        driver.call(
+            "POST",
+            "/url",
+            Some(json!({ "url": format!("http://{}/", kiosk.addr) })),
+        );
+        // Headless Chromium's window includes room for browser chrome: grow the window
+        // by that much so the page's viewport is exactly the counter screen.
+        let chrome = driver.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": "return [outerWidth - innerWidth, outerHeight - innerHeight]", "args": [] })),
+        );
+        driver.call(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": w + chrome[0].as_u64().unwrap(), "height": h + chrome[1].as_u64().unwrap() })),
+        );
+        let viewport = || {
+            driver.call(
+                "POST",
+                "/execute/sync",
+                Some(json!({ "script": "var s = document.querySelector('svg'); return [innerWidth, innerHeight, s ? +s.dataset.w : 0, s ? +s.dataset.h : 0, document.fonts.status]", "args": [] })),
+            )
+        };
+        // The script has laid the frame out for this window, and the fonts are loaded.
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                let v = viewport();
+                v[0] == v[2] && v[1] == v[3] && v[4] == "loaded"
+            }),
+            "{w}x{h}: the frame never fitted the window: {}",
+            viewport()
+        );
+        let v = viewport();
+        assert_eq!(
+            (v[0].as_u64(), v[1].as_u64()),
+            (Some(w), Some(h)),
+            "the viewport is the screen"
+        );
+        let shot = driver.call("GET", "/screenshot", None);
+        let png = tapkit_core::base64::decode(shot.as_str().unwrap()).unwrap();
+        let file = artifacts.join(format!("kiosk-{w}x{h}.png"));
+        std::fs::write(&file, &png).unwrap();
+        let read = zbar(&file);
+        assert_eq!(
+            read.len(),
+            1,
+            "{w}x{h}: zbar read {read:?} from {}",
+            file.display()
+        );
+        let prefix = format!("https://book.example.com/r/{code}?k=");
+        assert!(read[0].starts_with(&prefix), "{w}x{h}: {}", read[0]);
+        let path = read[0].strip_prefix("https://book.example.com").unwrap();
+        let (status, head, _) = http_request(
+            &server.addr,
+            "GET",
+            path,
+            "User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1\r\n",
+            None,
+        );
+        assert_eq!(status, 302);
+        assert!(
+            head.contains("set-cookie: tapkit_ref="),
+            "{w}x{h}: the scanned token attributes: {head}"
+        );
+        // The brand and the call to action are on the page, as text a screen reader finds.
+        let label = driver.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": "return document.querySelector('svg').getAttribute('aria-label')", "args": [] })),
+        );
+        assert!(
+            label
+                .as_str()
+                .unwrap()
+                .contains("Tap your phone here to book"),
+            "{label}"
+        );
+    }
+    drop(kiosk);
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&dir);
 }
