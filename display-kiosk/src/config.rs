@@ -247,4 +247,23 @@ mod tests {
         }
         assert!(check("not json").is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever the server (or a damaged cache file) sends, checking never panics.
+        #[test]
+        fn checking_never_panics(
+            junk in ".{0,200}",
+            key in "[a-z_/]{1,20}",
+            value in proptest::prelude::any::<i64>(),
+            text in ".{0,60}",
+        ) {
+            let _ = check(&junk);
+            let mut v = sample();
+            v[key.clone()] = serde_json::json!(value);
+            let _ = check(&v.to_string());
+            let mut v = sample();
+            v[key] = serde_json::json!(text);
+            let _ = check(&v.to_string());
+        }
+    }
 }
