@@ -289,25 +289,15 @@ pub fn layout(c: &Content, width: u32, height: u32) -> Frame {
         };
         let qr_top = ((h - qr_max - 1.6 * url_size) / 2.0).max(m);
         let side = place_qr(&mut items, qr_max, qr_cx, qr_top);
-        let (us, url_lines) = fit(
-            &c.short_url,
+        url_line(
+            &mut items,
+            c,
+            qr_cx,
+            qr_top + side,
             qr_max.max(side) + m,
             url_size,
-            (0.035 * short).max(12.0),
-            1,
-            false,
+            short,
         );
-        if let Some(line) = url_lines.first() {
-            items.push(Item::Text {
-                x: qr_cx,
-                y: qr_top + side + 1.2 * us,
-                size: us,
-                bold: false,
-                color: c.foreground,
-                centred: true,
-                text: line.clone(),
-            });
-        }
         // The text column, with the pointer at the pad's edge.
         let (mut x0, mut x1, mut bottom) = (col_x0, col_x1, h - m);
         match c.pad {
@@ -343,25 +333,15 @@ pub fn layout(c: &Content, width: u32, height: u32) -> Frame {
         let qr_max = (h - top_block - bottom_block - 1.6 * url_size).min(w - 2.0 * m);
         text_column(&mut items, c, m, w - m, m, top_block - 0.5 * m, short);
         let side = place_qr(&mut items, qr_max, cx, top_block);
-        let (us, url_lines) = fit(
-            &c.short_url,
+        url_line(
+            &mut items,
+            c,
+            cx,
+            top_block + side,
             w - 2.0 * m,
             url_size,
-            (0.035 * short).max(12.0),
-            1,
-            false,
+            short,
         );
-        if let Some(line) = url_lines.first() {
-            items.push(Item::Text {
-                x: cx,
-                y: top_block + side + 1.2 * us,
-                size: us,
-                bold: false,
-                color: c.foreground,
-                centred: true,
-                text: line.clone(),
-            });
-        }
         let (tx, ty) = match c.pad {
             Pad::Below => (cx, h - m),
             Pad::Left => (m, h - m - pointer / 2.0),
@@ -386,6 +366,37 @@ pub fn layout(c: &Content, width: u32, height: u32) -> Frame {
         items,
         label,
         qr_url: c.qr_url.clone(),
+    }
+}
+
+/// The short URL, centred on `cx` just under the QR whose bottom edge is at `top`.
+fn url_line(
+    items: &mut Vec<Item>,
+    c: &Content,
+    cx: f32,
+    top: f32,
+    width: f32,
+    size: f32,
+    short: f32,
+) {
+    let (us, lines) = fit(
+        &c.short_url,
+        width,
+        size,
+        (0.035 * short).max(12.0),
+        1,
+        false,
+    );
+    if let Some(line) = lines.into_iter().next() {
+        items.push(Item::Text {
+            x: cx,
+            y: top + 1.2 * us,
+            size: us,
+            bold: false,
+            color: c.foreground,
+            centred: true,
+            text: line,
+        });
     }
 }
 
@@ -450,7 +461,8 @@ fn text_column(
     }
 }
 
-fn esc(s: &str) -> String {
+/// Escapes text for XML and HTML (text and attribute values).
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -241,6 +241,9 @@ async fn run(
     let state = open_state(dir)?;
     let id = state.identity().map_err(|e| e.to_string())?;
     let live = Arc::new(RwLock::new(load_live(&state)));
+    if !listen.ip().is_loopback() {
+        tracing::warn!(%listen, "the display is served beyond this box; anyone on the network can see its page and status");
+    }
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         format!("cannot serve the display on {listen}: {e}; pick another address with --listen")
     })?;
@@ -290,7 +293,7 @@ fn snapshot(
         ));
     }
     let live = Arc::new(RwLock::new(live));
-    let frame = page::current_frame(&live, id.kiosk_id, &id.secret_bytes(), pad, w, h, None);
+    let frame = page::current_frame(&live, id.kiosk_id, &id.secret_bytes(), pad, w, h);
     let img = frame.raster();
     img.save_with_format(out, image::ImageFormat::Png)
         .map_err(|e| format!("cannot write {}: {e}", out.display()))?;

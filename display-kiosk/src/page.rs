@@ -16,7 +16,7 @@ use serde_json::json;
 use tapkit_core::kiosk::{sign, step_at};
 
 use crate::config;
-use crate::frame::{self, Frame, Pad};
+use crate::frame::{self, Frame, Pad, esc};
 use crate::sync::{Shared, VERSION, now_ms, read};
 
 /// Seconds between the page's refreshes of the frame.
@@ -53,13 +53,14 @@ pub fn current_frame(
     pad: Pad,
     w: u32,
     h: u32,
-    offset_override: Option<i64>,
 ) -> Frame {
     let l = read(live);
     let content = match &l.config {
         Some(c) => {
-            let offset = offset_override.unwrap_or(l.clock_offset_ms);
-            let step = step_at(now_ms().saturating_add(offset), c.config.rotation_secs);
+            let step = step_at(
+                now_ms().saturating_add(l.clock_offset_ms),
+                c.config.rotation_secs,
+            );
             c.content(&sign(secret, kiosk_id, step), pad)
         }
         None => config::waiting(pad, "Waiting for the display settings from the server"),
@@ -95,7 +96,7 @@ fn font(bytes: &'static [u8]) -> Response {
 }
 
 async fn index(State(p): State<Page>) -> Response {
-    let f = current_frame(&p.live, p.kiosk_id, &p.secret, p.pad, 1920, 1080, None);
+    let f = current_frame(&p.live, p.kiosk_id, &p.secret, p.pad, 1920, 1080);
     let title = read(&p.live).config.as_ref().map_or_else(
         || "Tapkit display".to_owned(),
         |c| c.config.brand_name.clone(),
@@ -149,13 +150,6 @@ main svg{{display:block;width:100vw;height:100vh}}
     r
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 #[derive(Deserialize)]
 struct Size {
     w: Option<u32>,
@@ -171,7 +165,7 @@ async fn frame_svg(
         (s.w.unwrap_or(1920), s.h.unwrap_or(1080))
     });
     let (w, h) = (w.clamp(160, 7680), h.clamp(160, 7680));
-    let f = current_frame(&p.live, p.kiosk_id, &p.secret, p.pad, w, h, None);
+    let f = current_frame(&p.live, p.kiosk_id, &p.secret, p.pad, w, h);
     (
         [
             (header::CONTENT_TYPE, "image/svg+xml"),
