@@ -21,6 +21,16 @@ pub fn encode_lower(bytes: &[u8]) -> String {
     encode_with(bytes, b"0123456789abcdef")
 }
 
+/// A `#rrggbb` colour, strictly: `#` and exactly six hex digits, nothing else.
+pub fn parse_rgb(s: &str) -> Option<[u8; 3]> {
+    let hex = s.strip_prefix('#')?;
+    if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let d = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).ok();
+    Some([d(0)?, d(2)?, d(4)?])
+}
+
 /// Parses hex (either case; spaces and colons ignored).
 pub fn decode(s: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = s
@@ -54,5 +64,17 @@ mod tests {
         assert_eq!(super::decode("04:AB").unwrap(), vec![0x04, 0xAB]);
         assert!(super::decode("0").is_err());
         assert!(super::decode("zz").is_err());
+    }
+
+    #[test]
+    fn colours_are_parsed_strictly() {
+        assert_eq!(super::parse_rgb("#0b2545"), Some([0x0b, 0x25, 0x45]));
+        assert_eq!(super::parse_rgb("#FFFFFF"), Some([255, 255, 255]));
+        for bad in [
+            "", "#", "0b2545", "#0b254", "#0b25455", "#ff ff ", "#ff:ff:", "#gg0000", "#+f0000",
+            "#ééé",
+        ] {
+            assert_eq!(super::parse_rgb(bad), None, "{bad:?}");
+        }
     }
 }

@@ -54,12 +54,7 @@ pub struct Rgb(pub [u8; 3]);
 impl Rgb {
     /// `#rrggbb`.
     pub fn parse(s: &str) -> Option<Self> {
-        let hex = s.strip_prefix('#')?;
-        if hex.len() != 6 {
-            return None;
-        }
-        let b = tapkit_core::hex::decode(hex).ok()?;
-        Some(Self([b[0], b[1], b[2]]))
+        tapkit_core::hex::parse_rgb(s).map(Self)
     }
 
     fn css(self) -> String {

@@ -156,8 +156,13 @@ async fn enroll(server: &str, code: &str, dir: Option<PathBuf>) -> Result<(), St
         ));
     };
     if server.starts_with("http://") {
-        let h = host.split([':', '/']).next().unwrap_or("");
-        if !matches!(h, "127.0.0.1" | "localhost" | "[") && !h.starts_with("[::1") {
+        // The host: up to the port or path; an IPv6 literal up to its closing bracket.
+        let h = if host.starts_with('[') {
+            host.split_inclusive(']').next().unwrap_or("")
+        } else {
+            host.split([':', '/']).next().unwrap_or("")
+        };
+        if !matches!(h, "127.0.0.1" | "localhost" | "[::1]") {
             tracing::warn!(
                 "{server} is plain HTTP: the kiosk's secret would cross the network unencrypted; use https:// outside a test bench"
             );

@@ -185,6 +185,7 @@ async fn status(State(p): State<Page>) -> Response {
         "config_version": l.config.as_ref().map(|c| c.config.version.clone()),
         "online": l.online,
         "last_error": l.last_error,
+        "config_error": l.config_error,
         "clock_offset_ms": l.clock_offset_ms,
         "heartbeats_ok": l.heartbeats_ok,
         "heartbeats_failed": l.heartbeats_failed,

@@ -164,6 +164,7 @@ impl StateDir {
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|v| v["offset_ms"].as_i64())
             .unwrap_or(0)
+            .clamp(-86_400_000, 86_400_000)
     }
 
     /// Remembers the clock offset.

@@ -23,6 +23,8 @@ pub struct Live {
     pub clock_offset_ms: i64,
     /// The last problem, reported with the next heartbeat.
     pub last_error: Option<String>,
+    /// Why the server's latest config was refused; reported until a good one arrives.
+    pub config_error: Option<String>,
     /// Whether the last heartbeat got through.
     pub online: bool,
     /// Heartbeats answered.
@@ -225,7 +227,8 @@ pub async fn run(
             let l = read(&live);
             (
                 l.config.as_ref().map(|c| c.config.version.clone()),
-                l.last_error.clone(),
+                // A refused config stays reported until a good one arrives.
+                l.config_error.clone().or_else(|| l.last_error.clone()),
             )
         };
         let t0 = now_ms();
@@ -241,7 +244,11 @@ pub async fn run(
                 .await
                 .map_err(|e| e.to_string())?;
             let t1 = now_ms();
-            let offset = beat.server_time_ms - (t0 + t1) / 2;
+            // Server clock minus ours, at most a day either way (a wilder answer is noise).
+            let offset = beat
+                .server_time_ms
+                .saturating_sub(t0 / 2 + t1 / 2)
+                .clamp(-86_400_000, 86_400_000);
             let previous = {
                 let mut l = write(&live);
                 let p = l.clock_offset_ms;
@@ -252,7 +259,7 @@ pub async fn run(
                 }
                 p
             };
-            if (offset - previous).abs() > 1000 {
+            if offset.saturating_sub(previous).abs() > 1000 {
                 if offset.abs() > 5000 {
                     tracing::warn!(
                         offset_ms = offset,
@@ -272,7 +279,10 @@ pub async fn run(
                     Some(raw) => {
                         if let Err(e) = apply_config(&live, &state, &raw) {
                             tracing::error!("{e}");
-                            write(&live).last_error = Some(e);
+                            // A refused config is in config_error already; a cache failure is not.
+                            if read(&live).config_error.as_deref() != Some(e.as_str()) {
+                                write(&live).last_error = Some(e);
+                            }
                         }
                     }
                 }

@@ -1,7 +1,8 @@
 -- Counter displays (display-kiosk). A kiosk belongs to one affiliate. Its secret is never
 -- stored: the server derives it from its own secret, the kiosk id and `generation`
 -- (a new enrolment bumps the generation, so a lost or replaced box's secret dies).
--- The one-time enrolment code is stored as its SHA-256 and cleared when used.
+-- The one-time enrolment code is stored as its SHA-256; `enrollment_used` marks it used
+-- (kept, so a second try is told "already used" rather than "unknown").
 -- `display` holds the admin's JSON overrides of the display config; every change bumps
 -- `config_version`, which the kiosk learns from its heartbeat. The last heartbeat's
 -- report is kept in the last_* columns; online/offline is derived from last_seen.

@@ -214,6 +214,12 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
         .validate()
         .map_err(|e| format!("program.{e}"))?;
     p.kiosk.validate().map_err(|e| format!("program.{e}"))?;
+    if p.kiosk.brand_name.is_none() && p.name.chars().count() > 40 {
+        return Err(format!(
+            "program.name {:?} is longer than the 40 characters a counter display shows; set program.kiosk.brand_name to a shorter name",
+            p.name
+        ));
+    }
     if !(1..=86_400).contains(&p.webhook_tolerance_secs) {
         return Err(format!(
             "program.webhook_tolerance_secs is {}; use 1 to 86400 seconds (300 is usual)",

@@ -114,12 +114,7 @@ impl KioskConfig {
 }
 
 fn parse_colour(s: &str) -> Option<[u8; 3]> {
-    let hex = s.strip_prefix('#')?;
-    if hex.len() != 6 {
-        return None;
-    }
-    let b = tapkit_core::hex::decode(hex).ok()?;
-    Some([b[0], b[1], b[2]])
+    tapkit_core::hex::parse_rgb(s)
 }
 
 /// WCAG 2 contrast ratio of two `#rrggbb` colours.
@@ -616,17 +611,18 @@ async fn enroll(
     // One use only, even when two kiosks race with the same code.
     let done = sqlx::query(
         "UPDATE kiosks SET enrollment_used = 1, enrolled_at = $1, generation = generation + 1 \
-         WHERE id = $2 AND enrollment_used = 0 AND status = 'active'",
+         WHERE id = $2 AND enrollment_used = 0 AND status = 'active' \
+         AND enrollment_code_hash = $3 AND enrollment_expires_at >= $1",
     )
     .bind(now)
     .bind(k.id)
+    .bind(code_hash(&code))
     .execute(s.store.pool())
     .await
     .map_err(StoreError::from)?;
     if done.rows_affected() != 1 {
         return Err(ApiError::Gone(
-            "this enrolment code was just used by another kiosk; ask the admin for a new code"
-                .into(),
+            "this enrolment code was just used or replaced; ask the admin for a new code".into(),
         ));
     }
     let k = load(&s.store, k.id)
@@ -816,15 +812,15 @@ pub async fn check_token(
         return Ok(Some(("kiosk_of_another_affiliate", true)));
     }
     if !t.authentic(&secret(s, &k)) {
-        // Also what an old token of a re-enrolled or retired kiosk looks like.
-        return Ok(Some((
-            if k.status == "active" {
-                "forged_kiosk_token"
-            } else {
-                "kiosk_retired"
-            },
-            k.status == "active",
-        )));
+        // A genuine token of the previous secret (the box was re-enrolled or retired) is
+        // an old photo, not a forgery; anything else is forged.
+        let previous =
+            k.generation > 0 && t.authentic(&s.keys.kiosk_secret(k.id, k.generation - 1));
+        return Ok(Some(match (previous, k.status == "active") {
+            (true, true) => ("kiosk_reenrolled", false),
+            (true, false) => ("kiosk_retired", false),
+            (false, _) => ("forged_kiosk_token", true),
+        }));
     }
     if k.status != "active" {
         return Ok(Some(("kiosk_retired", false)));

@@ -12,6 +12,8 @@ use common::*;
 use serde_json::{Value, json};
 use sqlx::Row;
 use tapkit_core::kiosk::{sign, step_at};
+use tapkit_server::config::ProgramConfig;
+use tapkit_server::kiosks::KioskConfig;
 use tapkit_server::store::now_ms;
 
 impl Server {
@@ -85,10 +87,30 @@ fn bearer(id: i64, secret: &str) -> String {
     format!("Bearer kiosk.{id}.{secret}")
 }
 
+/// Hour-long token steps, so no step boundary falls inside the suite (waiting out the
+/// last 30 s of an hour if need be): every step offset below is exact.
+const STEP: i64 = 3600;
+
 async fn kiosk_suite(backend: Backend) {
-    let Some(s) = server(backend).await else {
+    let Some(s) = server_with(
+        backend,
+        ProgramConfig {
+            fraud: quiet_fraud(),
+            kiosk: KioskConfig {
+                rotation_secs: STEP,
+                ..KioskConfig::default()
+            },
+            ..ProgramConfig::default()
+        },
+    )
+    .await
+    else {
         return;
     };
+    let to_boundary = STEP * 1000 - now_ms().rem_euclid(STEP * 1000);
+    if to_boundary < 30_000 {
+        tokio::time::sleep(std::time::Duration::from_millis(to_boundary as u64 + 100)).await;
+    }
     let (aff, code) = s.affiliate("Shine Detailing", "business").await;
     let (other, other_code) = s.affiliate("Gym North", "business").await;
 
@@ -314,6 +336,8 @@ async fn kiosk_suite(backend: Backend) {
     // Display overrides: checked, and they change the config version.
     for (body, field) in [
         (json!({"background": "navy"}), "background"),
+        (json!({"background": "#ff ff "}), "background"),
+        (json!({"accent": "#ff:ff:"}), "accent"),
         (
             json!({"foreground": "#777777", "background": "#888888"}),
             "foreground",
@@ -365,7 +389,7 @@ async fn kiosk_suite(backend: Backend) {
 
     // The rotating token.
     let key = tapkit_core::hex::decode(&secret).unwrap();
-    let step = step_at(now_ms(), 60);
+    let step = step_at(now_ms(), STEP);
     let (cookie, row) = s.scan(&code, &sign(&key, kid, step)).await;
     assert!(cookie.is_some(), "a fresh token attributes: {row:?}");
     assert_eq!(row, ("kiosk".into(), "attributed".into(), None));
@@ -385,7 +409,7 @@ async fn kiosk_suite(backend: Backend) {
         ),
         (
             code.clone(),
-            sign(&key, kid, step - 60 * 24 * 7),
+            sign(&key, kid, step - 24 * 7),
             "unattributed",
             "stale_kiosk_token",
         ),
@@ -509,10 +533,18 @@ async fn kiosk_suite(backend: Backend) {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let new_key = tapkit_core::hex::decode(new_secret).unwrap();
     let (cookie, row) = s
-        .scan(&code, &sign(&new_key, kid, step_at(now_ms(), 60)))
+        .scan(&code, &sign(&new_key, kid, step_at(now_ms(), STEP)))
         .await;
     assert!(cookie.is_none());
     assert_eq!(row.2.as_deref(), Some("kiosk_retired"));
+    let (_, row) = s
+        .scan(&code, &sign(b"made up", kid, step_at(now_ms(), STEP)))
+        .await;
+    assert_eq!(
+        (row.1.as_str(), row.2.as_deref()),
+        ("flagged", Some("forged_kiosk_token")),
+        "naming a retired kiosk does not hide a forgery"
+    );
 
     // The kill-switch for the kiosk channel applies to kiosk scans.
     let (_, k3) = s
@@ -533,7 +565,7 @@ async fn kiosk_suite(backend: Backend) {
     let key3 = tapkit_core::hex::decode(e3["secret"].as_str().unwrap()).unwrap();
     let k3id = k3["id"].as_i64().unwrap();
     let (cookie, _) = s
-        .scan(&other_code, &sign(&key3, k3id, step_at(now_ms(), 60)))
+        .scan(&other_code, &sign(&key3, k3id, step_at(now_ms(), STEP)))
         .await;
     assert!(cookie.is_some());
     let (st, v) = s
@@ -546,7 +578,7 @@ async fn kiosk_suite(backend: Backend) {
     assert!(st.is_success(), "{v}");
     s.state.directory.reload().await.unwrap();
     let (cookie, row) = s
-        .scan(&other_code, &sign(&key3, k3id, step_at(now_ms(), 60)))
+        .scan(&other_code, &sign(&key3, k3id, step_at(now_ms(), STEP)))
         .await;
     assert!(cookie.is_none());
     assert_eq!(row.2.as_deref(), Some("channel_killed"));

@@ -160,6 +160,15 @@ fn a_kiosk_enrolls_shows_a_rotating_qr_and_its_scans_count() {
         &server,
         &format!("https://book.example.com/r/{code}?k={old}")
     ));
+    let reason = Command::new("sqlite3")
+        .arg(server.dir.join("tapkit.db"))
+        .arg("SELECT channel || ' ' || outcome || ' ' || reason FROM clicks ORDER BY id DESC LIMIT 1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&reason).trim(),
+        "kiosk unattributed stale_kiosk_token"
+    );
 
     // A change made in the admin API reaches the screen (next heartbeat: 5 s here).
     let kid = v["id"].as_i64().unwrap();
