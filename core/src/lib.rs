@@ -47,6 +47,22 @@ pub fn read_tag_uri(memory: &[u8]) -> Result<Option<String>, TagReadError> {
     }
 }
 
+/// An error and its causes on one line, each cause once (HTTP clients' top message alone
+/// says little: "error sending request"). Shared by the provisioner and the kiosk.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
 /// Why a tag's memory does not yield a URI.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

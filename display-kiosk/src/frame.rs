@@ -30,21 +30,29 @@ fn em_scale(f: &FontRef<'_>, size: f32) -> PxScale {
     PxScale::from(size * f.height_unscaled() / upem)
 }
 
-/// Width of `text` at `size` px (em), with kerning, as a browser lays it out.
-pub fn text_width(text: &str, size: f32, bold: bool) -> f32 {
+/// Where each glyph of `text` starts on the pen line (kerning included, as a browser lays
+/// it out), and the total advance: the one loop behind measuring and drawing.
+fn place_glyphs(text: &str, size: f32, bold: bool) -> (Vec<(ab_glyph::GlyphId, f32)>, f32) {
     let f = font(bold);
     let sf = f.as_scaled(em_scale(&f, size));
-    let mut w = 0.0;
+    let mut pen = 0.0;
     let mut prev = None;
+    let mut placed = Vec::with_capacity(text.len());
     for c in text.chars() {
         let id = sf.glyph_id(c);
         if let Some(p) = prev {
-            w += sf.kern(p, id);
+            pen += sf.kern(p, id);
         }
-        w += sf.h_advance(id);
+        placed.push((id, pen));
+        pen += sf.h_advance(id);
         prev = Some(id);
     }
-    w
+    (placed, pen)
+}
+
+/// Width of `text` at `size` px (em), as a browser lays it out.
+pub fn text_width(text: &str, size: f32, bold: bool) -> f32 {
+    place_glyphs(text, size, bold).1
 }
 
 /// A colour.
@@ -108,23 +116,8 @@ pub struct Logo {
 /// A drawing primitive, in pixels of the frame.
 #[derive(Debug, Clone)]
 pub enum Item {
-    /// A line of text; `y` is the baseline.
-    Text {
-        /// Left edge, or centre when `centred`.
-        x: f32,
-        /// Baseline.
-        y: f32,
-        /// Em size, px.
-        size: f32,
-        /// Bold or regular.
-        bold: bool,
-        /// Colour.
-        color: Rgb,
-        /// Centred on `x`.
-        centred: bool,
-        /// The text.
-        text: String,
-    },
+    /// A line of text.
+    Text(Text),
     /// The pulsing pointer: a filled polygon.
     Pointer {
         /// Corners.
@@ -156,6 +149,40 @@ pub enum Item {
         /// The image.
         logo: Arc<Logo>,
     },
+}
+
+/// A line of text; `y` is the baseline.
+#[derive(Debug, Clone)]
+pub struct Text {
+    /// Left edge, or centre when `centred`.
+    pub x: f32,
+    /// Baseline.
+    pub y: f32,
+    /// Em size, px.
+    pub size: f32,
+    /// Bold or regular.
+    pub bold: bool,
+    /// Colour.
+    pub color: Rgb,
+    /// Centred on `x`.
+    pub centred: bool,
+    /// The text.
+    pub text: String,
+}
+
+impl Text {
+    /// The left edge and the width of the line.
+    pub fn extent(&self) -> (f32, f32) {
+        let w = text_width(&self.text, self.size, self.bold);
+        (
+            if self.centred {
+                self.x - w / 2.0
+            } else {
+                self.x
+            },
+            w,
+        )
+    }
 }
 
 /// A laid-out frame.
@@ -383,7 +410,7 @@ fn url_line(
         false,
     );
     if let Some(line) = lines.into_iter().next() {
-        items.push(Item::Text {
+        items.push(Item::Text(Text {
             x: cx,
             y: top + 1.2 * us,
             size: us,
@@ -391,7 +418,7 @@ fn url_line(
             color: c.foreground,
             centred: true,
             text: line,
-        });
+        }));
     }
 }
 
@@ -431,7 +458,7 @@ fn text_column(
     }
     for line in brand {
         y += bs * 1.15;
-        items.push(Item::Text {
+        items.push(Item::Text(Text {
             x: cx,
             y: y - 0.2 * bs,
             size: bs,
@@ -439,12 +466,12 @@ fn text_column(
             color: c.foreground,
             centred: true,
             text: line,
-        });
+        }));
     }
     y += gap;
     for line in tag {
         y += ts * 1.25;
-        items.push(Item::Text {
+        items.push(Item::Text(Text {
             x: cx,
             y: y - 0.25 * ts,
             size: ts,
@@ -452,7 +479,7 @@ fn text_column(
             color: c.foreground,
             centred: true,
             text: line,
-        });
+        }));
     }
 }
 
@@ -476,7 +503,7 @@ impl Frame {
         );
         for item in &self.items {
             match item {
-                Item::Text {
+                Item::Text(Text {
                     x,
                     y,
                     size,
@@ -484,7 +511,7 @@ impl Frame {
                     color,
                     centred,
                     text,
-                } => {
+                }) => {
                     s += &format!(
                         "<text x=\"{x:.1}\" y=\"{y:.1}\" font-family=\"TapkitSans, 'Liberation Sans', Arial, sans-serif\" font-size=\"{size:.1}\" font-weight=\"{}\" fill=\"{}\"{}>{}</text>",
                         if *bold { 700 } else { 400 },
@@ -542,15 +569,7 @@ impl Frame {
             RgbaImage::from_pixel(self.width, self.height, Rgba([bg[0], bg[1], bg[2], 255]));
         for item in &self.items {
             match item {
-                Item::Text {
-                    x,
-                    y,
-                    size,
-                    bold,
-                    color,
-                    centred,
-                    text,
-                } => draw_text(&mut img, *x, *y, *size, *bold, *color, *centred, text),
+                Item::Text(t) => draw_text(&mut img, t),
                 Item::Pointer { points, color } => fill_polygon(&mut img, points, *color),
                 Item::Qr {
                     x,
@@ -599,32 +618,12 @@ fn blend(under: Rgba<u8>, over: [u8; 3], a: f32) -> Rgba<u8> {
     ])
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these
-fn draw_text(
-    img: &mut RgbaImage,
-    x: f32,
-    y: f32,
-    size: f32,
-    bold: bool,
-    color: Rgb,
-    centred: bool,
-    text: &str,
-) {
-    let f = font(bold);
-    let scale = em_scale(&f, size);
-    let sf = f.as_scaled(scale);
-    let mut pen = if centred {
-        x - text_width(text, size, bold) / 2.0
-    } else {
-        x
-    };
-    let mut prev = None;
-    for c in text.chars() {
-        let id = sf.glyph_id(c);
-        if let Some(p) = prev {
-            pen += sf.kern(p, id);
-        }
-        let glyph = id.with_scale_and_position(scale, point(pen, y));
+fn draw_text(img: &mut RgbaImage, t: &Text) {
+    let f = font(t.bold);
+    let scale = em_scale(&f, t.size);
+    let (left, _) = t.extent();
+    for (id, offset) in place_glyphs(&t.text, t.size, t.bold).0 {
+        let glyph = id.with_scale_and_position(scale, point(left + offset, t.y));
         if let Some(outline) = f.outline_glyph(glyph) {
             let b = outline.px_bounds();
             outline.draw(|gx, gy, cov| {
@@ -634,12 +633,10 @@ fn draw_text(
                 );
                 if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() {
                     let under = *img.get_pixel(px as u32, py as u32);
-                    img.put_pixel(px as u32, py as u32, blend(under, color.0, cov.min(1.0)));
+                    img.put_pixel(px as u32, py as u32, blend(under, t.color.0, cov.min(1.0)));
                 }
             });
         }
-        pen += sf.h_advance(id);
-        prev = Some(id);
     }
 }
 
@@ -755,7 +752,7 @@ mod tests {
                     .items
                     .iter()
                     .filter_map(|i| match i {
-                        Item::Text { size, .. } => Some(*size),
+                        Item::Text(Text { size, .. }) => Some(*size),
                         _ => None,
                     })
                     .collect();
@@ -778,17 +775,9 @@ mod tests {
                 );
                 for item in &f.items {
                     match item {
-                        Item::Text {
-                            x,
-                            y,
-                            size,
-                            text,
-                            centred,
-                            bold,
-                            ..
-                        } => {
-                            let tw = text_width(text, *size, *bold);
-                            let left = if *centred { x - tw / 2.0 } else { *x };
+                        Item::Text(t) => {
+                            let (left, tw) = t.extent();
+                            let (text, y) = (&t.text, &t.y);
                             assert!(
                                 left >= 0.0 && left + tw <= w as f32 + 0.5,
                                 "{w}x{h} {pad:?}: {text:?} leaves the screen"
@@ -837,7 +826,7 @@ mod tests {
             .items
             .iter()
             .filter_map(|i| match i {
-                Item::Text { text, .. } => Some(text.as_str()),
+                Item::Text(Text { text, .. }) => Some(text.as_str()),
                 _ => None,
             })
             .collect();

@@ -79,14 +79,7 @@ pub enum CallError {
 }
 
 fn unreachable_err(e: &reqwest::Error) -> CallError {
-    // reqwest's Display hides the cause ("error sending request"); name it.
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    CallError::Unreachable(msg)
+    CallError::Unreachable(tapkit_core::error_chain(e))
 }
 
 async fn refused(r: reqwest::Response) -> CallError {

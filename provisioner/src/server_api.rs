@@ -235,7 +235,7 @@ impl ServerApi {
                 .send()
                 .map_err(|e| ServerError::Unreachable {
                     url: self.creds.base.clone(),
-                    reason: error_chain(&e),
+                    reason: tapkit_core::error_chain(&e),
                 })?;
         let status = resp.status();
         if status.is_success() {
@@ -267,7 +267,7 @@ impl ServerApi {
         let resp = self.send("the affiliate list", self.http.get(&url))?;
         let list: Vec<RemoteAffiliate> = resp.json().map_err(|e| ServerError::NotTapkit {
             url: url.clone(),
-            reason: error_chain(&e),
+            reason: tapkit_core::error_chain(&e),
         })?;
         let mut out = RemotePartners::default();
         for (i, a) in list.into_iter().enumerate() {
@@ -312,21 +312,6 @@ impl ServerApi {
         )
         .map(drop)
     }
-}
-
-/// The error and its causes on one line (reqwest's top message alone says little).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -269,7 +269,8 @@ async fn list_affiliates(
     ))
 }
 
-fn id(raw: &str) -> Result<i64, ApiError> {
+/// A numeric id from a URL path, or a 422 naming it.
+pub(crate) fn id(raw: &str) -> Result<i64, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::field("id", format!("{raw:?} is not an id")))
 }

@@ -27,7 +27,7 @@ use sqlx::any::AnyRow;
 use tapkit_core::kiosk::{Freshness, KioskToken, step_at};
 
 use crate::AppState;
-use crate::admin::{Admin, Body};
+use crate::admin::{Admin, Body, id};
 use crate::error::ApiError;
 use crate::store::{Store, StoreError, now_ms};
 
@@ -315,11 +315,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/kiosk/enroll", post(enroll))
         .route("/api/kiosk/config", get(config))
         .route("/api/kiosk/heartbeat", post(heartbeat))
-}
-
-fn id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::field("id", format!("{raw:?} is not an id")))
 }
 
 fn ms_time(ms: Option<i64>) -> Value {
