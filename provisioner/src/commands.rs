@@ -716,7 +716,16 @@ fn print(
         None => crate::print::template::Template::builtin(),
     }
     .map_err(DriverError::BadInput)?;
-    let r = crate::print::run(&partners, domain, &t, job)
+    let cards: Vec<crate::print::CardSpec> = partners
+        .iter()
+        .map(|p| crate::print::CardSpec {
+            name: p.name.clone(),
+            code: p.code.to_string(),
+            kind: p.kind.clone(),
+            nfc_url: crate::driver::mirrored_url(&p.url(domain)),
+        })
+        .collect();
+    let r = crate::print::run(&cards, domain, &t, job)
         .map_err(|e| DriverError::BadInput(e.to_string()))?;
     println!(
         "{} cards on {} pages ({} KB).",

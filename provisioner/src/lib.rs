@@ -11,7 +11,7 @@ pub use tapkit_core::hex;
 pub mod journal;
 pub mod partners;
 pub mod pcsc_transport;
-pub mod print;
+pub use tapkit_print as print;
 pub mod provision;
 pub mod server_api;
 pub mod sim;

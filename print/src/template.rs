@@ -108,10 +108,10 @@ pub struct Template {
     pub logo_png: Option<Vec<u8>>,
 }
 
-const DEFAULT_TOML: &str = include_str!("../../../assets/templates/default.toml");
-const DEFAULT_BOLD: &[u8] = include_bytes!("../../../assets/fonts/LiberationSans-Bold.ttf");
-const DEFAULT_REGULAR: &[u8] = include_bytes!("../../../assets/fonts/LiberationSans-Regular.ttf");
-const DEFAULT_LOGO: &[u8] = include_bytes!("../../../assets/logos/tapkit-mark.png");
+const DEFAULT_TOML: &str = include_str!("../../assets/templates/default.toml");
+const DEFAULT_BOLD: &[u8] = include_bytes!("../../assets/fonts/LiberationSans-Bold.ttf");
+const DEFAULT_REGULAR: &[u8] = include_bytes!("../../assets/fonts/LiberationSans-Regular.ttf");
+const DEFAULT_LOGO: &[u8] = include_bytes!("../../assets/logos/tapkit-mark.png");
 
 impl Template {
     /// The built-in template (assets/templates/default.toml with its fonts and logo).

@@ -1,4 +1,5 @@
-//! `provisioner print`: the print shop's files — an imposed or one-card-per-page PDF
+//! Tapkit's print files, shared by `provisioner print` and the server's admin console
+//! and partner portal: the print shop's files — an imposed or one-card-per-page PDF
 //! (CR80 with bleed, TrimBox/BleedBox, crop marks, CMYK only, embedded subset fonts,
 //! vector QR), a CSV of codes, a layout description for checks, and a 1024 px PNG and an
 //! SVG of each partner's QR for the portal.
@@ -12,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use printpdf::ParsedFont;
 
-use crate::partners::Partner;
 use layout::{PT_PER_MM, SheetKind, TRIM_H, TRIM_W};
 use qr::{QUIET, QrExport, QrMatrix};
 use template::Template;
@@ -43,6 +43,20 @@ pub enum PrintError {
         /// Why.
         reason: String,
     },
+}
+
+/// One partner's card to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardSpec {
+    /// Name as printed.
+    pub name: String,
+    /// Referral code (already checked).
+    pub code: String,
+    /// Affiliate kind (`business`, `influencer`, `customer`).
+    pub kind: String,
+    /// The URL its chip carries (with the mirror placeholder when mirroring), listed in
+    /// the per-card CSV for the card maker.
+    pub nfc_url: String,
 }
 
 /// Everything drawn on one partner's card.
@@ -113,13 +127,13 @@ fn fit_name(
 
 /// Prepares one partner's card, or says why it cannot be printed.
 pub fn prepare(
-    p: &Partner,
+    p: &CardSpec,
     domain: &str,
     t: &Template,
     bold: &ParsedFont,
     regular: &ParsedFont,
 ) -> Result<CardFace, String> {
-    let code = p.code.to_string();
+    let code = p.code.clone();
     let payload = qr_url(domain, &code);
     let ec = if t.front.logo_over_qr {
         'H'
@@ -205,6 +219,13 @@ pub fn prepare(
     })
 }
 
+/// The portal's QR of `payload`: plain (no logo), level M, a PNG of exactly 1024 px
+/// and an SVG.
+pub fn portal_qr(payload: &str) -> Result<(Vec<u8>, String), String> {
+    let q = QrMatrix::encode(payload, 'M')?;
+    Ok((q.png(1024)?, q.svg()))
+}
+
 /// What to produce.
 #[derive(Debug, Clone)]
 pub struct PrintJob {
@@ -244,13 +265,16 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PrintError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// Renders every output of `job` for `partners`.
-pub fn run(
-    partners: &[Partner],
+/// Lays out `cards` and renders the PDF in memory (no file is touched): the PDF bytes,
+/// each card's face and the layout. Every card is checked first; if any cannot be
+/// printed, nothing is rendered and every problem is named.
+pub fn render_pdf(
+    cards: &[CardSpec],
     domain: &str,
     t: &Template,
-    job: &PrintJob,
-) -> Result<PrintReport, PrintError> {
+    kind: SheetKind,
+    backs: bool,
+) -> Result<(Vec<u8>, Vec<CardFace>, layout::DocumentLayout), PrintError> {
     let parse = |b: &[u8], which: &str| {
         ParsedFont::from_bytes(b, 0, &mut Vec::new()).ok_or_else(|| {
             PrintError::Template(format!("the {which} font is not a TrueType/OpenType font"))
@@ -258,9 +282,9 @@ pub fn run(
     };
     let bold = parse(&t.bold_bytes, "bold")?;
     let regular = parse(&t.regular_bytes, "regular")?;
-    let mut faces = Vec::with_capacity(partners.len());
+    let mut faces = Vec::with_capacity(cards.len());
     let mut problems = Vec::new();
-    for p in partners {
+    for p in cards {
         match prepare(p, domain, t, &bold, &regular) {
             Ok(f) => faces.push(f),
             Err(e) => problems.push(e),
@@ -269,7 +293,18 @@ pub fn run(
     if !problems.is_empty() {
         return Err(PrintError::Partners(problems));
     }
-    let (pdf_bytes, layout) = pdf::render(&faces, t, job.layout, job.backs)?;
+    let (pdf_bytes, layout) = pdf::render(&faces, t, kind, backs)?;
+    Ok((pdf_bytes, faces, layout))
+}
+
+/// Renders every output of `job` for `partners`.
+pub fn run(
+    partners: &[CardSpec],
+    domain: &str,
+    t: &Template,
+    job: &PrintJob,
+) -> Result<PrintReport, PrintError> {
+    let (pdf_bytes, faces, layout) = render_pdf(partners, domain, t, job.layout, job.backs)?;
     let mut files = Vec::new();
     write_atomic(&job.out, &pdf_bytes)?;
     files.push(job.out.display().to_string());
@@ -288,14 +323,13 @@ pub fn run(
             .iter()
             .zip(layout.cards.iter().filter(|c| c.side == "front"))
         {
-            let nfc = crate::driver::mirrored_url(&p.url(domain));
             w.write_record([
                 card.page.to_string(),
-                p.code.to_string(),
+                p.code.clone(),
                 p.name.clone(),
                 p.kind.clone(),
-                qr_url(domain, p.code.as_str()),
-                nfc,
+                qr_url(domain, &p.code),
+                p.nfc_url.clone(),
             ])
             .map_err(io)?;
         }
@@ -312,13 +346,11 @@ pub fn run(
             reason: e.to_string(),
         })?;
         for f in &faces {
-            // The portal's QR: plain (no logo), level M, exactly 1024 px.
-            let q = QrMatrix::encode(&f.qr_payload, 'M').map_err(PrintError::Template)?;
-            let png = q.png(1024).map_err(PrintError::Template)?;
+            let (png, svg) = portal_qr(&f.qr_payload).map_err(PrintError::Template)?;
             let png_path = dir.join(format!("{}.png", f.code));
             write_atomic(&png_path, &png)?;
             let svg_path = dir.join(format!("{}.svg", f.code));
-            write_atomic(&svg_path, q.svg().as_bytes())?;
+            write_atomic(&svg_path, svg.as_bytes())?;
             files.push(png_path.display().to_string());
             files.push(svg_path.display().to_string());
         }
