@@ -6,6 +6,7 @@
 #   install-deps.sh print   poppler-utils, qpdf and zbar-tools: PDF boxes/fonts/streams/rendering and an independent QR decoder
 #   install-deps.sh browser chromium + chromedriver: the real browser the cookie and UI tests drive
 #   install-deps.sh sqlite  the sqlite3 shell: tests and benches read the server's database file independently
+#   install-deps.sh node    nodejs + npm, to fetch axe-core (the accessibility checker the UI tests run in Chromium)
 set -euo pipefail
 want=()
 for group in "$@"; do
@@ -16,11 +17,12 @@ for group in "$@"; do
     print) want+=(poppler-utils zbar-tools qpdf) ;;
     sqlite) want+=(sqlite3) ;;
     browser) want+=(chromium chromium-driver fonts-liberation2) ;;
+    node) command -v npm >/dev/null 2>&1 || want+=(nodejs npm) ;;
     *) echo "install-deps: unknown group $group" >&2; exit 2 ;;
   esac
 done
 need=()
-for p in "${want[@]}"; do
+for p in "${want[@]+"${want[@]}"}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then

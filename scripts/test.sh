@@ -9,7 +9,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 step() { printf '\n== %s\n' "$*"; }
 
 step "system packages (pcscd, vpcd virtual reader, libpcsclite, python3-venv, poppler, zbar)"
-scripts/install-deps.sh build pcsc python print sqlite browser
+scripts/install-deps.sh build pcsc python print sqlite browser node
 
 step "python venv with pyscard + ndeflib (the independent PC/SC client and NDEF decoder)"
 venv=target/py-venv
@@ -18,6 +18,13 @@ if [[ ! -x $venv/bin/python ]] || ! $venv/bin/python -c 'import smartcard, ndef'
   $venv/bin/pip install -q --disable-pip-version-check pyscard==2.3.1 ndeflib==0.3.3
 fi
 export TAPKIT_PYTHON=$PWD/$venv/bin/python
+
+step "axe-core (the accessibility checker the console and portal tests inject into Chromium)"
+axe=target/npm/node_modules/axe-core/axe.min.js
+if [[ ! -f $axe ]]; then
+  npm install --silent --no-audit --no-fund --prefix target/npm axe-core@4.10.3 >/dev/null
+fi
+export TAPKIT_AXE=$PWD/$axe
 
 step "PostgreSQL on 127.0.0.1:5432 (the store suite runs on it and on SQLite)"
 TAPKIT_TEST_PG_URL=$(scripts/ensure-postgres.sh)

@@ -50,6 +50,9 @@ async fn state(url: &str, sync: tapkit_server::store::SqliteSync) -> AppState {
             ..ProgramConfig::default()
         },
         webhook_secret: Some(Secret(WEBHOOK.to_vec())),
+        public_url: "http://127.0.0.1".into(),
+        smtp_url: None,
+        mail_from: "Tapkit <no-reply@example.com>".into(),
     };
     AppState::new(config, b"bench server secret bench server secret")
         .await

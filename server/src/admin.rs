@@ -210,8 +210,13 @@ struct AffiliateOut {
     url: String,
 }
 
+/// The affiliate's plain link (and card URL without the mirror).
+pub(crate) fn link_of(state: &AppState, code: &str) -> String {
+    format!("https://{}/r/{code}", state.config.program.domain)
+}
+
 fn out(state: &AppState, a: Affiliate) -> AffiliateOut {
-    let url = format!("https://{}/r/{}", state.config.program.domain, a.code);
+    let url = link_of(state, &a.code);
     AffiliateOut { affiliate: a, url }
 }
 
@@ -220,7 +225,18 @@ async fn create_affiliate(
     State(s): State<AppState>,
     Body(b): Body<NewAffiliate>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let name = b.name.trim();
+    let a = new_affiliate(&s, &b.name, &b.kind, b.contact.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(out(&s, a))))
+}
+
+/// Checks and creates an affiliate (API and console).
+pub(crate) async fn new_affiliate(
+    s: &AppState,
+    name: &str,
+    kind: &str,
+    contact: Option<&str>,
+) -> Result<Affiliate, ApiError> {
+    let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::field("name", "name must be 1 to 200 characters"));
     }
@@ -230,24 +246,25 @@ async fn create_affiliate(
             "name must not contain control characters",
         ));
     }
-    if !matches!(b.kind.as_str(), "business" | "influencer" | "customer") {
+    if !matches!(kind, "business" | "influencer" | "customer") {
         return Err(ApiError::field(
             "kind",
-            format!("kind {:?} is not business, influencer or customer", b.kind),
+            format!("kind {kind:?} is not business, influencer or customer"),
         ));
     }
-    if b.contact.as_ref().is_some_and(|c| c.len() > 200) {
+    let contact = contact.map(str::trim).filter(|c| !c.is_empty());
+    if contact.is_some_and(|c| c.len() > 200 || c.chars().any(char::is_control)) {
         return Err(ApiError::field(
             "contact",
-            "contact must be at most 200 characters",
+            "contact must be at most 200 characters without control characters",
         ));
     }
     let a = s
         .store
-        .create_affiliate(s.program.id, name, &b.kind, b.contact.as_deref())
+        .create_affiliate(s.program.id, name, kind, contact)
         .await?;
     s.directory.reload().await?;
-    Ok((StatusCode::CREATED, Json(out(&s, a))))
+    Ok(a)
 }
 
 #[derive(Deserialize)]
@@ -288,8 +305,7 @@ async fn suspend(
     State(s): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let a = s.store.set_affiliate_status(id(&raw)?, "suspended").await?;
-    s.directory.reload().await?;
+    let a = set_status(&s, id(&raw)?, "suspended").await?;
     Ok(Json(out(&s, a)))
 }
 
@@ -298,9 +314,18 @@ async fn reactivate(
     State(s): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let a = s.store.set_affiliate_status(id(&raw)?, "active").await?;
-    s.directory.reload().await?;
+    let a = set_status(&s, id(&raw)?, "active").await?;
     Ok(Json(out(&s, a)))
+}
+
+/// Suspends or reactivates an affiliate of this program (API and console).
+pub(crate) async fn set_status(s: &AppState, id: i64, status: &str) -> Result<Affiliate, ApiError> {
+    if s.store.affiliate(id).await?.program_id != s.program.id {
+        return Err(ApiError::NotFound("affiliate"));
+    }
+    let a = s.store.set_affiliate_status(id, status).await?;
+    s.directory.reload().await?;
+    Ok(a)
 }
 
 #[derive(Deserialize)]
@@ -388,23 +413,33 @@ async fn kill(
     State(s): State<AppState>,
     Body(b): Body<Kill>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !matches!(b.channel.as_str(), "nfc" | "qr" | "kiosk" | "link") {
-        return Err(ApiError::field(
-            "channel",
-            format!("channel {:?} is not nfc, qr, kiosk or link", b.channel),
-        ));
-    }
-    if let Some(a) = b.affiliate_id {
-        s.store.affiliate(a).await?;
-    }
-    s.store
-        .kill_channel(s.program.id, b.affiliate_id, &b.channel)
-        .await?;
-    s.directory.reload().await?;
+    kill_channel(&s, b.affiliate_id, &b.channel).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "channel": b.channel, "affiliate_id": b.affiliate_id, "killed": true })),
     ))
+}
+
+/// Turns a channel off for the program or one affiliate (API and console).
+pub(crate) async fn kill_channel(
+    s: &AppState,
+    affiliate_id: Option<i64>,
+    channel: &str,
+) -> Result<(), ApiError> {
+    if !matches!(channel, "nfc" | "qr" | "kiosk" | "link") {
+        return Err(ApiError::field(
+            "channel",
+            format!("channel {channel:?} is not nfc, qr, kiosk or link"),
+        ));
+    }
+    if let Some(a) = affiliate_id {
+        s.store.affiliate(a).await?;
+    }
+    s.store
+        .kill_channel(s.program.id, affiliate_id, channel)
+        .await?;
+    s.directory.reload().await?;
+    Ok(())
 }
 
 /// `PATCH /api/admin/affiliates/{id}`: an empty string clears a field.

@@ -126,6 +126,11 @@ pub struct FileConfig {
     /// SQLite durability: `full` (default: a committed click survives power loss) or
     /// `normal` (survives a crash of the server process, not of the machine).
     pub sqlite_synchronous: Option<String>,
+    /// Where people reach this server (sign-in links in emails use it), e.g.
+    /// `https://book.example.com`; default `https://{program.domain}`.
+    pub public_url: Option<String>,
+    /// The From address of sign-in emails.
+    pub mail_from: Option<String>,
     /// The default program.
     pub program: ProgramConfig,
 }
@@ -148,6 +153,14 @@ pub struct Config {
     /// The default program's webhook signing secret (`TAPKIT_WEBHOOK_SECRET` or the
     /// file named by `TAPKIT_WEBHOOK_SECRET_FILE`); none: `/api/conversions` answers 503.
     pub webhook_secret: Option<Secret>,
+    /// Origin of sign-in links (no trailing slash).
+    pub public_url: String,
+    /// SMTP server for sign-in emails (`TAPKIT_SMTP_URL` or the file named by
+    /// `TAPKIT_SMTP_URL_FILE`, e.g. `smtps://user:password@mail.example.com`); none:
+    /// links are shown to the admin and written to the log.
+    pub smtp_url: Option<Secret>,
+    /// From address of sign-in emails.
+    pub mail_from: String,
 }
 
 /// Reads the config file (if any) and applies `TAPKIT_*` environment overrides.
@@ -226,7 +239,41 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
             p.webhook_tolerance_secs
         ));
     }
+    let public_url = env("TAPKIT_PUBLIC_URL")
+        .or(file.public_url)
+        .unwrap_or_else(|| format!("https://{}", p.domain))
+        .trim_end_matches('/')
+        .to_owned();
+    if !(public_url.starts_with("https://") || public_url.starts_with("http://"))
+        || public_url.len() > 200
+    {
+        return Err(format!(
+            "public_url {public_url:?} must be an http(s) origin like https://book.example.com"
+        ));
+    }
+    let mail_from = env("TAPKIT_MAIL_FROM")
+        .or(file.mail_from)
+        .unwrap_or_else(|| {
+            format!(
+                "{} <no-reply@{}>",
+                p.name.replace(['<', '>', '"'], ""),
+                p.domain
+            )
+        });
+    let smtp_url = secret_setting("TAPKIT_SMTP_URL", 1)?;
+    if let Some(u) = &smtp_url {
+        let text = String::from_utf8_lossy(&u.0);
+        if !(text.starts_with("smtp://") || text.starts_with("smtps://")) {
+            return Err(
+                "TAPKIT_SMTP_URL must look like smtps://user:password@mail.example.com (implicit TLS) or smtp://host:25?tls=required"
+                    .into(),
+            );
+        }
+    }
     Ok(Config {
+        public_url,
+        smtp_url,
+        mail_from,
         listen,
         database_url,
         data_dir,
@@ -237,19 +284,18 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
     })
 }
 
-/// `TAPKIT_WEBHOOK_SECRET`, else the contents of `TAPKIT_WEBHOOK_SECRET_FILE`.
-fn webhook_secret() -> Result<Option<Secret>, String> {
+/// A secret from the environment (`NAME`) or a file (`NAME_FILE`), never from the config
+/// file's text; shorter than `min` characters is refused.
+fn secret_setting(name: &str, min: usize) -> Result<Option<Secret>, String> {
     let value = match (
-        std::env::var("TAPKIT_WEBHOOK_SECRET")
-            .ok()
-            .filter(|v| !v.is_empty()),
-        std::env::var_os("TAPKIT_WEBHOOK_SECRET_FILE"),
+        std::env::var(name).ok().filter(|v| !v.is_empty()),
+        std::env::var_os(format!("{name}_FILE")),
     ) {
         (Some(v), _) => v,
         (None, Some(path)) => std::fs::read_to_string(&path)
             .map_err(|e| {
                 format!(
-                    "cannot read TAPKIT_WEBHOOK_SECRET_FILE {}: {e}",
+                    "cannot read {name}_FILE {}: {e}",
                     std::path::Path::new(&path).display()
                 )
             })?
@@ -257,13 +303,24 @@ fn webhook_secret() -> Result<Option<Secret>, String> {
             .to_owned(),
         (None, None) => return Ok(None),
     };
+    if value.len() < min {
+        return Err(format!("{name} is shorter than {min} characters"));
+    }
+    Ok(Some(Secret(value.into_bytes())))
+}
+
+/// `TAPKIT_WEBHOOK_SECRET`, else the contents of `TAPKIT_WEBHOOK_SECRET_FILE`.
+fn webhook_secret() -> Result<Option<Secret>, String> {
+    let Some(Secret(value)) = secret_setting("TAPKIT_WEBHOOK_SECRET", 0)? else {
+        return Ok(None);
+    };
     if value.len() < 16 {
         return Err(
             "the webhook secret is shorter than 16 characters; use a long random value (openssl rand -hex 32)"
                 .into(),
         );
     }
-    Ok(Some(Secret(value.into_bytes())))
+    Ok(Some(Secret(value)))
 }
 
 impl Config {

@@ -48,6 +48,25 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// What a person should read: the message of the JSON body (500s stay generic).
+    pub fn message(&self) -> String {
+        match self {
+            Self::Invalid { message, .. }
+            | Self::Unauthenticated(message)
+            | Self::Unavailable(message)
+            | Self::Conflict(message)
+            | Self::Gone(message) => message.clone(),
+            Self::Unauthorized => "you are not signed in".into(),
+            Self::NotFound(what) => format!("{what} not found"),
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "something went wrong on the server; the server log has the details".into()
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -12,6 +12,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub struct Keys {
     cookie: HmacSha256,
     kiosk: HmacSha256,
+    web: HmacSha256,
 }
 
 /// The rotating key of the IP hash: a random key per UTC day, shared by the replicas
@@ -111,6 +112,7 @@ impl Keys {
         Self {
             cookie: derive(secret, "tapkit attribution cookie v1"),
             kiosk: derive(secret, "tapkit kiosk secret v1"),
+            web: derive(secret, "tapkit web console v1"),
         }
     }
 
@@ -120,6 +122,28 @@ impl Keys {
         let mut m = self.kiosk.clone();
         m.update(format!("{kiosk_id}.{generation}").as_bytes());
         m.finalize().into_bytes().into()
+    }
+
+    /// A MAC (hex) of `value` for one `purpose` of the console and portal (session
+    /// cookies, CSRF tokens).
+    pub fn web_mac(&self, purpose: &str, value: &str) -> String {
+        let mut m = self.web.clone();
+        m.update(purpose.as_bytes());
+        m.update(b"\0");
+        m.update(value.as_bytes());
+        hex(&m.finalize().into_bytes())
+    }
+
+    /// Checks a [`Self::web_mac`] in constant time.
+    pub fn web_verify(&self, purpose: &str, value: &str, mac_hex: &str) -> bool {
+        let Ok(bytes) = unhex(mac_hex) else {
+            return false;
+        };
+        let mut m = self.web.clone();
+        m.update(purpose.as_bytes());
+        m.update(b"\0");
+        m.update(value.as_bytes());
+        m.verify_slice(&bytes).is_ok()
     }
 
     fn cookie_mac(&self, click_id: i64, issued_ms: i64) -> HmacSha256 {
@@ -172,6 +196,13 @@ pub fn new_api_token() -> String {
     // Without OS randomness no safe token can be made; fail loudly rather than weakly.
     getrandom::fill(&mut b).unwrap_or_else(|e| panic!("no OS randomness for an API token: {e}"));
     format!("tk_{}", hex(&b))
+}
+
+/// A random value for sessions, sign-in links and CSRF pre-sessions: 32 bytes, hex.
+pub fn random_hex() -> String {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).unwrap_or_else(|e| panic!("no OS randomness for a session: {e}"));
+    hex(&b)
 }
 
 /// What is stored for an API token: its SHA-256, hex.

@@ -326,11 +326,28 @@ fn ms_time(ms: Option<i64>) -> Value {
 }
 
 /// The admin's view of a kiosk.
-fn admin_view(s: &AppState, k: &Kiosk, now: i64) -> Value {
-    let cfg = &s.config.program.kiosk;
-    let online = k.status == "active"
+/// Whether a kiosk counts as online: active and heard from within `offline_after_secs`.
+pub fn is_online(s: &AppState, k: &Kiosk, now: i64) -> bool {
+    k.status == "active"
         && k.last_seen
-            .is_some_and(|t| now - t <= cfg.offline_after_secs * 1000);
+            .is_some_and(|t| now - t <= s.config.program.kiosk.offline_after_secs * 1000)
+}
+
+/// The program's kiosks, optionally of one affiliate.
+pub async fn kiosks_of(s: &AppState, affiliate_id: Option<i64>) -> Result<Vec<Kiosk>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLS} FROM kiosks WHERE program_id = $1 AND ($2 = 0 OR affiliate_id = $3) ORDER BY id"
+    ))
+    .bind(s.program.id)
+    .bind(i64::from(affiliate_id.is_some()))
+    .bind(affiliate_id.unwrap_or(0))
+    .fetch_all(s.store.pool())
+    .await?;
+    Ok(rows.iter().map(kiosk).collect::<Result<Vec<_>, _>>()?)
+}
+
+fn admin_view(s: &AppState, k: &Kiosk, now: i64) -> Value {
+    let online = is_online(s, k, now);
     let display: Value = serde_json::from_str(&k.display).unwrap_or_else(|_| json!({}));
     json!({
         "id": k.id,
@@ -419,21 +436,12 @@ async fn list(
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::field("affiliate_id", e.body_text()))?;
-    let rows = sqlx::query(&format!(
-        "SELECT {COLS} FROM kiosks WHERE program_id = $1 AND ($2 = 0 OR affiliate_id = $3) ORDER BY id"
-    ))
-    .bind(s.program.id)
-    .bind(i64::from(q.affiliate_id.is_some()))
-    .bind(q.affiliate_id.unwrap_or(0))
-    .fetch_all(s.store.pool())
-    .await
-    .map_err(StoreError::from)?;
     let now = now_ms();
-    let kiosks = rows
+    let kiosks: Vec<Value> = kiosks_of(&s, q.affiliate_id)
+        .await?
         .iter()
-        .map(|r| kiosk(r).map(|k| admin_view(&s, &k, now)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::from)?;
+        .map(|k| admin_view(&s, k, now))
+        .collect();
     Ok(Json(json!({ "kiosks": kiosks })))
 }
 

@@ -21,6 +21,7 @@ pub mod payouts;
 pub mod redirect;
 pub mod rules;
 pub mod store;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -56,6 +57,8 @@ pub struct Inner {
     pub metrics: Arc<metrics::Metrics>,
     /// The day's key of the IP hash.
     pub ip_keys: keys::IpKeys,
+    /// Console and portal state (password lockouts).
+    pub web: web::auth::WebState,
 }
 
 impl std::ops::Deref for AppState {
@@ -86,6 +89,7 @@ impl AppState {
                 directory,
                 metrics,
                 ip_keys: keys::IpKeys::default(),
+                web: web::auth::WebState::default(),
             }),
         })
     }
@@ -103,6 +107,7 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(admin::routes())
         .merge(kiosks::routes())
+        .merge(web::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -35,6 +35,33 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// People who sign in to the admin console (/admin).
+    Admin {
+        /// Admin action.
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Add an admin (or change an admin's password). Without --password-stdin the admin
+    /// signs in with one-time links only (`admin link`).
+    Add {
+        /// Their email, which they sign in with.
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input (at least 12
+        /// characters), e.g. `printf '%s\n' "$PW" | tapkit-server admin add --email … --password-stdin`.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Print a one-time sign-in link for an admin (valid 7 days, works once).
+    Link {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +113,64 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .add_token(&name, &tapkit_server::keys::token_hash(&token))
                 .await?;
             println!("{token}");
+        }
+        Command::Admin { action } => admin(&state, action).await?,
+    }
+    Ok(())
+}
+
+fn check_email(email: &str) -> anyhow::Result<String> {
+    let e = email.trim().to_lowercase();
+    if e.len() < 3 || e.len() > 200 || !e.contains('@') || e.starts_with('@') || e.ends_with('@') {
+        anyhow::bail!("--email {email:?} is not an email address");
+    }
+    Ok(e)
+}
+
+async fn admin(state: &tapkit_server::AppState, action: AdminAction) -> anyhow::Result<()> {
+    use tapkit_server::web::auth::{ADMIN_MADE_LINK_MS, Role, hash_password, make_link};
+    let now = tapkit_server::store::now_ms();
+    match action {
+        AdminAction::Add {
+            email,
+            password_stdin,
+        } => {
+            let email = check_email(&email)?;
+            let hash = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                let pw = line.trim_end_matches(['\n', '\r']);
+                if pw.chars().count() < 12 {
+                    anyhow::bail!(
+                        "the password is shorter than 12 characters; use a longer one (a passphrase of a few words is good)"
+                    );
+                }
+                Some(hash_password(pw).map_err(anyhow::Error::msg)?)
+            } else {
+                None
+            };
+            let id = state
+                .store
+                .upsert_admin(&email, hash.as_deref(), now)
+                .await?;
+            eprintln!(
+                "admin {email} (#{id}) {}",
+                if hash.is_some() {
+                    "can sign in with the password at /admin/sign-in"
+                } else {
+                    "added; print a sign-in link with `tapkit-server admin link --email …`"
+                }
+            );
+        }
+        AdminAction::Link { email } => {
+            let email = check_email(&email)?;
+            let Some((id, _)) = state.store.admin_by_email(&email).await? else {
+                anyhow::bail!(
+                    "no admin has the email {email}; add one with `tapkit-server admin add --email {email}`"
+                );
+            };
+            let url = make_link(state, Role::Admin, id, ADMIN_MADE_LINK_MS).await?;
+            println!("{url}");
         }
     }
     Ok(())

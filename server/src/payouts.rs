@@ -201,7 +201,7 @@ pub fn money(amount: i64, unit: &str) -> String {
 
 /// Spreadsheet-safe CSV cell: text starting with = + - @ is prefixed with ' so that a
 /// partner named "=HYPERLINK(…)" cannot run a formula in the accountant's spreadsheet.
-fn cell(v: &str) -> String {
+pub fn cell(v: &str) -> String {
     if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{v}")
     } else {
@@ -491,7 +491,7 @@ pub fn pdf(
     doc.save(&PdfSaveOptions::default(), &mut Vec::new())
 }
 
-fn period_param(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn period_param(raw: &str) -> Result<String, ApiError> {
     parse_month(raw).map(|_| raw.to_owned()).ok_or_else(|| {
         ApiError::field(
             "period",
@@ -500,7 +500,7 @@ fn period_param(raw: &str) -> Result<String, ApiError> {
     })
 }
 
-async fn closed_report(s: &AppState, period: &str) -> Result<Report, ApiError> {
+pub(crate) async fn closed_report(s: &AppState, period: &str) -> Result<Report, ApiError> {
     match s.store.period_closed_at(s.program.id, period).await? {
         Some(at) => Ok(report(s, period, at).await?),
         None => Err(ApiError::Conflict(format!(

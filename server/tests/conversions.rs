@@ -379,6 +379,9 @@ async fn webhooks_without_a_configured_secret_say_how_to_turn_them_on() {
         sqlite_synchronous: Default::default(),
         program: ProgramConfig::default(),
         webhook_secret: None,
+        public_url: "http://127.0.0.1".into(),
+        smtp_url: None,
+        mail_from: "Tapkit <no-reply@example.com>".into(),
     };
     let state = AppState::new(config, SECRET).await.unwrap();
     let req = Request::builder()

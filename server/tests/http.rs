@@ -50,6 +50,9 @@ async fn server(rate_limit: u32, last_touch: bool) -> Server {
             ..ProgramConfig::default()
         },
         webhook_secret: None,
+        public_url: "http://127.0.0.1".into(),
+        smtp_url: None,
+        mail_from: "Tapkit <no-reply@example.com>".into(),
     };
     let state = AppState::new(config, SECRET).await.unwrap();
     let token = new_api_token();

@@ -142,6 +142,9 @@ pub async fn server_with(backend: Backend, program: ProgramConfig) -> Option<Ser
         sqlite_synchronous: Default::default(),
         program,
         webhook_secret: Some(Secret(WEBHOOK.to_vec())),
+        public_url: "http://127.0.0.1".into(),
+        smtp_url: None,
+        mail_from: "Tapkit <no-reply@example.com>".into(),
     };
     let state = AppState::new(config, SECRET).await.unwrap();
     let token = new_api_token();

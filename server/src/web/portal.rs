@@ -1,0 +1,444 @@
+//! The partner portal: the partner's link, card status and QR downloads with share
+//! helpers; earnings (pending, payable, paid, by month), referral history without
+//! customer data, tier and progress. Every page reads the partner from the session,
+//! never from the URL, so no id in a URL can show another partner's data.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{Markup, PreEscaped, html};
+
+use super::auth::{
+    EMAILED_LINK_MS, PartnerSession, Role, Session, make_link, pre_session, pre_session_ok,
+    send_link,
+};
+use super::{Fields, channel_name, date, download, money, page, respond, server_error, signin};
+use crate::AppState;
+use crate::store::{Affiliate, now_ms};
+
+/// The portal's navigation.
+pub const NAV: super::Nav = &[
+    ("My link and card", "/portal"),
+    ("Earnings", "/portal/earnings"),
+];
+
+/// The portal's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/portal", get(home))
+        .route("/portal/", get(|| async { Redirect::permanent("/portal") }))
+        .route("/portal/sign-in", get(sign_in_form).post(request_link))
+        .route("/portal/sign-out", post(signin::portal_sign_out))
+        .route(
+            "/portal/link/{token}",
+            get(signin::portal_open).post(signin::portal_use),
+        )
+        .route("/portal/earnings", get(earnings))
+        .route("/portal/qr.png", get(qr_png))
+        .route("/portal/qr.svg", get(qr_svg))
+        .route("/portal/card.pdf", get(card_pdf))
+}
+
+fn shell(s: &AppState, sess: &Session, title: &str, current: &str, body: Markup) -> Response {
+    respond(
+        StatusCode::OK,
+        &page(s, Role::Partner, title, current, Some(&sess.csrf), body),
+    )
+}
+
+fn suspended_notice(a: &Affiliate) -> Markup {
+    html! {
+        @if a.status == "suspended" {
+            div.notice.bad role="alert" {
+                strong { "Your partner account is suspended." }
+                " Customers who tap your card or scan your code still reach the booking site, but their bookings earn no commission. Contact the program to sort it out."
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- sign-in
+
+fn sign_in_page(
+    s: &AppState,
+    csrf: &str,
+    sent_to: Option<&str>,
+    error: Option<&str>,
+    note: Option<&str>,
+) -> Markup {
+    let body = html! {
+        div.signin {
+            h1 { "Partner sign-in" }
+            @if let Some(n) = note { p.notice.ok role="status" { (n) } }
+            @if let Some(e) = error { p.notice.bad role="alert" { (e) } }
+            @if let Some(to) = sent_to {
+                p.notice.ok role="status" {
+                    "If " strong { (to) } " belongs to a partner of " (s.program.name) ", a sign-in link is on its way. It works once, for 30 minutes. No email? Check the spam folder, or ask the program's admin for a link."
+                }
+            }
+            p { "Enter the email address the program has for you; we send you a one-time sign-in link. No password needed." }
+            form method="post" action="/portal/sign-in" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="email" { "Email" }
+                input id="email" name="email" type="email" autocomplete="email" required;
+                p { button type="submit" { "Email me a sign-in link" } }
+            }
+        }
+    };
+    page(s, Role::Partner, "Sign in", "", None, body)
+}
+
+async fn sign_in_form(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Ok(Some(_)) = Session::from_headers(&s, &headers, Role::Partner).await {
+        return Redirect::to("/portal").into_response();
+    }
+    let q = Fields::parse(q.unwrap_or_default().as_bytes());
+    let (set, csrf) = pre_session(&s, &headers);
+    let note = q.get("signed_out").map(|_| "You are signed out.");
+    let mut r = respond(StatusCode::OK, &sign_in_page(&s, &csrf, None, None, note));
+    if let Some(set) = set {
+        r.headers_mut().append(header::SET_COOKIE, set);
+    }
+    r
+}
+
+/// Emailed links per partner per hour.
+const LINKS_PER_HOUR: i64 = 3;
+
+async fn request_link(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let f = Fields::parse(&body);
+    let (_, csrf) = pre_session(&s, &headers);
+    if !pre_session_ok(&s, &headers, f.get("csrf").unwrap_or("")) {
+        return respond(
+            StatusCode::FORBIDDEN,
+            &sign_in_page(
+                &s,
+                &csrf,
+                None,
+                Some(
+                    "This form has expired or your browser blocked its cookie. Reload the page and try again.",
+                ),
+                None,
+            ),
+        );
+    }
+    let email = f.get("email").unwrap_or("").trim().to_owned();
+    if email.len() > 200 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+        return respond(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &sign_in_page(
+                &s,
+                &csrf,
+                None,
+                Some("That is not an email address; check it and try again."),
+                None,
+            ),
+        );
+    }
+    // The answer is the same whether or not the address is known (no one learns who
+    // the partners are from this form).
+    let now = now_ms();
+    match s.store.affiliate_by_email(s.program.id, &email).await {
+        Ok(Some(a)) => match s.store.links_since("partner", a.id, now - 3_600_000).await {
+            Ok(n) if n >= LINKS_PER_HOUR => {
+                tracing::warn!(
+                    affiliate = a.id,
+                    "sign-in link not sent: {LINKS_PER_HOUR} already sent this hour"
+                );
+            }
+            Ok(_) => match make_link(&s, Role::Partner, a.id, EMAILED_LINK_MS).await {
+                Ok(url) => match send_link(&s, &email, &a.name, &url).await {
+                    Ok(true) => tracing::info!(affiliate = a.id, "sign-in link emailed"),
+                    Ok(false) => {
+                        tracing::info!(affiliate = a.id, link = %url, "sign-in link requested; no mail server configured (TAPKIT_SMTP_URL), so it is only in this log")
+                    }
+                    Err(e) => {
+                        tracing::error!(affiliate = a.id, error = %e, "sign-in link could not be emailed")
+                    }
+                },
+                Err(e) => return server_error(&e.to_string()),
+            },
+            Err(e) => return server_error(&e.to_string()),
+        },
+        Ok(None) => tracing::info!("sign-in link asked for an address no partner has"),
+        Err(e) => return server_error(&e.to_string()),
+    }
+    respond(
+        StatusCode::OK,
+        &sign_in_page(&s, &csrf, Some(&email), None, None),
+    )
+}
+
+// ---------------------------------------------------------------- home
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+const COPY_SCRIPT: &str = "document.querySelectorAll('[data-copy]').forEach(function(b){b.hidden=false;b.addEventListener('click',function(){var i=document.getElementById(b.getAttribute('data-copy'));var done=function(){b.textContent='Copied';setTimeout(function(){b.textContent='Copy link'},2000)};if(navigator.clipboard){navigator.clipboard.writeText(i.value).then(done,function(){i.select()})}else{i.select()}})})";
+
+async fn home(PartnerSession(sess, a): PartnerSession, State(s): State<AppState>) -> Response {
+    let cards = match s.store.cards(Some(a.id)).await {
+        Ok(c) => c,
+        Err(e) => return server_error(&e.to_string()),
+    };
+    let tier = match tier_progress(&s, &a).await {
+        Ok(t) => t,
+        Err(e) => return server_error(&e),
+    };
+    let link = crate::admin::link_of(&s, &a.code);
+    let text = format!("Book with {} through my link: {link}", s.program.name);
+    let active: Vec<_> = cards.iter().filter(|c| c.status == "active").collect();
+    let body = html! {
+        h1 { "Hello, " (a.name) }
+        (suspended_notice(&a))
+        section aria-labelledby="h-link" {
+            h2 id="h-link" { "Your link" }
+            p { "Every booking made through this link, your card or your QR code counts for you." }
+            div.linkbox {
+                label.muted for="partner-link" style="width:100%" { "Your referral link" }
+                input id="partner-link" readonly value=(link);
+                button type="button" data-copy="partner-link" hidden { "Copy link" }
+            }
+            h3 { "Share it" }
+            div.row {
+                a.button.secondary href={"sms:?&body=" (enc(&text))} { "Share by SMS" }
+                a.button.secondary href={"https://wa.me/?text=" (enc(&text))} rel="noopener" { "Share on WhatsApp" }
+                a.button.secondary href={"mailto:?subject=" (enc(&format!("Book with {}", s.program.name))) "&body=" (enc(&text))} { "Share by email" }
+            }
+        }
+        section aria-labelledby="h-qr" {
+            h2 id="h-qr" { "Your QR code" }
+            img.qr src="/portal/qr.svg" alt={"QR code that opens " (link)} width="192" height="192";
+            p.muted { "Scans of this code count as QR visits for you." }
+            div.row {
+                a.button href="/portal/qr.png" download { "PNG, 1024 px" }
+                a.button.secondary href="/portal/qr.svg" download { "SVG (any size)" }
+                a.button.secondary href="/portal/card.pdf" download { "Print PDF of your card" }
+            }
+        }
+        section aria-labelledby="h-card" {
+            h2 id="h-card" { "Your card" }
+            @if active.is_empty() {
+                p { "Your NFC card is being prepared." }
+            } @else {
+                @for c in &active {
+                    p { span.badge.ok { "active" } " Card ending " code { (c.uid.get(c.uid.len().saturating_sub(4)..).unwrap_or("")) } ", since " (date(c.provisioned_at)) "." }
+                }
+            }
+            @let ended: Vec<_> = cards.iter().filter(|c| c.status != "active").collect();
+            @if !ended.is_empty() {
+                p.muted { "Earlier cards: "
+                    @for (i, c) in ended.iter().enumerate() { @if i > 0 { ", " } "ending " (c.uid.get(c.uid.len().saturating_sub(4)..).unwrap_or("")) " (" (c.status) ")" }
+                }
+            }
+            p.muted { "Card lost? Tell the program: it is switched off and a new one is made." }
+        }
+        section aria-labelledby="h-tier" {
+            h2 id="h-tier" { "Your tier" }
+            (tier)
+        }
+        script { (PreEscaped(COPY_SCRIPT)) }
+    };
+    shell(&s, &sess, "My link and card", "/portal", body)
+}
+
+async fn tier_progress(s: &AppState, a: &Affiliate) -> Result<Markup, String> {
+    let c = &s.config.program.commission;
+    let month = tapkit_core::date::month_of_ms(now_ms());
+    let n = s
+        .store
+        .earned_referrals(a.id, &month)
+        .await
+        .map_err(|e| e.to_string())?;
+    if c.tiers.is_empty() {
+        return Ok(html! { p { (n) " converted referrals this month." } });
+    }
+    let current = c.tier(a.tier.as_deref(), n);
+    let fixed = a
+        .tier
+        .as_deref()
+        .is_some_and(|t| c.tiers.iter().any(|x| x.name == t));
+    let next = c
+        .tiers
+        .iter()
+        .filter_map(|t| t.min_referrals.filter(|m| *m > n).map(|m| (t, m)))
+        .min_by_key(|(_, m)| *m);
+    Ok(html! {
+        p { "Tier: " strong { (current.unwrap_or("none yet")) } @if fixed { " (set by the program)" } }
+        p { (n) " converted referrals in " (month) "." }
+        @if let (false, Some((t, m))) = (fixed, next) {
+            @let pct = (u64::from(n) * 100 / u64::from(m.max(1))).min(100);
+            div.progress role="progressbar" aria-label={"Progress to " (t.name)} aria-valuemin="0" aria-valuemax=(m) aria-valuenow=(n) {
+                span style={"width:" (pct) "%"} {}
+            }
+            p.muted { (m - n) " more this month to reach " (t.name) "." }
+        }
+    })
+}
+
+// ---------------------------------------------------------------- earnings
+
+fn status_text(status: &str) -> &'static str {
+    match status {
+        "pending" => "waiting for the service",
+        "held" => "in review",
+        "earned" => "earned",
+        "reversed" => "refunded",
+        "refused" => "not counted",
+        _ => "other",
+    }
+}
+
+async fn earnings(PartnerSession(sess, a): PartnerSession, State(s): State<AppState>) -> Response {
+    let result = async {
+        let owed = s.store.owed(a.id).await?;
+        let refs = s.store.referrals(a.id, 500).await?;
+        let payouts = s.store.affiliate_payouts(a.id).await?;
+        Ok::<_, crate::store::StoreError>((owed, refs, payouts))
+    }
+    .await;
+    let (owed, refs, payouts) = match result {
+        Ok(v) => v,
+        Err(e) => return server_error(&e.to_string()),
+    };
+    let tier = match tier_progress(&s, &a).await {
+        Ok(t) => t,
+        Err(e) => return server_error(&e),
+    };
+    use std::collections::BTreeMap;
+    let mut pending: BTreeMap<String, i64> = BTreeMap::new();
+    // month → unit → [pending, earned, reversed]
+    let mut by_month: BTreeMap<String, BTreeMap<String, [i64; 3]>> = BTreeMap::new();
+    for r in &refs {
+        let slot = by_month
+            .entry(r.month.clone())
+            .or_default()
+            .entry(r.unit.clone())
+            .or_default();
+        match r.status.as_str() {
+            "pending" | "held" => {
+                *pending.entry(r.unit.clone()).or_default() += r.amount_minor;
+                slot[0] += r.amount_minor;
+            }
+            "earned" => slot[1] += r.amount_minor,
+            "reversed" => slot[2] += r.amount_minor.abs(),
+            _ => {}
+        }
+    }
+    let mut paid: BTreeMap<String, i64> = BTreeMap::new();
+    for (_, unit, amount, at) in &payouts {
+        if at.is_some() {
+            *paid.entry(unit.clone()).or_default() += amount;
+        }
+    }
+    let list = |m: &BTreeMap<String, i64>| -> Markup {
+        html! {
+            @if m.values().all(|v| *v == 0) { "0" }
+            @for (i, (u, v)) in m.iter().filter(|(_, v)| **v != 0).enumerate() { @if i > 0 { br; } (money(*v, u)) }
+        }
+    };
+    let owed_map: BTreeMap<String, i64> = owed.into_iter().collect();
+    let body = html! {
+        h1 { "Earnings" }
+        p.lead { (a.name) " · code " code { (a.code) } }
+        (suspended_notice(&a))
+        div.cards {
+            div.stat { span.v { (list(&pending)) } "pending (waiting for the service or a review)" }
+            div.stat { span.v { (list(&owed_map)) } "payable (earned, not paid yet)" }
+            div.stat { span.v { (list(&paid)) } "paid to you so far" }
+        }
+        h2 { "By month" }
+        @if by_month.is_empty() { p.muted { "No referrals yet. Share your link to get started." } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Month" } th.n scope="col" { "Pending" } th.n scope="col" { "Earned" } th.n scope="col" { "Refunded" } } }
+                tbody { @for (m, units) in by_month.iter().rev() { @for (u, v) in units { tr {
+                    th scope="row" { (m) }
+                    td.n { (money(v[0], u)) } td.n { (money(v[1], u)) } td.n { (money(v[2], u)) }
+                } } } }
+            } }
+        }
+        h2 { "Payouts" }
+        @if payouts.is_empty() { p.muted { "No payout yet: months are closed at the start of the next month." } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Month" } th.n scope="col" { "Amount" } th scope="col" { "Status" } } }
+                tbody { @for (p, u, amount, at) in &payouts { tr {
+                    th scope="row" { (p) }
+                    td.n { (money(*amount, u)) }
+                    td { @match at { Some(t) => { span.badge.ok { "paid" } " " (date(*t)) }, None => @if *amount > 0 { span.badge.warn { "being paid" } } @else { span.muted { "carried to next month" } } } }
+                } } }
+            } }
+        }
+        h2 { "Referral history" }
+        p.muted { "Dates, channel and status only: customers' details are not shown." }
+        @if refs.is_empty() { p.muted { "None yet." } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Date" } th scope="col" { "Came through" } th scope="col" { "Status" } th.n scope="col" { "Commission" } } }
+                tbody { @for r in &refs { tr {
+                    td { (date(r.at)) }
+                    td { (r.channel.as_deref().map_or("—", channel_name)) }
+                    td { (status_text(&r.status)) }
+                    td.n { (money(r.amount_minor, &r.unit)) }
+                } } }
+            } }
+        }
+        h2 { "Tier" }
+        (tier)
+    };
+    shell(&s, &sess, "Earnings", "/portal/earnings", body)
+}
+
+// ---------------------------------------------------------------- downloads
+
+fn qr_files(s: &AppState, a: &Affiliate) -> Result<(Vec<u8>, String), String> {
+    tapkit_print::portal_qr(&tapkit_print::qr_url(&s.config.program.domain, &a.code))
+}
+
+async fn qr_png(PartnerSession(_, a): PartnerSession, State(s): State<AppState>) -> Response {
+    match qr_files(&s, &a) {
+        Ok((png, _)) => download("image/png", &format!("{}-qr.png", a.code), png),
+        Err(e) => server_error(&e),
+    }
+}
+
+async fn qr_svg(PartnerSession(_, a): PartnerSession, State(s): State<AppState>) -> Response {
+    match qr_files(&s, &a) {
+        Ok((_, svg)) => {
+            let mut r = download(
+                "image/svg+xml",
+                &format!("{}-qr.svg", a.code),
+                svg.into_bytes(),
+            );
+            // Shown inline on the home page too.
+            r.headers_mut().insert(
+                header::CONTENT_DISPOSITION,
+                header::HeaderValue::from_static("inline"),
+            );
+            r
+        }
+        Err(e) => server_error(&e),
+    }
+}
+
+async fn card_pdf(PartnerSession(_, a): PartnerSession, State(s): State<AppState>) -> Response {
+    let code = a.code.clone();
+    match super::admin::print_pdf(&s, vec![a], tapkit_print::layout::SheetKind::PerCard).await {
+        Ok(pdf) => download("application/pdf", &format!("{code}-card.pdf"), pdf),
+        Err(e) => server_error(&e),
+    }
+}

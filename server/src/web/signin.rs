@@ -1,0 +1,214 @@
+//! The sign-in pages both areas share: one-time links (open → confirm → signed in) and
+//! sign-out.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+
+use super::auth::{Role, Session, pre_session, pre_session_ok};
+use super::{Fields, csrf_failed, page, respond, server_error};
+use crate::AppState;
+use crate::keys::token_hash;
+use crate::store::now_ms;
+
+fn link_ok(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn dead_link(s: &AppState, role: Role, why: &str) -> Response {
+    let how = match role {
+        Role::Admin => {
+            "Ask another admin for a new link, or run `tapkit-server admin link --email YOU` on the server."
+        }
+        Role::Partner => "Ask for a new one on the sign-in page, or ask the program's admin.",
+    };
+    let body = html! {
+        div.signin {
+            h1 { "This sign-in link cannot be used" }
+            p role="alert" { (why) " " (how) }
+            p { a.button href={(role.base()) "/sign-in"} { "Go to the sign-in page" } }
+        }
+    };
+    respond(
+        StatusCode::GONE,
+        &page(s, role, "Sign-in link", "", None, body),
+    )
+}
+
+/// `GET …/link/{token}`: says whose link it is and offers one button (mail scanners that
+/// open links do not use them up).
+pub async fn open(s: &AppState, role: Role, token: &str, headers: &HeaderMap) -> Response {
+    if !link_ok(token) {
+        return dead_link(
+            s,
+            role,
+            "The link is incomplete: copy the whole link from the message.",
+        );
+    }
+    let row = match s.store.link(&token_hash(token)).await {
+        Ok(r) => r,
+        Err(e) => return server_error(&e.to_string()),
+    };
+    let Some(row) = row.filter(|r| r.subject == role.as_str()) else {
+        return dead_link(
+            s,
+            role,
+            "The link is not known here: copy the whole link from the message.",
+        );
+    };
+    if row.used_at.is_some() {
+        return dead_link(
+            s,
+            role,
+            "The link has already been used (each link works once).",
+        );
+    }
+    if row.expires_at <= now_ms() {
+        return dead_link(s, role, "The link has expired.");
+    }
+    let who = match role {
+        Role::Admin => s.store.admin_email(row.subject_id).await.ok().flatten(),
+        Role::Partner => s.store.affiliate(row.subject_id).await.ok().map(|a| a.name),
+    }
+    .unwrap_or_default();
+    let (set, csrf) = pre_session(s, headers);
+    let body = html! {
+        div.signin {
+            h1 { "Sign in" }
+            p { "This link signs you in as " strong { (who) } "." }
+            form method="post" {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Sign in as " (who) }
+            }
+            p.muted { "The link works once. Not you? Close this page." }
+        }
+    };
+    let mut r = respond(StatusCode::OK, &page(s, role, "Sign in", "", None, body));
+    if let Some(set) = set {
+        r.headers_mut().append(header::SET_COOKIE, set);
+    }
+    r
+}
+
+/// `POST …/link/{token}`: uses the link up and starts a session.
+pub async fn use_link(
+    s: &AppState,
+    role: Role,
+    token: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let f = Fields::parse(body);
+    if !pre_session_ok(s, headers, f.get("csrf").unwrap_or("")) {
+        return csrf_failed(s, role);
+    }
+    if !link_ok(token) {
+        return dead_link(s, role, "The link is incomplete.");
+    }
+    let hash = token_hash(token);
+    let row = match s.store.link(&hash).await {
+        Ok(Some(r)) if r.subject == role.as_str() => r,
+        Ok(_) => return dead_link(s, role, "The link is not known here."),
+        Err(e) => return server_error(&e.to_string()),
+    };
+    match s.store.use_link(&hash, now_ms()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return dead_link(s, role, "The link has already been used or has expired.");
+        }
+        Err(e) => return server_error(&e.to_string()),
+    }
+    match Session::start(s, role, row.subject_id).await {
+        Ok(cookie) => {
+            tracing::info!(
+                role = role.as_str(),
+                subject = row.subject_id,
+                "signed in with a one-time link"
+            );
+            let mut r = Redirect::to(role.base()).into_response();
+            r.headers_mut().append(header::SET_COOKIE, cookie);
+            r
+        }
+        Err(e) => server_error(&e.to_string()),
+    }
+}
+
+/// `POST …/sign-out`.
+pub async fn sign_out(s: &AppState, role: Role, headers: &HeaderMap, body: &Bytes) -> Response {
+    let f = Fields::parse(body);
+    let session = match Session::from_headers(s, headers, role).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return Redirect::to(&format!("{}/sign-in", role.base())).into_response(),
+        Err(e) => return server_error(&e.to_string()),
+    };
+    if !session.csrf_ok(f.get("csrf").unwrap_or("")) {
+        return csrf_failed(s, role);
+    }
+    match session.end(s).await {
+        Ok(clear) => {
+            let mut r =
+                Redirect::to(&format!("{}/sign-in?signed_out=1", role.base())).into_response();
+            r.headers_mut().append(header::SET_COOKIE, clear);
+            r
+        }
+        Err(e) => server_error(&e.to_string()),
+    }
+}
+
+/// Route adapters.
+pub async fn admin_open(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    open(&s, Role::Admin, &token, &headers).await
+}
+
+/// Route adapters.
+pub async fn admin_use(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use_link(&s, Role::Admin, &token, &headers, &body).await
+}
+
+/// Route adapters.
+pub async fn portal_open(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    open(&s, Role::Partner, &token, &headers).await
+}
+
+/// Route adapters.
+pub async fn portal_use(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use_link(&s, Role::Partner, &token, &headers, &body).await
+}
+
+/// Route adapters.
+pub async fn admin_sign_out(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    sign_out(&s, Role::Admin, &headers, &body).await
+}
+
+/// Route adapters.
+pub async fn portal_sign_out(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    sign_out(&s, Role::Partner, &headers, &body).await
+}

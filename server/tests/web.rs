@@ -1,0 +1,729 @@
+//! The console and the portal through the real router on SQLite and PostgreSQL: who may
+//! open what (anonymous, the wrong partner, a partner on admin URLs), CSRF on every
+//! form, passwords and lockout, one-time links, sign-out, email sign-in requests through
+//! a real SMTP conversation, and the pages' content and downloads.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use common::{Backend, Server, server, server_with};
+use tapkit_server::config::ProgramConfig;
+use tapkit_server::store::now_ms;
+use tapkit_server::web::auth::{ADMIN_MADE_LINK_MS, Role, hash_password, make_link};
+
+/// A browser over the in-process router: keeps cookies by name and path, sends a cookie
+/// only under its path, follows nothing.
+#[derive(Default, Clone)]
+struct Browser {
+    cookies: HashMap<String, (String, String)>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: String,
+    body: String,
+    bytes: Vec<u8>,
+    content_type: String,
+}
+
+impl Browser {
+    async fn send(&mut self, s: &Server, method: Method, path: &str, form: Option<&str>) -> Page {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .filter(|(_, (_, p))| path.starts_with(p.as_str()))
+            .map(|(k, (v, _))| format!("{k}={v}"))
+            .collect();
+        let mut req = Request::builder().method(method).uri(path);
+        if !cookie.is_empty() {
+            req = req.header(header::COOKIE, cookie.join("; "));
+        }
+        if form.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let r = s
+            .call(req.body(Body::from(form.unwrap_or("").to_owned())).unwrap())
+            .await;
+        for c in r.headers().get_all(header::SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            assert!(
+                !c.starts_with("tapkit_admin")
+                    && !c.starts_with("tapkit_portal")
+                    && !c.starts_with("tapkit_pre")
+                    || (c.contains("HttpOnly")
+                        && c.contains("Secure")
+                        && c.contains("SameSite=Strict")),
+                "session cookies are HttpOnly, Secure, SameSite=Strict: {c}"
+            );
+            let (kv, rest) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            let path = rest
+                .split(';')
+                .find_map(|a| a.trim().strip_prefix("Path="))
+                .unwrap_or("/")
+                .to_owned();
+            if rest.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), (v.to_owned(), path));
+            }
+        }
+        let status = r.status();
+        let location = r
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let content_type = r
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 26)
+            .await
+            .unwrap()
+            .to_vec();
+        Page {
+            status,
+            location,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
+            content_type,
+        }
+    }
+
+    async fn get(&mut self, s: &Server, path: &str) -> Page {
+        self.send(s, Method::GET, path, None).await
+    }
+
+    async fn post(&mut self, s: &Server, path: &str, form: &str) -> Page {
+        self.send(s, Method::POST, path, Some(form)).await
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let i = html
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no CSRF token in the form:\n{html}"));
+    let rest = &html[i + 19..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+async fn admin_signed_in(s: &Server) -> Browser {
+    let hash = hash_password("correct horse battery").unwrap();
+    s.state
+        .store
+        .upsert_admin("admin@example.com", Some(&hash), now_ms())
+        .await
+        .unwrap();
+    let mut b = Browser::default();
+    let form = b.get(s, "/admin/sign-in").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let csrf = csrf_of(&form.body);
+    let r = b
+        .post(
+            s,
+            "/admin/sign-in",
+            &format!("csrf={csrf}&email=Admin%40Example.com&password=correct+horse+battery"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location, "/admin");
+    b
+}
+
+async fn partner_signed_in(s: &Server, affiliate_id: i64) -> Browser {
+    let url = make_link(&s.state, Role::Partner, affiliate_id, ADMIN_MADE_LINK_MS)
+        .await
+        .unwrap();
+    let path = url.strip_prefix("http://127.0.0.1").unwrap().to_owned();
+    let mut b = Browser::default();
+    let open = b.get(s, &path).await;
+    assert_eq!(open.status, StatusCode::OK, "{}", open.body);
+    let r = b
+        .post(s, &path, &format!("csrf={}", csrf_of(&open.body)))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location, "/portal");
+    b
+}
+
+const ADMIN_GETS: &[&str] = &[
+    "/admin",
+    "/admin/affiliates",
+    "/admin/affiliates/{A}",
+    "/admin/provisioning",
+    "/admin/provisioning/cards.pdf?id={A}",
+    "/admin/reviews",
+    "/admin/payouts",
+    "/admin/periods/2026-01.csv",
+    "/admin/exports",
+    "/admin/exports/clicks.csv",
+    "/admin/program",
+];
+const ADMIN_POSTS: &[&str] = &[
+    "/admin/affiliates",
+    "/admin/affiliates/{A}/suspend",
+    "/admin/affiliates/{A}/reactivate",
+    "/admin/affiliates/{A}/kill",
+    "/admin/affiliates/{A}/sign-in-link",
+    "/admin/reviews/1/approve",
+    "/admin/payouts/close",
+    "/admin/payouts/1/paid",
+];
+const PORTAL_GETS: &[&str] = &[
+    "/portal",
+    "/portal/earnings",
+    "/portal/qr.png",
+    "/portal/qr.svg",
+    "/portal/card.pdf",
+];
+
+async fn authorisation(backend: Backend) {
+    let Some(s) = server(backend).await else {
+        return;
+    };
+    let (a_id, a_code) = s.affiliate("Shine Auto Detailing", "business").await;
+    let (b_id, b_code) = s.affiliate("Ironside Gym", "business").await;
+    let fill = |p: &str| p.replace("{A}", &a_id.to_string());
+
+    // Anonymous: every page sends to its sign-in form; every form post too, and nothing
+    // changes.
+    let mut anon = Browser::default();
+    for p in ADMIN_GETS.iter().chain(ADMIN_POSTS) {
+        let method = if ADMIN_POSTS.contains(p) {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let r = anon
+            .send(&s, method, &fill(p), Some("csrf=x&channel=nfc"))
+            .await;
+        assert_eq!(
+            (r.status, r.location.as_str()),
+            (StatusCode::SEE_OTHER, "/admin/sign-in"),
+            "anonymous {p}"
+        );
+    }
+    for p in PORTAL_GETS {
+        let r = anon.get(&s, p).await;
+        assert_eq!(
+            (r.status, r.location.as_str()),
+            (StatusCode::SEE_OTHER, "/portal/sign-in"),
+            "anonymous {p}"
+        );
+    }
+    let r = anon.post(&s, "/portal/sign-out", "csrf=x").await;
+    assert_eq!(r.location, "/portal/sign-in");
+    for (path, field) in [("/admin/sign-in", "password"), ("/portal/sign-in", "email")] {
+        let r = anon.get(&s, path).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.body.contains(&format!("name=\"{field}\"")), "{path}");
+        assert!(!csrf_of(&r.body).is_empty(), "{path} carries a CSRF token");
+    }
+    assert_eq!(
+        s.state.store.affiliate(a_id).await.unwrap().status,
+        "active"
+    );
+    // The JSON API wants its bearer token, session or not.
+    let admin = admin_signed_in(&s).await;
+    let mut with_session = admin.clone();
+    let r = with_session.get(&s, "/api/admin/affiliates").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+
+    // Partner A: its own data only, whatever ids or codes the URL adds.
+    let mut pa = partner_signed_in(&s, a_id).await;
+    for p in PORTAL_GETS {
+        for q in [
+            String::new(),
+            format!("?affiliate_id={b_id}"),
+            format!("?id={b_id}&code={b_code}"),
+        ] {
+            let r = pa.get(&s, &format!("{p}{q}")).await;
+            assert_eq!(r.status, StatusCode::OK, "{p}{q}");
+            assert!(
+                !r.body.contains(&b_code) && !r.body.contains("Ironside"),
+                "{p}{q} shows partner B"
+            );
+            if r.content_type.starts_with("text/html") {
+                assert!(r.body.contains(&a_code), "{p}{q} shows A's own code");
+            }
+        }
+    }
+    for p in [
+        format!("/portal/affiliates/{b_id}"),
+        format!("/portal/{b_id}"),
+        format!("/portal/earnings/{b_id}"),
+    ] {
+        let r = pa.get(&s, &p).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{p}");
+    }
+    // The PNG decodes to A's QR link, not B's.
+    let png = pa.get(&s, "/portal/qr.png").await;
+    assert_eq!(png.content_type, "image/png");
+    let img = image::load_from_memory(&png.bytes).unwrap().to_luma8();
+    assert_eq!(img.dimensions(), (1024, 1024));
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    let grids = prepared.detect_grids();
+    let (_, text) = grids[0].decode().unwrap();
+    assert_eq!(text, format!("https://book.example.com/r/{a_code}?s=qr"));
+    let pdf = pa.get(&s, "/portal/card.pdf").await;
+    assert!(pdf.bytes.starts_with(b"%PDF-"), "{}", pdf.content_type);
+
+    // A partner on admin URLs: its cookie is not even sent there, and a copy of it under
+    // the admin cookie's name is refused (the MAC binds it to the portal).
+    for p in ADMIN_GETS {
+        let r = pa.get(&s, &fill(p)).await;
+        assert_eq!(
+            (r.status, r.location.as_str()),
+            (StatusCode::SEE_OTHER, "/admin/sign-in"),
+            "partner on {p}"
+        );
+    }
+    let (v, _) = pa.cookies["tapkit_portal"].clone();
+    let mut forged = Browser::default();
+    forged
+        .cookies
+        .insert("tapkit_admin".into(), (v.clone(), "/admin".into()));
+    assert_eq!(forged.get(&s, "/admin").await.location, "/admin/sign-in");
+    forged.cookies.insert(
+        "tapkit_admin".into(),
+        (format!("{}.{}", &v[..64], "0".repeat(64)), "/admin".into()),
+    );
+    assert_eq!(forged.get(&s, "/admin").await.location, "/admin/sign-in");
+
+    // CSRF: an admin's form post without this session's token changes nothing.
+    let mut admin = admin;
+    for bad in [
+        "",
+        "csrf=",
+        "csrf=0000",
+        &format!("csrf={}", csrf_of(&pa.get(&s, "/portal").await.body)),
+    ] {
+        let r = admin
+            .post(&s, &format!("/admin/affiliates/{a_id}/suspend"), bad)
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{bad:?}");
+        assert!(r.body.contains("expired"), "{}", r.body);
+    }
+    assert_eq!(
+        s.state.store.affiliate(a_id).await.unwrap().status,
+        "active"
+    );
+    let csrf = csrf_of(&admin.get(&s, "/admin").await.body);
+    let r = admin
+        .post(
+            &s,
+            &format!("/admin/affiliates/{a_id}/suspend"),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        s.state.store.affiliate(a_id).await.unwrap().status,
+        "suspended"
+    );
+    let earnings = pa.get(&s, "/portal/earnings").await;
+    assert!(
+        earnings.body.contains("Your partner account is suspended"),
+        "{}",
+        earnings.body
+    );
+
+    // Sign-out ends the session on the server: a saved copy of the cookie is dead.
+    let saved = pa.clone();
+    let csrf = csrf_of(&pa.get(&s, "/portal").await.body);
+    let r = pa
+        .post(&s, "/portal/sign-out", &format!("csrf={csrf}"))
+        .await;
+    assert_eq!(r.location, "/portal/sign-in?signed_out=1");
+    assert!(!pa.cookies.contains_key("tapkit_portal"));
+    let mut saved = saved;
+    assert_eq!(saved.get(&s, "/portal").await.location, "/portal/sign-in");
+}
+
+#[tokio::test]
+async fn every_route_refuses_the_wrong_person_on_sqlite() {
+    authorisation(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn every_route_refuses_the_wrong_person_on_postgres() {
+    authorisation(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn passwords_lock_out_and_links_work_once() {
+    let s = server(Backend::Sqlite).await.unwrap();
+    let (a_id, _) = s.affiliate("Shine Auto Detailing", "business").await;
+    let _ = admin_signed_in(&s).await;
+    let mut b = Browser::default();
+    // A sign-in post without the pre-session cookie (another site's form) is refused.
+    let r = b
+        .post(
+            &s,
+            "/admin/sign-in",
+            "csrf=abc&email=admin%40example.com&password=correct+horse+battery",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let csrf = csrf_of(&b.get(&s, "/admin/sign-in").await.body);
+    for _ in 0..5 {
+        let r = b
+            .post(
+                &s,
+                "/admin/sign-in",
+                &format!("csrf={csrf}&email=admin%40example.com&password=nope"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(r.body.contains("do not match"));
+    }
+    let r = b
+        .post(
+            &s,
+            "/admin/sign-in",
+            &format!("csrf={csrf}&email=admin%40example.com&password=correct+horse+battery"),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "locked even with the right password"
+    );
+    assert!(r.body.contains("wait 15 minutes"));
+    let r = b
+        .post(
+            &s,
+            "/admin/sign-in",
+            &format!("csrf={csrf}&email=nobody%40example.com&password=x"),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "unknown emails get the same answer"
+    );
+
+    // A one-time link: opening it uses nothing; the button uses it; a second use fails.
+    let url = make_link(&s.state, Role::Partner, a_id, ADMIN_MADE_LINK_MS)
+        .await
+        .unwrap();
+    let path = url.strip_prefix("http://127.0.0.1").unwrap();
+    let mut p = Browser::default();
+    let open = p.get(&s, path).await;
+    let open_again = p.get(&s, path).await;
+    assert_eq!(
+        open_again.status,
+        StatusCode::OK,
+        "a mail scanner's fetch does not use it"
+    );
+    assert!(open.body.contains("Shine Auto Detailing"));
+    let r = p
+        .post(&s, path, &format!("csrf={}", csrf_of(&open.body)))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let mut q = Browser::default();
+    let again = q.get(&s, path).await;
+    assert_eq!(again.status, StatusCode::GONE);
+    assert!(again.body.contains("already been used"));
+    // A partner's link is no admin link; a truncated one says so; an expired one too.
+    let url = make_link(&s.state, Role::Partner, a_id, ADMIN_MADE_LINK_MS)
+        .await
+        .unwrap();
+    let token = url.rsplit('/').next().unwrap();
+    assert_eq!(
+        q.get(&s, &format!("/admin/link/{token}")).await.status,
+        StatusCode::GONE
+    );
+    let r = q.get(&s, &format!("/portal/link/{}", &token[..40])).await;
+    assert!(r.body.contains("incomplete"));
+    let url = make_link(&s.state, Role::Partner, a_id, -1).await.unwrap();
+    let r = q
+        .get(&s, url.strip_prefix("http://127.0.0.1").unwrap())
+        .await;
+    assert!(r.body.contains("expired"), "{}", r.body);
+}
+
+/// A one-connection SMTP server that accepts one message and hands back its text.
+async fn smtp_sink() -> (u16, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = tokio::spawn(async move {
+        let (sock, _) = l.accept().await.unwrap();
+        let (r, mut w) = sock.into_split();
+        let mut r = BufReader::new(r);
+        w.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+        let mut data = String::new();
+        let mut in_data = false;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line).await.unwrap() == 0 {
+                break;
+            }
+            if in_data {
+                if line == ".\r\n" {
+                    in_data = false;
+                    w.write_all(b"250 queued\r\n").await.unwrap();
+                } else {
+                    data.push_str(&line);
+                }
+                continue;
+            }
+            let cmd = line.to_ascii_uppercase();
+            let reply: &[u8] = if cmd.starts_with("EHLO") {
+                b"250-sink\r\n250 8BITMIME\r\n"
+            } else if cmd.starts_with("DATA") {
+                in_data = true;
+                b"354 go on\r\n"
+            } else if cmd.starts_with("QUIT") {
+                w.write_all(b"221 bye\r\n").await.unwrap();
+                break;
+            } else {
+                b"250 ok\r\n"
+            };
+            w.write_all(reply).await.unwrap();
+        }
+        data
+    });
+    (port, h)
+}
+
+#[tokio::test]
+async fn a_partner_asks_for_a_link_by_email_and_it_arrives_over_smtp() {
+    let (port, sink) = smtp_sink().await;
+    // SAFETY of the test: only this test sets the SMTP URL, read once at config load.
+    let s = {
+        let mut s = server_with(Backend::Sqlite, ProgramConfig::default())
+            .await
+            .unwrap();
+        let mut config = s.state.config.clone();
+        config.smtp_url = Some(tapkit_server::config::Secret(
+            format!("smtp://127.0.0.1:{port}").into_bytes(),
+        ));
+        s.state = tapkit_server::AppState::new(config, common::SECRET)
+            .await
+            .unwrap();
+        s
+    };
+    let (a_id, _) = s.affiliate("Shine Auto Detailing", "business").await;
+    s.admin(
+        Method::PATCH,
+        &format!("/api/admin/affiliates/{a_id}"),
+        r#"{"contact": "Owner@Shine.example"}"#,
+    )
+    .await;
+    let mut b = Browser::default();
+    let csrf = csrf_of(&b.get(&s, "/portal/sign-in").await.body);
+    let unknown = b
+        .post(
+            &s,
+            "/portal/sign-in",
+            &format!("csrf={csrf}&email=stranger%40example.com"),
+        )
+        .await;
+    let known = b
+        .post(
+            &s,
+            "/portal/sign-in",
+            &format!("csrf={csrf}&email=owner%40shine.example"),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::OK);
+    assert_eq!(
+        unknown.body.replace("stranger@example.com", "X"),
+        known.body.replace("owner@shine.example", "X"),
+        "the page does not tell known from unknown addresses"
+    );
+    let mail = tokio::time::timeout(std::time::Duration::from_secs(10), sink)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(mail.contains("To: owner@shine.example"), "{mail}");
+    // Undo quoted-printable soft breaks as a mail client does.
+    let mail = mail.replace("=\r\n", "").replace("=3D", "=");
+    let link = mail
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1/portal/link/"))
+        .unwrap_or_else(|| panic!("no link in {mail}"));
+    let path = link.strip_prefix("http://127.0.0.1").unwrap();
+    let mut p = Browser::default();
+    let open = p.get(&s, path).await;
+    let r = p
+        .post(&s, path, &format!("csrf={}", csrf_of(&open.body)))
+        .await;
+    assert_eq!(r.location, "/portal");
+    assert!(
+        p.get(&s, "/portal")
+            .await
+            .body
+            .contains("Hello, Shine Auto Detailing")
+    );
+}
+
+#[tokio::test]
+async fn console_pages_act_and_export() {
+    let s = server(Backend::Sqlite).await.unwrap();
+    let mut admin = admin_signed_in(&s).await;
+    let csrf = csrf_of(&admin.get(&s, "/admin").await.body);
+    // Create through the form; a bad kind is named and the form keeps what was typed.
+    let bad = admin
+        .post(
+            &s,
+            "/admin/affiliates",
+            &format!("csrf={csrf}&name=Shine+Auto&kind=robot"),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.body.contains("is not business, influencer or customer")
+            && bad.body.contains("value=\"Shine Auto\"")
+    );
+    let r = admin.post(&s, "/admin/affiliates", &format!("csrf={csrf}&name=Shine+%3Cb%3EAuto%3C%2Fb%3E&kind=business&contact=owner%40shine.example")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = admin.get(&s, &r.location).await;
+    assert!(
+        page.body.contains("Shine &lt;b&gt;Auto&lt;/b&gt;"),
+        "names are escaped"
+    );
+    assert!(page.body.contains("Affiliate created."));
+    let id: i64 = r
+        .location
+        .trim_start_matches("/admin/affiliates/")
+        .split('?')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let code = s.state.store.affiliate(id).await.unwrap().code;
+    // Kill a channel, search, provisioning and its PDF.
+    let r = admin
+        .post(
+            &s,
+            &format!("/admin/affiliates/{id}/kill"),
+            &format!("csrf={csrf}&channel=qr"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(s.state.directory.killed(id, "qr"));
+    let r = admin
+        .post(
+            &s,
+            &format!("/admin/affiliates/{id}/kill"),
+            &format!("csrf={csrf}&channel=fax"),
+        )
+        .await;
+    assert!(r.body.contains("is not nfc, qr, kiosk or link"));
+    assert!(
+        admin
+            .get(&s, "/admin/affiliates?q=shine")
+            .await
+            .body
+            .contains(&code)
+    );
+    assert!(
+        !admin
+            .get(&s, "/admin/affiliates?q=zzz")
+            .await
+            .body
+            .contains(&code)
+    );
+    assert!(
+        admin
+            .get(&s, "/admin/provisioning")
+            .await
+            .body
+            .contains(&code)
+    );
+    let pdf = admin
+        .get(
+            &s,
+            &format!("/admin/provisioning/cards.pdf?id={id}&layout=a4"),
+        )
+        .await;
+    assert!(pdf.bytes.starts_with(b"%PDF-"));
+    assert_eq!(
+        admin
+            .get(&s, "/admin/provisioning/cards.pdf?layout=a4")
+            .await
+            .location,
+        "/admin/provisioning?error=none"
+    );
+    // A sign-in link made for the partner (no mail server: shown here).
+    let r = admin
+        .post(
+            &s,
+            &format!("/admin/affiliates/{id}/sign-in-link"),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+    assert!(
+        r.body.contains("http://127.0.0.1/portal/link/"),
+        "{}",
+        r.body
+    );
+    // Taps, then the clicks export for today holds them (no IP hash column).
+    s.tap(&code, "").await;
+    s.tap(&code, "").await;
+    let today = tapkit_core::date::format_date(now_ms() / 86_400_000);
+    let csv = admin
+        .get(
+            &s,
+            &format!("/admin/exports/clicks.csv?from={today}&to={today}"),
+        )
+        .await;
+    assert_eq!(csv.content_type, "text/csv; charset=utf-8");
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(
+        lines[0],
+        "click_id,at_utc,code,affiliate_id,channel,outcome,reason,card_uid,counter,referer"
+    );
+    assert_eq!(lines.len(), 3, "{}", csv.body);
+    assert!(!csv.body.contains("ip_hash"));
+    let bad = admin
+        .get(&s, "/admin/exports/clicks.csv?from=tomorrow")
+        .await;
+    assert!(bad.location.starts_with("/admin/exports?error="));
+    for which in ["conversions.csv", "commissions.csv"] {
+        let r = admin.get(&s, &format!("/admin/exports/{which}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{which}");
+    }
+    // Overview shows the clicks; the other pages render.
+    let o = admin.get(&s, "/admin").await;
+    assert!(o.body.contains("<svg") && o.body.contains("Clicks per day by channel"));
+    for p in [
+        "/admin/reviews",
+        "/admin/payouts",
+        "/admin/program",
+        "/admin/exports",
+    ] {
+        let r = admin.get(&s, p).await;
+        assert_eq!(r.status, StatusCode::OK, "{p}");
+        assert!(
+            r.body.contains("aria-current=\"page\""),
+            "{p} marks its navigation entry"
+        );
+    }
+    // Closing a month that has not ended is refused with the reason.
+    let month = tapkit_core::date::month_of_ms(now_ms());
+    let r = admin
+        .post(
+            &s,
+            "/admin/payouts/close",
+            &format!("csrf={csrf}&period={month}"),
+        )
+        .await;
+    assert!(
+        r.location.starts_with("/admin/payouts?error="),
+        "{}",
+        r.location
+    );
+    let shown = admin.get(&s, &r.location).await;
+    assert!(shown.body.contains("has not ended yet"), "{}", shown.body);
+}
