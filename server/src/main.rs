@@ -13,7 +13,13 @@ use tracing_subscriber::EnvFilter;
 /// TAPKIT_DATA_DIR (default ./tapkit-data), TAPKIT_RATE_LIMIT_PER_HOUR (default 50, 0 =
 /// off), TAPKIT_SQLITE_SYNCHRONOUS (full, the default: a click whose 302 was sent survives
 /// power loss; normal: it survives a server crash, faster), TAPKIT_SECRET_FILE (default
-/// <data dir>/secret, created on first start).
+/// <data dir>/secret, created on first start), TAPKIT_PUBLIC_URL (where people reach
+/// this server, for sign-in links; default https://<program domain>), TAPKIT_SMTP_URL or
+/// TAPKIT_SMTP_URL_FILE (smtps://user:password@host: sign-in links are emailed; without
+/// it they are shown to the admin and logged), TAPKIT_MAIL_FROM (their From address).
+///
+/// The admin console is at /admin (add an admin with `admin add`), the partner portal at
+/// /portal.
 #[derive(Debug, Parser)]
 #[command(name = "tapkit-server", version, max_term_width = 100)]
 struct Cli {

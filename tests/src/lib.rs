@@ -258,6 +258,8 @@ impl Server {
             ),
             ("TAPKIT_LISTEN".to_owned(), addr.clone()),
             ("TAPKIT_DATA_DIR".to_owned(), dir.display().to_string()),
+            // Sign-in links point at this server.
+            ("TAPKIT_PUBLIC_URL".to_owned(), format!("http://{addr}")),
         ];
         env.extend(
             extra_env
@@ -328,6 +330,23 @@ impl Server {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("tapkit-server runs")
+    }
+
+    /// Runs another `tapkit-server` subcommand with `input` on its standard input.
+    pub fn command_with_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child = Command::new(bin("tapkit-server"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tapkit-server runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin.write_all(input.as_bytes()).expect("stdin");
+        }
+        child.wait_with_output().expect("tapkit-server finishes")
     }
 
     /// SIGTERM (a graceful stop) and the exit status.

@@ -392,3 +392,330 @@ fn the_kiosk_page_shows_a_scannable_qr_at_counter_screen_sizes() {
     let _ = std::fs::remove_dir_all(&state);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ------------------------------------------------------------ console and portal
+
+impl Driver {
+    fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn current_url(&self) -> String {
+        self.call("GET", "/url", None).as_str().unwrap().to_owned()
+    }
+
+    fn js(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+    }
+
+    fn js_async(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/async",
+            Some(json!({ "script": script, "args": [] })),
+        )
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.call(
+            "POST",
+            "/element",
+            Some(json!({ "using": "css selector", "value": css })),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_owned()
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    /// Clicks something that loads a new page and waits until the new page has loaded.
+    fn click_to_load(&self, css: &str) {
+        self.js("window.__tapkit_old_page = true; return true");
+        self.click(css);
+        assert!(
+            eventually(Duration::from_secs(15), || {
+                self.js("return !window.__tapkit_old_page && document.readyState === 'complete'")
+                    == json!(true)
+            }),
+            "clicking {css} did not load a page"
+        );
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.call("POST", &format!("/element/{id}/clear"), Some(json!({})));
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    fn text(&self) -> String {
+        self.js("return document.body.innerText")
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Makes the page's viewport exactly `w`×`h` CSS pixels.
+    fn viewport(&self, w: u64, h: u64) {
+        let chrome = self.js("return [outerWidth - innerWidth, outerHeight - innerHeight]");
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": w + chrome[0].as_u64().unwrap(), "height": h + chrome[1].as_u64().unwrap() })),
+        );
+    }
+}
+
+fn artifacts() -> std::path::PathBuf {
+    let dir = bin("tapkit-server")
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// axe-core's WCAG 2.1 A/AA rules on the page; panics listing every violation.
+fn accessible(driver: &Driver, axe: &str, name: &str) {
+    driver.js(&format!("{axe}\n;return true;"));
+    let v = driver.js_async(
+        "var done = arguments[arguments.length - 1];\
+         axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })\
+           .then(function (r) { done(r.violations.map(function (v) {\
+             return v.id + ' (' + v.impact + '): ' + v.help + ' at ' + v.nodes.map(function (n) { return n.target.join(' '); }).join(', ');\
+           })); }, function (e) { done(['axe failed: ' + e]); });",
+    );
+    let list: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        list.is_empty(),
+        "{name}: accessibility violations:\n{}",
+        list.join("\n")
+    );
+}
+
+/// Screenshots `name` at phone and desktop width into target/test-artifacts, checking
+/// accessibility and that nothing overflows the phone's width.
+fn review(driver: &Driver, axe: &str, name: &str) {
+    for (label, w, h) in [("phone", 390, 844), ("desktop", 1280, 900)] {
+        driver.viewport(w, h);
+        let overflow = driver.js("return document.documentElement.scrollWidth - innerWidth");
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{name} at {label} width scrolls sideways by {overflow} px"
+        );
+        accessible(driver, axe, &format!("{name} ({label})"));
+        let shot = driver.call("GET", "/screenshot", None);
+        let png = tapkit_core::base64::decode(shot.as_str().unwrap()).unwrap();
+        std::fs::write(artifacts().join(format!("{name}-{label}.png")), png).unwrap();
+    }
+    // One round trip: no stylesheet, script or font fetched besides the page (the
+    // portal's QR image is the one static asset).
+    let fetched = driver.js(
+        "return performance.getEntriesByType('resource').map(function (e) { return e.name; })\
+           .filter(function (n) { return n.indexOf('/portal/qr.') < 0; })",
+    );
+    assert_eq!(fetched, json!([]), "{name} fetched more than the page");
+}
+
+#[test]
+fn an_admin_creates_a_partner_who_signs_in_downloads_the_qr_and_sees_a_suspension() {
+    let _one = ONE_BROWSER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let axe_path = std::env::var("TAPKIT_AXE").unwrap_or_else(|_| {
+        bin("tapkit-server")
+            .parent()
+            .and_then(|d| d.parent())
+            .unwrap()
+            .join("npm/node_modules/axe-core/axe.min.js")
+            .display()
+            .to_string()
+    });
+    let Ok(axe) = std::fs::read_to_string(&axe_path) else {
+        assert!(
+            std::env::var("TAPKIT_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "axe-core is missing at {axe_path}: scripts/test.sh installs it with npm"
+        );
+        eprintln!("skipped: no axe-core at {axe_path}");
+        return;
+    };
+    let Some(admin) = Driver::start_with(&["--window-size=1280,900".into()]) else {
+        return;
+    };
+    let server = Server::start("browser-console", None, &[]);
+    let out = server.command_with_input(
+        &[
+            "admin",
+            "add",
+            "--email",
+            "owner@brand.example",
+            "--password-stdin",
+        ],
+        "a long admin passphrase\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = server.url();
+
+    // The partner's browser (another profile: a second browser context) first sees the
+    // sign-in forms.
+    let partner = Driver::start_with(&["--window-size=1280,900".into()]).unwrap();
+    partner.goto(&format!("{base}/portal/earnings"));
+    assert!(
+        partner.current_url().ends_with("/portal/sign-in"),
+        "{}",
+        partner.current_url()
+    );
+    review(&partner, &axe, "portal-sign-in");
+    partner.goto(&format!("{base}/admin/affiliates"));
+    assert!(partner.current_url().ends_with("/admin/sign-in"));
+    review(&partner, &axe, "admin-sign-in");
+
+    // The admin signs in and creates the partner.
+    admin.goto(&format!("{base}/admin"));
+    assert!(admin.current_url().ends_with("/admin/sign-in"));
+    admin.type_into("#email", "owner@brand.example");
+    admin.type_into("#password", "a long admin passphrase");
+    admin.click_to_load("form[action='/admin/sign-in'] button");
+    assert!(
+        admin.current_url().ends_with("/admin"),
+        "{}: {}",
+        admin.current_url(),
+        admin.text()
+    );
+    admin.goto(&format!("{base}/admin/affiliates"));
+    admin.type_into("#name", "Shine Auto Detailing");
+    admin.type_into("#contact", "owner@shine.example");
+    admin.click_to_load("form[method=post][action='/admin/affiliates'] button[type=submit]");
+    assert!(
+        admin.text().contains("Affiliate created."),
+        "{} {}",
+        admin.current_url(),
+        admin.text()
+    );
+    let partner_page = admin.current_url();
+    let code = admin.js("return document.querySelector('dl.kv dd code').textContent");
+    let code = code.as_str().unwrap().to_owned();
+    // A few taps so the charts have something to draw.
+    for q in ["", "?s=qr", ""] {
+        let (status, _, _) = http_request(
+            &server.addr,
+            "GET",
+            &format!("/r/{code}{q}"),
+            "User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1\r\n",
+            None,
+        );
+        assert_eq!(status, 302);
+    }
+    // The sign-in link for the partner, shown to the admin (no mail server here).
+    admin.goto(&partner_page);
+    admin.click_to_load("form[action$='/sign-in-link'] button");
+    let link = admin.js("return document.getElementById('signin-link').value");
+    let link = link.as_str().unwrap().to_owned();
+    assert!(link.starts_with(&format!("{base}/portal/link/")), "{link}");
+    review(&admin, &axe, "admin-affiliate");
+
+    // The partner opens it, presses the button, lands on the portal.
+    partner.goto(&link);
+    review(&partner, &axe, "portal-link");
+    partner.click_to_load("main form button");
+    assert!(
+        partner.current_url().ends_with("/portal"),
+        "{}",
+        partner.current_url()
+    );
+    assert!(partner.text().contains("Hello, Shine Auto Detailing"));
+    assert_eq!(
+        partner.js("return document.getElementById('partner-link').value"),
+        json!(format!("https://book.example.com/r/{code}"))
+    );
+    // The PNG download, fetched as the partner's browser does, decodes to their link.
+    let b64 = partner.js_async(
+        "var done = arguments[arguments.length - 1];\
+         fetch('/portal/qr.png').then(function (r) { return r.arrayBuffer(); }).then(function (b) {\
+           var s = ''; var u = new Uint8Array(b); for (var i = 0; i < u.length; i++) s += String.fromCharCode(u[i]);\
+           done(btoa(s)); }, function (e) { done('ERR ' + e); });",
+    );
+    let b64 = b64.as_str().unwrap();
+    let png = tapkit_core::base64::decode(b64)
+        .unwrap_or_else(|| panic!("not base64: {}", &b64[..b64.len().min(200)]));
+    let file = artifacts().join("portal-qr-download.png");
+    std::fs::write(&file, &png).unwrap();
+    assert_eq!(
+        zbar(&file),
+        vec![format!("https://book.example.com/r/{code}?s=qr")],
+        "the downloaded QR reads as the partner's link"
+    );
+    review(&partner, &axe, "portal-home");
+    partner.goto(&format!("{base}/portal/earnings"));
+    assert!(!partner.text().contains("suspended"));
+    review(&partner, &axe, "portal-earnings");
+
+    // Every console page, at both widths.
+    for (name, path) in [
+        ("admin-overview", "/admin".to_owned()),
+        ("admin-affiliates", "/admin/affiliates".to_owned()),
+        ("admin-provisioning", "/admin/provisioning".to_owned()),
+        ("admin-reviews", "/admin/reviews".to_owned()),
+        ("admin-payouts", "/admin/payouts".to_owned()),
+        ("admin-exports", "/admin/exports".to_owned()),
+        ("admin-program", "/admin/program".to_owned()),
+    ] {
+        admin.goto(&format!("{base}{path}"));
+        assert!(
+            admin.current_url().ends_with(&path),
+            "{name}: {}",
+            admin.current_url()
+        );
+        review(&admin, &axe, name);
+    }
+    admin.goto(&format!("{base}/admin"));
+    assert!(
+        admin.text().contains("3\nclicks")
+            || admin.text().contains("3 clicks")
+            || admin.js("return document.querySelector('.stat .v').textContent") == json!("3"),
+        "{}",
+        admin.text()
+    );
+
+    // The admin suspends the partner; the partner's earnings page says so.
+    admin.goto(&partner_page);
+    admin.click_to_load("form[action$='/suspend'] button");
+    assert!(admin.text().contains("Suspended"), "{}", admin.text());
+    partner.goto(&format!("{base}/portal/earnings"));
+    assert!(
+        partner
+            .text()
+            .contains("Your partner account is suspended."),
+        "{}",
+        partner.text()
+    );
+    // Signing out ends the partner's session.
+    partner.goto(&format!("{base}/portal"));
+    partner.click_to_load("header form button");
+    assert!(partner.current_url().contains("/portal/sign-in"));
+    partner.goto(&format!("{base}/portal/earnings"));
+    assert!(partner.current_url().ends_with("/portal/sign-in"));
+}

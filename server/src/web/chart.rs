@@ -61,8 +61,10 @@ pub fn stacked_bars(
         labels.first().map_or("", String::as_str),
         labels.last().map_or("", String::as_str),
     );
-    for i in 0..=4 {
-        let v = max * i / 4;
+    // Gridlines at whole numbers, evenly spaced.
+    let steps = [5, 4, 2, 1].into_iter().find(|k| max % k == 0).unwrap_or(1);
+    for i in 0..=steps {
+        let v = max * i / steps;
         let y = TOP + plot_h - plot_h * f(v) / f(max);
         let _ = write!(
             svg,
