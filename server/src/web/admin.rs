@@ -12,13 +12,13 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 
 use super::auth::{
-    ADMIN_MADE_LINK_MS, AdminSession, Role, Session, make_link, pre_session, pre_session_ok,
-    verify_password,
+    ADMIN_MADE_LINK_MS, AdminForm, AdminSession, Role, Session, make_link, pre_session,
+    pre_session_ok, verify_password,
 };
 use super::data::Export;
 use super::{
-    Fields, channel_name, chart, csrf_failed, date, day_range, download, message_page, money, page,
-    respond, server_error, signin, when,
+    Fields, channel_name, chart, date, day_range, download, message_page, money, page, respond,
+    respond_setting, server_error, signin, when,
 };
 use crate::AppState;
 use crate::admin::Admin;
@@ -150,11 +150,11 @@ async fn sign_in_form(
     let q = Fields::parse(q.unwrap_or_default().as_bytes());
     let note = q.get("signed_out").map(|_| "You are signed out.");
     let (set, csrf) = pre_session(&s, &headers);
-    let mut r = respond(StatusCode::OK, &sign_in_page(&s, &csrf, None, "", note));
-    if let Some(set) = set {
-        r.headers_mut().append(header::SET_COOKIE, set);
-    }
-    r
+    respond_setting(
+        StatusCode::OK,
+        &sign_in_page(&s, &csrf, None, "", note),
+        set,
+    )
 }
 
 async fn sign_in(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -484,15 +484,7 @@ fn status_badge(status: &str) -> Markup {
     html! { span class=(class) { (status) } }
 }
 
-async fn create(
-    AdminSession(sess): AdminSession,
-    State(s): State<AppState>,
-    body: Bytes,
-) -> Response {
-    let f = Fields::parse(&body);
-    if !sess.csrf_ok(f.get("csrf").unwrap_or("")) {
-        return csrf_failed(&s, Role::Admin);
-    }
+async fn create(State(s): State<AppState>, AdminForm(sess, f): AdminForm) -> Response {
     let contact = f.get("contact");
     match crate::admin::new_affiliate(
         &s,
@@ -665,15 +657,10 @@ async fn affiliate_page(
 }
 
 async fn affiliate_action(
-    AdminSession(sess): AdminSession,
     State(s): State<AppState>,
     Path((raw, action)): Path<(String, String)>,
-    body: Bytes,
+    AdminForm(sess, f): AdminForm,
 ) -> Response {
-    let f = Fields::parse(&body);
-    if !sess.csrf_ok(f.get("csrf").unwrap_or("")) {
-        return csrf_failed(&s, Role::Admin);
-    }
     let a = match load_affiliate(&s, &raw).await {
         Ok(a) => a,
         Err(r) => return r,
@@ -953,15 +940,10 @@ fn error_redirect(path: &str, e: &ApiError) -> Response {
 }
 
 async fn decide(
-    AdminSession(sess): AdminSession,
     State(s): State<AppState>,
     Path((raw, verdict)): Path<(String, String)>,
-    body: Bytes,
+    AdminForm(..): AdminForm,
 ) -> Response {
-    let f = Fields::parse(&body);
-    if !sess.csrf_ok(f.get("csrf").unwrap_or("")) {
-        return csrf_failed(&s, Role::Admin);
-    }
     // The same decision the API makes (one code path); the console has checked the
     // session in place of the bearer token.
     match crate::conversions::decide(
@@ -1071,15 +1053,7 @@ async fn payouts(
     shell(&s, &sess, "Payouts", "/admin/payouts", body)
 }
 
-async fn close(
-    AdminSession(sess): AdminSession,
-    State(s): State<AppState>,
-    body: Bytes,
-) -> Response {
-    let f = Fields::parse(&body);
-    if !sess.csrf_ok(f.get("csrf").unwrap_or("")) {
-        return csrf_failed(&s, Role::Admin);
-    }
+async fn close(State(s): State<AppState>, AdminForm(_, f): AdminForm) -> Response {
     let period = f.get("period").unwrap_or("").trim().to_owned();
     match crate::payouts::close(&s, &period, now_ms()).await {
         Ok(r) => {
@@ -1091,15 +1065,10 @@ async fn close(
 }
 
 async fn paid(
-    AdminSession(sess): AdminSession,
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    body: Bytes,
+    AdminForm(_, f): AdminForm,
 ) -> Response {
-    let f = Fields::parse(&body);
-    if !sess.csrf_ok(f.get("csrf").unwrap_or("")) {
-        return csrf_failed(&s, Role::Admin);
-    }
     let reference = f.get("reference").map(str::trim).filter(|r| !r.is_empty());
     let json = serde_json::json!({ "reference": reference }).to_string();
     match crate::payouts::mark_paid(Admin, State(s.clone()), Path(raw), Bytes::from(json)).await {

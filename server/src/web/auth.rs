@@ -272,6 +272,27 @@ impl FromRequestParts<AppState> for PartnerSession {
     }
 }
 
+/// A signed-in admin's posted form whose CSRF token matches the session (else the
+/// sign-in redirect, or the "form has expired" page).
+#[derive(Debug)]
+pub struct AdminForm(pub Session, pub super::Fields);
+
+impl axum::extract::FromRequest<AppState> for AdminForm {
+    type Rejection = Response;
+    async fn from_request(req: axum::extract::Request, s: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let AdminSession(session) = AdminSession::from_request_parts(&mut parts, s).await?;
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .map_err(|_| super::csrf_failed(s, Role::Admin))?;
+        let fields = super::Fields::parse(&bytes);
+        if !session.csrf_ok(fields.get("csrf").unwrap_or("")) {
+            return Err(super::csrf_failed(s, Role::Admin));
+        }
+        Ok(Self(session, fields))
+    }
+}
+
 /// An argon2id hash (PHC string) of a password.
 pub fn hash_password(password: &str) -> Result<String, String> {
     use argon2::PasswordHasher;

@@ -190,6 +190,20 @@ pub fn respond(status: StatusCode, markup: &Markup) -> Response {
     r
 }
 
+/// [`respond`], also setting a cookie when one is given (the sign-in forms'
+/// pre-session).
+pub fn respond_setting(
+    status: StatusCode,
+    markup: &Markup,
+    cookie: Option<HeaderValue>,
+) -> Response {
+    let mut r = respond(status, markup);
+    if let Some(c) = cookie {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}
+
 /// No caching of personal pages, no framing, no foreign scripts.
 pub fn secure_headers(h: &mut axum::http::HeaderMap) {
     h.insert(

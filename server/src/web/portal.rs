@@ -15,7 +15,10 @@ use super::auth::{
     EMAILED_LINK_MS, PartnerSession, Role, Session, make_link, pre_session, pre_session_ok,
     send_link,
 };
-use super::{Fields, channel_name, date, download, money, page, respond, server_error, signin};
+use super::{
+    Fields, channel_name, date, download, money, page, respond, respond_setting, server_error,
+    signin,
+};
 use crate::AppState;
 use crate::store::{Affiliate, now_ms};
 
@@ -102,11 +105,11 @@ async fn sign_in_form(
     let q = Fields::parse(q.unwrap_or_default().as_bytes());
     let (set, csrf) = pre_session(&s, &headers);
     let note = q.get("signed_out").map(|_| "You are signed out.");
-    let mut r = respond(StatusCode::OK, &sign_in_page(&s, &csrf, None, None, note));
-    if let Some(set) = set {
-        r.headers_mut().append(header::SET_COOKIE, set);
-    }
-    r
+    respond_setting(
+        StatusCode::OK,
+        &sign_in_page(&s, &csrf, None, None, note),
+        set,
+    )
 }
 
 /// Emailed links per partner per hour.

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use super::auth::{Role, Session, pre_session, pre_session_ok};
-use super::{Fields, csrf_failed, page, respond, server_error};
+use super::{Fields, csrf_failed, page, respond, respond_setting, server_error};
 use crate::AppState;
 use crate::keys::token_hash;
 use crate::store::now_ms;
@@ -85,11 +85,11 @@ pub async fn open(s: &AppState, role: Role, token: &str, headers: &HeaderMap) ->
             p.muted { "The link works once. Not you? Close this page." }
         }
     };
-    let mut r = respond(StatusCode::OK, &page(s, role, "Sign in", "", None, body));
-    if let Some(set) = set {
-        r.headers_mut().append(header::SET_COOKIE, set);
-    }
-    r
+    respond_setting(
+        StatusCode::OK,
+        &page(s, role, "Sign in", "", None, body),
+        set,
+    )
 }
 
 /// `POST …/link/{token}`: uses the link up and starts a session.
