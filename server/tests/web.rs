@@ -568,8 +568,19 @@ async fn a_partner_asks_for_a_link_by_email_and_it_arrives_over_smtp() {
 }
 
 #[tokio::test]
-async fn console_pages_act_and_export() {
-    let s = server(Backend::Sqlite).await.unwrap();
+async fn console_pages_act_and_export_on_sqlite() {
+    console_pages(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn console_pages_act_and_export_on_postgres() {
+    console_pages(Backend::Postgres).await;
+}
+
+async fn console_pages(backend: Backend) {
+    let Some(s) = server(backend).await else {
+        return;
+    };
     let mut admin = admin_signed_in(&s).await;
     let csrf = csrf_of(&admin.get(&s, "/admin").await.body);
     // Create through the form; a bad kind is named and the form keeps what was typed.
@@ -726,4 +737,68 @@ async fn console_pages_act_and_export() {
     );
     let shown = admin.get(&s, &r.location).await;
     assert!(shown.body.contains("has not ended yet"), "{}", shown.body);
+    // A crafted link cannot put its own words in the console.
+    let forged = admin
+        .get(
+            &s,
+            "/admin/payouts?error=Security+alert%3A+sign+in+at+evil.example&sig=00",
+        )
+        .await;
+    assert!(!forged.body.contains("Security alert"));
+}
+
+async fn earnings(backend: Backend) {
+    let Some(s) = server(backend).await else {
+        return;
+    };
+    let (a, code) = s.affiliate("Shine Auto Detailing", "business").await;
+    let now = now_ms();
+    let t1 = s.click_at(a, &code, now - 60_000, "h1").await;
+    let t2 = s.click_at(a, &code, now - 50_000, "h2").await;
+    // bk-1 earns (paid + serviced) and is refunded; bk-2 is paid, not serviced: pending.
+    s.deliver(common::event("booking_paid", "bk-1", now - 1000, Some(&t1)))
+        .await;
+    s.deliver(common::event("booking_serviced", "bk-1", now - 900, None))
+        .await;
+    s.deliver(common::event("booking_paid", "bk-2", now - 800, Some(&t2)))
+        .await;
+    s.deliver(common::event("booking_refunded", "bk-1", now - 700, None))
+        .await;
+    let mut p = partner_signed_in(&s, a).await;
+    let page = p.get(&s, "/portal/earnings").await;
+    let month = tapkit_core::date::month_of_ms(now);
+    let row = page
+        .body
+        .split("<tr>")
+        .find(|r| r.contains(&format!("<th scope=\"row\">{month}</th>")))
+        .unwrap_or_else(|| panic!("no row for {month}: {}", page.body));
+    let cells: Vec<&str> = row
+        .split("<td class=\"n\">")
+        .skip(1)
+        .map(|c| c.split('<').next().unwrap())
+        .collect();
+    assert_eq!(
+        cells,
+        vec!["20.00 USD", "20.00 USD", "20.00 USD"],
+        "pending, earned, refunded: {row}"
+    );
+    let history: Vec<&str> = ["waiting for the service", "refunded"]
+        .into_iter()
+        .filter(|t| page.body.contains(t))
+        .collect();
+    assert_eq!(history.len(), 2, "{}", page.body);
+    assert!(
+        !page.body.contains("cust-bk"),
+        "no customer ids on the partner's pages"
+    );
+}
+
+#[tokio::test]
+async fn earnings_follow_the_ledger_on_sqlite() {
+    earnings(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn earnings_follow_the_ledger_on_postgres() {
+    earnings(Backend::Postgres).await;
 }

@@ -159,9 +159,11 @@ async fn sign_in_form(
 
 async fn sign_in(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let f = Fields::parse(&body);
-    let (_, csrf) = pre_session(&s, &headers);
+    // The form shown again carries a token for the browser's pre-session cookie, or for
+    // a new one set with it (the old one may have expired).
+    let (set, csrf) = pre_session(&s, &headers);
     if !pre_session_ok(&s, &headers, f.get("csrf").unwrap_or("")) {
-        return respond(
+        return respond_setting(
             StatusCode::FORBIDDEN,
             &sign_in_page(
                 &s,
@@ -172,13 +174,26 @@ async fn sign_in(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
                 "",
                 None,
             ),
+            set,
         );
     }
     let email = f.get("email").unwrap_or("").trim().to_lowercase();
     let password = f.get("password").unwrap_or("").to_owned();
-    let now = now_ms();
-    if s.web.locked(&email, now) {
-        return respond(
+    if email.len() > 200 || !email.contains('@') || password.len() > 1024 {
+        return respond_setting(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &sign_in_page(
+                &s,
+                &csrf,
+                Some("Enter your email address and password."),
+                "",
+                None,
+            ),
+            set,
+        );
+    }
+    if !s.web.begin_attempt(&email, now_ms()) {
+        return respond_setting(
             StatusCode::TOO_MANY_REQUESTS,
             &sign_in_page(
                 &s,
@@ -189,8 +204,13 @@ async fn sign_in(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
                 &email,
                 None,
             ),
+            set,
         );
     }
+    // At most a few argon2 checks at once (each holds 19 MiB); a flood waits its turn.
+    let Ok(_permit) = s.web.hashing.acquire().await else {
+        return server_error("the password check queue is closed");
+    };
     let admin = match s.store.admin_by_email(&email).await {
         Ok(a) => a,
         Err(e) => return server_error(&e.to_string()),
@@ -212,21 +232,17 @@ async fn sign_in(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
                 Err(e) => server_error(&e.to_string()),
             }
         }
-        _ => {
-            s.web.failed(&email, now);
-            respond(
-                StatusCode::UNAUTHORIZED,
-                &sign_in_page(
-                    &s,
-                    &csrf,
-                    Some(
-                        "That email and password do not match an admin. Check both and try again.",
-                    ),
-                    &email,
-                    None,
-                ),
-            )
-        }
+        _ => respond_setting(
+            StatusCode::UNAUTHORIZED,
+            &sign_in_page(
+                &s,
+                &csrf,
+                Some("That email and password do not match an admin. Check both and try again."),
+                &email,
+                None,
+            ),
+            set,
+        ),
     }
 }
 
@@ -890,7 +906,7 @@ async fn reviews(
     let body = html! {
         h1 { "Review queue" }
         (done_notice(&q))
-        @if let Some(e) = q.get("error") { (error_notice(e)) }
+        (flash_error(&s, &q))
         p.lead { (open.len()) " held conversions wait for a decision. Approved ones earn; rejected ones earn nothing. Decisions are final." }
         @if !open.is_empty() {
             div.scroll { table {
@@ -924,19 +940,31 @@ async fn reviews(
     shell(&s, &sess, "Reviews", "/admin/reviews", body)
 }
 
-fn error_redirect(path: &str, e: &ApiError) -> Response {
+/// Back to `path` with the error's message; the message travels signed so that a
+/// crafted link cannot put words of its own into the console.
+fn error_redirect(s: &AppState, path: &str, e: &ApiError) -> Response {
     let msg = e.message();
-    let enc: String = msg
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    Redirect::to(&format!("{path}?error={enc}")).into_response()
+    let enc = |t: &str| -> String {
+        t.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    let sig = s.keys.web_mac("console error", &msg);
+    Redirect::to(&format!("{path}?error={}&sig={sig}", enc(&msg))).into_response()
+}
+
+/// The error a redirect carried, if its signature is good.
+fn flash_error(s: &AppState, q: &Fields) -> Markup {
+    match (q.get("error"), q.get("sig")) {
+        (Some(e), Some(sig)) if s.keys.web_verify("console error", e, sig) => error_notice(e),
+        _ => html! {},
+    }
 }
 
 async fn decide(
@@ -963,7 +991,7 @@ async fn decide(
             }
         ))
         .into_response(),
-        Err(e) => error_redirect("/admin/reviews", &e),
+        Err(e) => error_redirect(&s, "/admin/reviews", &e),
     }
 }
 
@@ -1003,7 +1031,7 @@ async fn payouts(
     let body = html! {
         h1 { "Payouts" }
         (done_notice(&q))
-        @if let Some(e) = q.get("error") { (error_notice(e)) }
+        (flash_error(&s, &q))
         h2 id="close" { "Close a month" }
         p.muted { "Closing a month computes each partner's payout from the ledger (earned minus reversals, after the holding period and the minimum). Closing again shows the same report." }
         form.row method="post" action="/admin/payouts/close" aria-labelledby="close" {
@@ -1060,7 +1088,7 @@ async fn close(State(s): State<AppState>, AdminForm(_, f): AdminForm) -> Respons
             tracing::info!(period = %r.period, lines = r.lines.len(), "period closed in the console");
             Redirect::to(&format!("/admin/payouts?period={}&done=closed", r.period)).into_response()
         }
-        Err(e) => error_redirect("/admin/payouts", &ApiError::from(e)),
+        Err(e) => error_redirect(&s, "/admin/payouts", &ApiError::from(e)),
     }
 }
 
@@ -1073,7 +1101,7 @@ async fn paid(
     let json = serde_json::json!({ "reference": reference }).to_string();
     match crate::payouts::mark_paid(Admin, State(s.clone()), Path(raw), Bytes::from(json)).await {
         Ok(_) => Redirect::to("/admin/payouts?done=paid").into_response(),
-        Err(e) => error_redirect("/admin/payouts", &e),
+        Err(e) => error_redirect(&s, "/admin/payouts", &e),
     }
 }
 
@@ -1143,7 +1171,7 @@ async fn exports(
     let (from, to) = day_range(None, None).unwrap_or((0, 0));
     let body = html! {
         h1 { "Exports" }
-        @if let Some(e) = q.get("error") { (error_notice(e)) }
+        (flash_error(&s, &q))
         p.lead { "CSV files for a date range (UTC, both days included). They hold no IP hashes, user agents or customer data." }
         @for (file, label) in [("clicks.csv", "Clicks (taps and scans)"), ("conversions.csv", "Conversions (webhook events)"), ("commissions.csv", "Commissions")] {
             @let id = file.trim_end_matches(".csv");
@@ -1177,7 +1205,7 @@ async fn export(
     let q = Fields::parse(q.unwrap_or_default().as_bytes());
     let (from, to) = match day_range(q.get("from"), q.get("to")) {
         Ok(r) => r,
-        Err(e) => return error_redirect("/admin/exports", &ApiError::field("from", e)),
+        Err(e) => return error_redirect(&s, "/admin/exports", &ApiError::field("from", e)),
     };
     let (header_row, rows) = match s
         .store

@@ -47,6 +47,33 @@ pub struct Referral {
     pub month: String,
 }
 
+/// One month and unit of a partner's money.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonthMoney {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Unit.
+    pub unit: String,
+    /// Waiting for the service or a review.
+    pub pending: i64,
+    /// Earned (accrued on the ledger) in the month.
+    pub earned: i64,
+    /// Taken back (refunds, clawbacks) in the month, as a positive amount.
+    pub refunded: i64,
+}
+
+impl MonthMoney {
+    fn new(month: String, unit: String) -> Self {
+        Self {
+            month,
+            unit,
+            pending: 0,
+            earned: 0,
+            refunded: 0,
+        }
+    }
+}
+
 /// Flagged or preview traffic of a date range, by reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlaggedRow {
@@ -244,7 +271,7 @@ impl Store {
     ) -> Result<Option<Affiliate>, StoreError> {
         let norm = email.trim().to_lowercase();
         let row = sqlx::query(
-            "SELECT id FROM affiliates WHERE program_id = $1 AND (email_sha256 = $2 OR lower(contact) = $3) ORDER BY id LIMIT 1",
+            "SELECT id FROM affiliates WHERE program_id = $1 AND (email_sha256 = $2 OR lower(trim(contact)) = $3) ORDER BY id LIMIT 1",
         )
         .bind(program_id)
         .bind(crate::admin::email_sha256(&norm))
@@ -290,6 +317,59 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(rows_err)
+    }
+
+    /// A partner's money by month and unit: pending (the latest state of each booking is
+    /// pending or held, in the month it will count in), earned and refunded (accrual and
+    /// reversal postings to its payable account in each ledger period: what the payouts
+    /// were computed from). No row limit: these are totals.
+    pub async fn earnings_by_month(
+        &self,
+        affiliate_id: i64,
+    ) -> Result<Vec<MonthMoney>, StoreError> {
+        use std::collections::BTreeMap;
+        let mut out: BTreeMap<(String, String), MonthMoney> = BTreeMap::new();
+        let pending = sqlx::query(
+            "SELECT c.month AS month, c.unit AS unit, CAST(COALESCE(SUM(c.amount_minor), 0) AS BIGINT) AS n \
+             FROM commissions c WHERE c.affiliate_id = $1 AND c.status IN ('pending', 'held') AND c.id = ( \
+                 SELECT MAX(c2.id) FROM commissions c2 \
+                 WHERE c2.booking_ref = c.booking_ref AND c2.unit = c.unit AND c2.affiliate_id = c.affiliate_id) \
+             GROUP BY c.month, c.unit",
+        )
+        .bind(affiliate_id)
+        .fetch_all(self.pool())
+        .await?;
+        for r in &pending {
+            let (month, unit): (String, String) = (r.try_get("month")?, r.try_get("unit")?);
+            out.entry((month.clone(), unit.clone()))
+                .or_insert_with(|| MonthMoney::new(month, unit))
+                .pending = r.try_get("n")?;
+        }
+        let ledger = sqlx::query(
+            "SELECT t.period AS month, p.unit AS unit, t.kind AS kind, \
+                    CAST(COALESCE(SUM(-p.amount_minor), 0) AS BIGINT) AS n \
+             FROM ledger_postings p JOIN ledger_transactions t ON t.id = p.transaction_id \
+             WHERE p.account = $1 AND p.affiliate_id = $2 AND t.kind IN ('accrual', 'reversal') \
+             GROUP BY t.period, p.unit, t.kind",
+        )
+        .bind(crate::ledger::PARTNER)
+        .bind(affiliate_id)
+        .fetch_all(self.pool())
+        .await?;
+        for r in &ledger {
+            let (month, unit): (String, String) = (r.try_get("month")?, r.try_get("unit")?);
+            let kind: String = r.try_get("kind")?;
+            let n: i64 = r.try_get("n")?;
+            let e = out
+                .entry((month.clone(), unit.clone()))
+                .or_insert_with(|| MonthMoney::new(month, unit));
+            if kind == "accrual" {
+                e.earned += n;
+            } else {
+                e.refunded -= n;
+            }
+        }
+        Ok(out.into_values().rev().collect())
     }
 
     /// A partner's payout lines over every closed period, newest first.
@@ -367,7 +447,7 @@ impl Store {
     ) -> Result<Vec<FlaggedRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT outcome, COALESCE(reason, '') AS reason, COUNT(*) AS n FROM clicks \
-             WHERE outcome IN ('flagged', 'preview') AND at >= $1 AND at < $2 \
+             WHERE outcome IN ('flagged', 'preview') AND affiliate_id IS NOT NULL AND at >= $1 AND at < $2 \
              GROUP BY outcome, COALESCE(reason, '') ORDER BY n DESC",
         )
         .bind(from_day * 86_400_000)

@@ -117,9 +117,10 @@ const LINKS_PER_HOUR: i64 = 3;
 
 async fn request_link(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let f = Fields::parse(&body);
-    let (_, csrf) = pre_session(&s, &headers);
+    // A form shown again works even when the pre-session cookie had expired.
+    let (set, csrf) = pre_session(&s, &headers);
     if !pre_session_ok(&s, &headers, f.get("csrf").unwrap_or("")) {
-        return respond(
+        return respond_setting(
             StatusCode::FORBIDDEN,
             &sign_in_page(
                 &s,
@@ -130,11 +131,12 @@ async fn request_link(State(s): State<AppState>, headers: HeaderMap, body: Bytes
                 ),
                 None,
             ),
+            set,
         );
     }
     let email = f.get("email").unwrap_or("").trim().to_owned();
     if email.len() > 200 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
-        return respond(
+        return respond_setting(
             StatusCode::UNPROCESSABLE_ENTITY,
             &sign_in_page(
                 &s,
@@ -143,40 +145,53 @@ async fn request_link(State(s): State<AppState>, headers: HeaderMap, body: Bytes
                 Some("That is not an email address; check it and try again."),
                 None,
             ),
+            set,
         );
     }
-    // The answer is the same whether or not the address is known (no one learns who
-    // the partners are from this form).
-    let now = now_ms();
-    match s.store.affiliate_by_email(s.program.id, &email).await {
-        Ok(Some(a)) => match s.store.links_since("partner", a.id, now - 3_600_000).await {
-            Ok(n) if n >= LINKS_PER_HOUR => {
-                tracing::warn!(
-                    affiliate = a.id,
-                    "sign-in link not sent: {LINKS_PER_HOUR} already sent this hour"
-                );
-            }
-            Ok(_) => match make_link(&s, Role::Partner, a.id, EMAILED_LINK_MS).await {
-                Ok(url) => match send_link(&s, &email, &a.name, &url).await {
-                    Ok(true) => tracing::info!(affiliate = a.id, "sign-in link emailed"),
-                    Ok(false) => {
-                        tracing::info!(affiliate = a.id, link = %url, "sign-in link requested; no mail server configured (TAPKIT_SMTP_URL), so it is only in this log")
-                    }
-                    Err(e) => {
-                        tracing::error!(affiliate = a.id, error = %e, "sign-in link could not be emailed")
-                    }
-                },
-                Err(e) => return server_error(&e.to_string()),
-            },
-            Err(e) => return server_error(&e.to_string()),
-        },
-        Ok(None) => tracing::info!("sign-in link asked for an address no partner has"),
-        Err(e) => return server_error(&e.to_string()),
-    }
-    respond(
+    // The answer is the same, and as quick, whether or not the address is known: the
+    // lookup, the link and the email happen after it (no one learns who the partners
+    // are from this form).
+    let state = s.clone();
+    let to = email.clone();
+    tokio::spawn(async move {
+        if let Err(e) = email_link(&state, &to).await {
+            tracing::error!(error = %e, "sign-in link request failed");
+        }
+    });
+    respond_setting(
         StatusCode::OK,
         &sign_in_page(&s, &csrf, Some(&email), None, None),
+        set,
     )
+}
+
+async fn email_link(s: &AppState, email: &str) -> Result<(), crate::store::StoreError> {
+    let Some(a) = s.store.affiliate_by_email(s.program.id, email).await? else {
+        tracing::info!("sign-in link asked for an address no partner has");
+        return Ok(());
+    };
+    if s.store
+        .links_since("partner", a.id, now_ms() - 3_600_000)
+        .await?
+        >= LINKS_PER_HOUR
+    {
+        tracing::warn!(
+            affiliate = a.id,
+            "sign-in link not sent: {LINKS_PER_HOUR} already sent this hour"
+        );
+        return Ok(());
+    }
+    let url = make_link(s, Role::Partner, a.id, EMAILED_LINK_MS).await?;
+    match send_link(s, email, &a.name, &url).await {
+        Ok(true) => tracing::info!(affiliate = a.id, "sign-in link emailed"),
+        Ok(false) => {
+            tracing::info!(affiliate = a.id, link = %url, "sign-in link requested; no mail server configured (TAPKIT_SMTP_URL), so it is only in this log");
+        }
+        Err(e) => {
+            tracing::error!(affiliate = a.id, error = %e, "sign-in link could not be emailed");
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- home
@@ -237,8 +252,10 @@ async fn home(PartnerSession(sess, a): PartnerSession, State(s): State<AppState>
         }
         section aria-labelledby="h-card" {
             h2 id="h-card" { "Your card" }
-            @if active.is_empty() {
+            @if active.is_empty() && a.kind == "business" {
                 p { "Your NFC card is being prepared." }
+            } @else if active.is_empty() {
+                p { "Your link and QR code are your way in; NFC cards go to business partners' counters." }
             } @else {
                 @for c in &active {
                     p { span.badge.ok { "active" } " Card ending " code { (c.uid.get(c.uid.len().saturating_sub(4)..).unwrap_or("")) } ", since " (date(c.provisioned_at)) "." }
@@ -297,8 +314,9 @@ async fn tier_progress(s: &AppState, a: &Affiliate) -> Result<Markup, String> {
 
 // ---------------------------------------------------------------- earnings
 
-fn status_text(status: &str) -> &'static str {
+fn status_text(status: &str, amount: i64) -> &'static str {
     match status {
+        "reversed" if amount == 0 => "repriced",
         "pending" => "waiting for the service",
         "held" => "in review",
         "earned" => "earned",
@@ -311,12 +329,13 @@ fn status_text(status: &str) -> &'static str {
 async fn earnings(PartnerSession(sess, a): PartnerSession, State(s): State<AppState>) -> Response {
     let result = async {
         let owed = s.store.owed(a.id).await?;
+        let months = s.store.earnings_by_month(a.id).await?;
         let refs = s.store.referrals(a.id, 500).await?;
         let payouts = s.store.affiliate_payouts(a.id).await?;
-        Ok::<_, crate::store::StoreError>((owed, refs, payouts))
+        Ok::<_, crate::store::StoreError>((owed, months, refs, payouts))
     }
     .await;
-    let (owed, refs, payouts) = match result {
+    let (owed, months, refs, payouts) = match result {
         Ok(v) => v,
         Err(e) => return server_error(&e.to_string()),
     };
@@ -326,29 +345,20 @@ async fn earnings(PartnerSession(sess, a): PartnerSession, State(s): State<AppSt
     };
     use std::collections::BTreeMap;
     let mut pending: BTreeMap<String, i64> = BTreeMap::new();
-    // month → unit → [pending, earned, reversed]
-    let mut by_month: BTreeMap<String, BTreeMap<String, [i64; 3]>> = BTreeMap::new();
-    for r in &refs {
-        let slot = by_month
-            .entry(r.month.clone())
-            .or_default()
-            .entry(r.unit.clone())
-            .or_default();
-        match r.status.as_str() {
-            "pending" | "held" => {
-                *pending.entry(r.unit.clone()).or_default() += r.amount_minor;
-                slot[0] += r.amount_minor;
-            }
-            "earned" => slot[1] += r.amount_minor,
-            "reversed" => slot[2] += r.amount_minor.abs(),
-            _ => {}
-        }
+    for m in &months {
+        *pending.entry(m.unit.clone()).or_default() += m.pending;
     }
+    // Not paid yet: the payable balance, plus closed months' payouts not marked paid
+    // (closing a month moves them out of the payable balance).
+    let mut payable: BTreeMap<String, i64> = owed.into_iter().collect();
     let mut paid: BTreeMap<String, i64> = BTreeMap::new();
     for (_, unit, amount, at) in &payouts {
-        if at.is_some() {
-            *paid.entry(unit.clone()).or_default() += amount;
-        }
+        let bucket = if at.is_some() {
+            &mut paid
+        } else {
+            &mut payable
+        };
+        *bucket.entry(unit.clone()).or_default() += amount;
     }
     let list = |m: &BTreeMap<String, i64>| -> Markup {
         html! {
@@ -356,24 +366,23 @@ async fn earnings(PartnerSession(sess, a): PartnerSession, State(s): State<AppSt
             @for (i, (u, v)) in m.iter().filter(|(_, v)| **v != 0).enumerate() { @if i > 0 { br; } (money(*v, u)) }
         }
     };
-    let owed_map: BTreeMap<String, i64> = owed.into_iter().collect();
     let body = html! {
         h1 { "Earnings" }
         p.lead { (a.name) " · code " code { (a.code) } }
         (suspended_notice(&a))
         div.cards {
             div.stat { span.v { (list(&pending)) } "pending (waiting for the service or a review)" }
-            div.stat { span.v { (list(&owed_map)) } "payable (earned, not paid yet)" }
+            div.stat { span.v { (list(&payable)) } "earned, not paid yet (paid after the month closes and a " (s.config.program.commission.holding_days) "-day holding period)" }
             div.stat { span.v { (list(&paid)) } "paid to you so far" }
         }
         h2 { "By month" }
-        @if by_month.is_empty() { p.muted { "No referrals yet. Share your link to get started." } } @else {
+        @if months.is_empty() { p.muted { "No referrals yet. Share your link to get started." } } @else {
             div.scroll { table {
                 thead { tr { th scope="col" { "Month" } th.n scope="col" { "Pending" } th.n scope="col" { "Earned" } th.n scope="col" { "Refunded" } } }
-                tbody { @for (m, units) in by_month.iter().rev() { @for (u, v) in units { tr {
-                    th scope="row" { (m) }
-                    td.n { (money(v[0], u)) } td.n { (money(v[1], u)) } td.n { (money(v[2], u)) }
-                } } } }
+                tbody { @for m in &months { tr {
+                    th scope="row" { (m.month) }
+                    td.n { (money(m.pending, &m.unit)) } td.n { (money(m.earned, &m.unit)) } td.n { (money(m.refunded, &m.unit)) }
+                } } }
             } }
         }
         h2 { "Payouts" }
@@ -395,7 +404,7 @@ async fn earnings(PartnerSession(sess, a): PartnerSession, State(s): State<AppSt
                 tbody { @for r in &refs { tr {
                     td { (date(r.at)) }
                     td { (r.channel.as_deref().map_or("—", channel_name)) }
-                    td { (status_text(&r.status)) }
+                    td { (status_text(&r.status, r.amount_minor)) }
                     td.n { (money(r.amount_minor, &r.unit)) }
                 } } }
             } }
