@@ -18,7 +18,7 @@ use super::auth::{
 use super::data::Export;
 use super::{
     Fields, channel_name, chart, date, day_range, download, message_page, money, page, respond,
-    respond_setting, server_error, signin, when,
+    respond_setting, server_error, shell, signin, when,
 };
 use crate::AppState;
 use crate::admin::Admin;
@@ -63,13 +63,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/exports", get(exports))
         .route("/admin/exports/{file}", get(export))
         .route("/admin/program", get(program))
-}
-
-fn shell(s: &AppState, sess: &Session, title: &str, current: &str, body: Markup) -> Response {
-    respond(
-        StatusCode::OK,
-        &page(s, Role::Admin, title, current, Some(&sess.csrf), body),
-    )
 }
 
 fn csrf_field(sess: &Session) -> Markup {

@@ -178,6 +178,20 @@ pub fn page(
     }
 }
 
+/// A signed-in page of the session's area.
+pub fn shell(
+    s: &AppState,
+    sess: &auth::Session,
+    title: &str,
+    current: &str,
+    body: Markup,
+) -> Response {
+    respond(
+        StatusCode::OK,
+        &page(s, sess.role, title, current, Some(&sess.csrf), body),
+    )
+}
+
 /// An HTML response with the security headers every page gets.
 pub fn respond(status: StatusCode, markup: &Markup) -> Response {
     let mut r = (status, markup.clone().into_string()).into_response();

@@ -16,8 +16,7 @@ use super::auth::{
     send_link,
 };
 use super::{
-    Fields, channel_name, date, download, money, page, respond, respond_setting, server_error,
-    signin,
+    Fields, channel_name, date, download, money, page, respond_setting, server_error, shell, signin,
 };
 use crate::AppState;
 use crate::store::{Affiliate, now_ms};
@@ -43,13 +42,6 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/qr.png", get(qr_png))
         .route("/portal/qr.svg", get(qr_svg))
         .route("/portal/card.pdf", get(card_pdf))
-}
-
-fn shell(s: &AppState, sess: &Session, title: &str, current: &str, body: Markup) -> Response {
-    respond(
-        StatusCode::OK,
-        &page(s, Role::Partner, title, current, Some(&sess.csrf), body),
-    )
 }
 
 fn suspended_notice(a: &Affiliate) -> Markup {
