@@ -137,17 +137,10 @@ async fn sign_in_form(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    if let Ok(Some(_)) = Session::from_headers(&s, &headers, Role::Admin).await {
-        return Redirect::to("/admin").into_response();
-    }
-    let q = Fields::parse(q.unwrap_or_default().as_bytes());
-    let note = q.get("signed_out").map(|_| "You are signed out.");
-    let (set, csrf) = pre_session(&s, &headers);
-    respond_setting(
-        StatusCode::OK,
-        &sign_in_page(&s, &csrf, None, "", note),
-        set,
-    )
+    signin::form(&s, Role::Admin, &headers, q, |csrf, note| {
+        sign_in_page(&s, csrf, None, "", note)
+    })
+    .await
 }
 
 async fn sign_in(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {

@@ -7,13 +7,12 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, PreEscaped, html};
 
 use super::auth::{
-    EMAILED_LINK_MS, PartnerSession, Role, Session, make_link, pre_session, pre_session_ok,
-    send_link,
+    EMAILED_LINK_MS, PartnerSession, Role, make_link, pre_session, pre_session_ok, send_link,
 };
 use super::{
     Fields, channel_name, date, download, money, page, respond_setting, server_error, shell, signin,
@@ -91,17 +90,10 @@ async fn sign_in_form(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    if let Ok(Some(_)) = Session::from_headers(&s, &headers, Role::Partner).await {
-        return Redirect::to("/portal").into_response();
-    }
-    let q = Fields::parse(q.unwrap_or_default().as_bytes());
-    let (set, csrf) = pre_session(&s, &headers);
-    let note = q.get("signed_out").map(|_| "You are signed out.");
-    respond_setting(
-        StatusCode::OK,
-        &sign_in_page(&s, &csrf, None, None, note),
-        set,
-    )
+    signin::form(&s, Role::Partner, &headers, q, |csrf, note| {
+        sign_in_page(&s, csrf, None, None, note)
+    })
+    .await
 }
 
 /// Emailed links per partner per hour.

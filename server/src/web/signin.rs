@@ -135,6 +135,24 @@ pub async fn use_link(
     }
 }
 
+/// `GET …/sign-in`: the area's sign-in form (`render` gets the CSRF token and the
+/// signed-out note), or straight in when already signed in.
+pub async fn form(
+    s: &AppState,
+    role: Role,
+    headers: &HeaderMap,
+    query: Option<String>,
+    render: impl FnOnce(&str, Option<&str>) -> maud::Markup,
+) -> Response {
+    if let Ok(Some(_)) = Session::from_headers(s, headers, role).await {
+        return Redirect::to(role.base()).into_response();
+    }
+    let q = Fields::parse(query.unwrap_or_default().as_bytes());
+    let note = q.get("signed_out").map(|_| "You are signed out.");
+    let (set, csrf) = pre_session(s, headers);
+    respond_setting(StatusCode::OK, &render(&csrf, note), set)
+}
+
 /// `POST …/sign-out`.
 pub async fn sign_out(s: &AppState, role: Role, headers: &HeaderMap, body: &Bytes) -> Response {
     let f = Fields::parse(body);
