@@ -53,6 +53,7 @@ async fn state(url: &str, sync: tapkit_server::store::SqliteSync) -> AppState {
         public_url: "http://127.0.0.1".into(),
         smtp_url: None,
         mail_from: "Tapkit <no-reply@example.com>".into(),
+        trusted_proxies: Default::default(),
     };
     AppState::new(config, b"bench server secret bench server secret")
         .await

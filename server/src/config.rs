@@ -131,6 +131,9 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// The From address of sign-in emails.
     pub mail_from: Option<String>,
+    /// Reverse proxies (addresses or blocks like `10.0.0.0/8`) whose `X-Forwarded-For`
+    /// names the customer; empty: the connecting address is the customer.
+    pub trusted_proxies: Option<Vec<String>>,
     /// The default program.
     pub program: ProgramConfig,
 }
@@ -161,6 +164,8 @@ pub struct Config {
     pub smtp_url: Option<Secret>,
     /// From address of sign-in emails.
     pub mail_from: String,
+    /// Proxies whose `X-Forwarded-For` is believed (`TAPKIT_TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
 }
 
 /// Reads the config file (if any) and applies `TAPKIT_*` environment overrides.
@@ -260,6 +265,14 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
                 p.domain
             )
         });
+    let trusted_proxies = match env("TAPKIT_TRUSTED_PROXIES") {
+        Some(v) => crate::client_ip::TrustedProxies::parse_list(&v)
+            .map_err(|e| format!("TAPKIT_TRUSTED_PROXIES: {e}"))?,
+        None => crate::client_ip::TrustedProxies::parse_list(
+            &file.trusted_proxies.unwrap_or_default().join(","),
+        )
+        .map_err(|e| format!("trusted_proxies: {e}"))?,
+    };
     let smtp_url = secret_setting("TAPKIT_SMTP_URL", 1)?;
     if let Some(u) = &smtp_url {
         let text = String::from_utf8_lossy(&u.0);
@@ -271,6 +284,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
         }
     }
     Ok(Config {
+        trusted_proxies,
         public_url,
         smtp_url,
         mail_from,

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod clicks;
+pub mod client_ip;
 pub mod config;
 pub mod conversions;
 pub mod directory;

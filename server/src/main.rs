@@ -16,7 +16,9 @@ use tracing_subscriber::EnvFilter;
 /// <data dir>/secret, created on first start), TAPKIT_PUBLIC_URL (where people reach
 /// this server, for sign-in links; default https://<program domain>), TAPKIT_SMTP_URL or
 /// TAPKIT_SMTP_URL_FILE (smtps://user:password@host: sign-in links are emailed; without
-/// it they are shown to the admin and logged), TAPKIT_MAIL_FROM (their From address).
+/// it they are shown to the admin and logged), TAPKIT_MAIL_FROM (their From address),
+/// TAPKIT_TRUSTED_PROXIES (comma-separated addresses or blocks of reverse proxies whose
+/// X-Forwarded-For names the customer, e.g. 127.0.0.1 behind a local nginx; default none).
 ///
 /// The admin console is at /admin (add an admin with `admin add`), the partner portal at
 /// /portal.

@@ -134,7 +134,14 @@ pub async fn tap(
         referer: truncated(&headers, header::REFERER),
         ip_hash: s
             .ip_keys
-            .hash(&s.store, now, &peer.ip().to_string())
+            .hash(
+                &s.store,
+                now,
+                &s.config
+                    .trusted_proxies
+                    .client_ip(peer.ip(), &headers)
+                    .to_string(),
+            )
             .await?,
         outcome: "unattributed",
         reason: None,

@@ -382,6 +382,7 @@ async fn webhooks_without_a_configured_secret_say_how_to_turn_them_on() {
         public_url: "http://127.0.0.1".into(),
         smtp_url: None,
         mail_from: "Tapkit <no-reply@example.com>".into(),
+        trusted_proxies: Default::default(),
     };
     let state = AppState::new(config, SECRET).await.unwrap();
     let req = Request::builder()

@@ -29,6 +29,11 @@ impl Drop for Server {
 }
 
 async fn server(rate_limit: u32, last_touch: bool) -> Server {
+    server_behind(rate_limit, last_touch, "").await
+}
+
+/// A server trusting `X-Forwarded-For` from `proxies` (comma-separated blocks).
+async fn server_behind(rate_limit: u32, last_touch: bool, proxies: &str) -> Server {
     let dir = std::env::temp_dir().join(format!(
         "tapkit-http-{}-{}",
         std::process::id(),
@@ -53,6 +58,7 @@ async fn server(rate_limit: u32, last_touch: bool) -> Server {
         public_url: "http://127.0.0.1".into(),
         smtp_url: None,
         mail_from: "Tapkit <no-reply@example.com>".into(),
+        trusted_proxies: tapkit_server::client_ip::TrustedProxies::parse_list(proxies).unwrap(),
     };
     let state = AppState::new(config, SECRET).await.unwrap();
     let token = new_api_token();
@@ -479,6 +485,50 @@ async fn the_rate_limit_stops_attribution_but_not_the_redirect() {
         s.last_click().await,
         ("flagged".into(), Some("rate_limited".into()))
     );
+}
+
+/// A tap through the proxy of these tests (every request arrives from 203.0.113.9)
+/// for the customer `xff`; the number of cookies set.
+async fn tap_from(s: &Server, path: String, xff: &str) -> usize {
+    let req = Request::builder()
+        .uri(path)
+        .header(header::USER_AGENT, UA)
+        .header("x-forwarded-for", xff)
+        .body(Body::empty())
+        .unwrap();
+    set_cookies(&s.call(req).await).len()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_customer_has_their_own_rate_limit() {
+    let s = server_behind(2, false, "203.0.113.9").await;
+    let (_, code) = s.affiliate("Iron Gym").await;
+    let path = format!("/r/{code}");
+    assert_eq!(tap_from(&s, path.clone(), "198.51.100.1").await, 2);
+    // A phone claiming another address is still counted under its own.
+    assert_eq!(
+        tap_from(&s, path.clone(), "192.0.2.77, 198.51.100.1").await,
+        2
+    );
+    assert_eq!(tap_from(&s, path.clone(), "198.51.100.1").await, 0);
+    assert_eq!(
+        s.last_click().await,
+        ("flagged".into(), Some("rate_limited".into()))
+    );
+    // Another customer through the same proxy is not held back.
+    assert_eq!(tap_from(&s, path.clone(), "198.51.100.2").await, 2);
+
+    // Without trusted proxies the header means nothing: one address, one limit.
+    let s = server(2, false).await;
+    let (_, code) = s.affiliate("Iron Gym").await;
+    let path = format!("/r/{code}");
+    for (xff, cookies) in [
+        ("198.51.100.1", 2),
+        ("198.51.100.2", 2),
+        ("198.51.100.3", 0),
+    ] {
+        assert_eq!(tap_from(&s, path.clone(), xff).await, cookies, "{xff}");
+    }
 }
 
 #[tokio::test]

@@ -145,6 +145,7 @@ pub async fn server_with(backend: Backend, program: ProgramConfig) -> Option<Ser
         public_url: "http://127.0.0.1".into(),
         smtp_url: None,
         mail_from: "Tapkit <no-reply@example.com>".into(),
+        trusted_proxies: Default::default(),
     };
     let state = AppState::new(config, SECRET).await.unwrap();
     let token = new_api_token();
