@@ -5,6 +5,8 @@
 //! Without them a test is skipped with a note, unless `TAPKIT_REQUIRE_PCSC=1` (set by
 //! `scripts/test.sh`), where a missing pcscd is a failure: CI never skips silently.
 
+pub mod browser;
+
 use std::ffi::CString;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -284,6 +286,13 @@ impl Server {
         };
         s.spawn();
         s
+    }
+
+    /// Sets (or replaces) an environment variable for the next [`Server::spawn`] and
+    /// [`Server::command`], e.g. a shifted clock.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
     }
 
     /// (Re)starts the process on the same port, database and secret.
