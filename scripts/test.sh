@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 step() { printf '\n== %s\n' "$*"; }
 
-step "system packages (pcscd, vpcd virtual reader, libpcsclite, python3-venv, poppler, zbar)"
-scripts/install-deps.sh build pcsc python print sqlite browser node
+step "system packages (pcscd, vpcd virtual reader, libpcsclite, python3-venv, poppler, zbar, chromium, nginx, libfaketime)"
+scripts/install-deps.sh build pcsc python print sqlite browser node e2e
 
 step "python venv with pyscard + ndeflib (the independent PC/SC client and NDEF decoder)"
 venv=target/py-venv
