@@ -80,6 +80,14 @@ enum TokenAction {
         #[arg(long)]
         name: String,
     },
+    /// List tokens: id, name, created (never the tokens themselves).
+    List,
+    /// Revoke a token at once (every replica refuses it from its next request).
+    Revoke {
+        /// Its id, from `token list`.
+        #[arg(long)]
+        id: i64,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -121,6 +129,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .add_token(&name, &tapkit_server::keys::token_hash(&token))
                 .await?;
             println!("{token}");
+        }
+        Command::Token {
+            action: TokenAction::List,
+        } => {
+            let tokens = state.store.list_tokens().await?;
+            if tokens.is_empty() {
+                println!(
+                    "No admin API tokens; make one with `tapkit-server token create --name NAME`."
+                );
+            }
+            for (id, name, created_at) in tokens {
+                let day = tapkit_core::date::format_date(created_at.div_euclid(86_400_000));
+                println!("{id:>5}  {day}  {name}");
+            }
+        }
+        Command::Token {
+            action: TokenAction::Revoke { id },
+        } => {
+            if !state.store.revoke_token(id).await? {
+                anyhow::bail!("no token with id {id}; `tapkit-server token list` shows them");
+            }
+            println!("Token {id} revoked.");
         }
         Command::Admin { action } => admin(&state, action).await?,
     }

@@ -1005,6 +1005,31 @@ impl Store {
         Ok(())
     }
 
+    /// Admin API tokens: id, name, created (Unix ms), oldest first.
+    pub async fn list_tokens(&self) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM api_tokens ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("name")?,
+                    r.try_get("created_at")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Deletes a token; whether it existed.
+    pub async fn revoke_token(&self, id: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM api_tokens WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// Whether a token hash is known.
     pub async fn token_known(&self, token_hash: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens WHERE token_hash = $1")

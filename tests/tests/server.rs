@@ -35,6 +35,40 @@ fn the_server_binary_serves_the_admin_api_and_the_redirect() {
     );
     assert_eq!(status, 200);
 
+    // `token list` names them without showing them; `token revoke` ends one at once.
+    let out = server.command(&["token", "list"]);
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success() && list.lines().count() == 2, "{list}");
+    assert!(!list.contains("tk_"), "tokens are never shown: {list}");
+    let second_id = list
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let out = server.command(&["token", "revoke", "--id", second_id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, _, _) = http_request(
+        &server.addr,
+        "GET",
+        "/api/admin/affiliates",
+        &format!("Authorization: Bearer {}\r\n", token.trim()),
+        None,
+    );
+    assert_eq!(status, 401, "a revoked token is refused");
+    let out = server.command(&["token", "revoke", "--id", "999"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no token with id 999"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let (status, a) = server.api(
         "POST",
         "/api/admin/affiliates",
