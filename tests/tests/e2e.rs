@@ -116,8 +116,28 @@ fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// An nginx master process, stopped with SIGTERM when dropped (a SIGKILLed master
+/// leaves its workers running, still listening).
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// nginx with the deploy config; returns the process and its HTTPS port.
-fn start_nginx(dir: &Path, tapkit: &str, app: &str) -> (KillOnDrop, u16) {
+fn start_nginx(dir: &Path, tapkit: &str, app: &str) -> (Nginx, u16) {
     let (cert, key) = certificate(dir);
     let https = free_port();
     let http = free_port();
@@ -197,7 +217,7 @@ fn start_nginx(dir: &Path, tapkit: &str, app: &str) -> (KillOnDrop, u16) {
         .output()
         .expect("nginx (scripts/install-deps.sh e2e)");
     assert!(check.status.success(), "nginx -t: {}", stderr(&check));
-    let child = KillOnDrop(
+    let child = Nginx(
         nginx(&[])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
