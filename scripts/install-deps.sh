@@ -7,6 +7,7 @@
 #   install-deps.sh browser chromium + chromedriver: the real browser the cookie and UI tests drive
 #   install-deps.sh sqlite  the sqlite3 shell: tests and benches read the server's database file independently
 #   install-deps.sh node    nodejs + npm, to fetch axe-core (the accessibility checker the UI tests run in Chromium)
+#   install-deps.sh demo    curl and openssl, which scripts/demo.sh uses
 #   install-deps.sh e2e     nginx (the reverse proxy of the end-to-end test), libfaketime (its shifted clock),
 #                           openssl (its certificate), curl
 set -euo pipefail
@@ -20,6 +21,7 @@ for group in "$@"; do
     sqlite) want+=(sqlite3) ;;
     browser) want+=(chromium chromium-driver fonts-liberation2) ;;
     node) command -v npm >/dev/null 2>&1 || want+=(nodejs npm) ;;
+    demo) want+=(curl openssl) ;;
     e2e) command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
          want+=(faketime openssl curl) ;;
     *) echo "install-deps: unknown group $group" >&2; exit 2 ;;
