@@ -148,7 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             action: TokenAction::Revoke { id },
         } => {
             if !state.store.revoke_token(id).await? {
-                anyhow::bail!("no token with id {id}; `tapkit-server token list` shows them");
+                anyhow::bail!("no live token with id {id}; `tapkit-server token list` shows them");
             }
             println!("Token {id} revoked.");
         }

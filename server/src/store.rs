@@ -1005,11 +1005,13 @@ impl Store {
         Ok(())
     }
 
-    /// Admin API tokens: id, name, created (Unix ms), oldest first.
+    /// Admin API tokens not revoked: id, name, created (Unix ms), oldest first.
     pub async fn list_tokens(&self) -> Result<Vec<(i64, String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM api_tokens ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, created_at FROM api_tokens WHERE revoked_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok((
@@ -1021,21 +1023,26 @@ impl Store {
             .collect()
     }
 
-    /// Deletes a token; whether it existed.
+    /// Revokes a token; whether a live one had that id.
     pub async fn revoke_token(&self, id: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM api_tokens WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() > 0)
     }
 
     /// Whether a token hash is known.
     pub async fn token_known(&self, token_hash: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
 }

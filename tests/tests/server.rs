@@ -61,10 +61,29 @@ fn the_server_binary_serves_the_admin_api_and_the_redirect() {
         None,
     );
     assert_eq!(status, 401, "a revoked token is refused");
-    let out = server.command(&["token", "revoke", "--id", "999"]);
-    assert!(!out.status.success());
+    // Revoked twice, or a made-up id: said so; a new token never takes a revoked id.
+    for id in [second_id, "999"] {
+        let out = server.command(&["token", "revoke", "--id", id]);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&format!("no live token with id {id}")),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = server.command(&["token", "create", "--name", "third"]);
+    assert!(out.status.success());
+    let list = String::from_utf8_lossy(&server.command(&["token", "list"]).stdout).into_owned();
+    assert_eq!(list.lines().count(), 2, "{list}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no token with id 999"),
+        !list
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(second_id)),
+        "{list}"
+    );
+    let out = server.command(&["token", "revoke", "--id", "999"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no live token with id 999"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
