@@ -105,16 +105,17 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        // Several X-Forwarded-For headers are one list in order (RFC 9110 §5.3).
-        let entries: Vec<&str> = headers
+        // Several X-Forwarded-For headers are one list in order (RFC 9110 §5.3). Split
+        // bytes, not text: the client's own part may hold anything, and must not make the
+        // proxy's appended (good) entry unreadable.
+        let entries: Vec<&[u8]> = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
             .collect();
         let mut client = peer;
         for entry in entries.iter().rev() {
-            match parse_entry(entry) {
+            match std::str::from_utf8(entry).ok().and_then(parse_entry) {
                 // A trusted hop: it forwarded for whoever is left of it.
                 Some(ip) if self.trusts(ip) => client = ip,
                 Some(ip) => return ip,
@@ -245,5 +246,13 @@ mod tests {
             p.client_ip(ip("127.0.0.1"), &xff(&["203.0.113.1, unknown"])),
             ip("127.0.0.1")
         );
+        // Bytes that are not text on the client's side do not hide the real address.
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xe9\xff, 203.0.113.1")
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        assert_eq!(p.client_ip(ip("127.0.0.1"), &h), ip("203.0.113.1"));
     }
 }
