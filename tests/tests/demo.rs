@@ -10,6 +10,24 @@ use std::time::Instant;
 
 use tapkit_e2e::{KillOnDrop, bin, free_port, http_request};
 
+/// The script's process group (the script and its server); stopped when dropped, so a
+/// failed assertion does not leave the demo's server running.
+struct Group(u32);
+
+impl Group {
+    fn stop(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.0)])
+            .status();
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 #[test]
 fn the_guided_demo_ends_with_a_running_server_and_a_working_sign_in_link() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -31,13 +49,15 @@ fn the_guided_demo_ends_with_a_running_server_and_a_working_sign_in_link() {
         .spawn()
         .unwrap();
     let out = BufReader::new(child.stdout.take().unwrap());
-    let pid = child.id();
+    let group = Group(child.id());
     let _script = KillOnDrop(child);
-    let stop = || {
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{pid}")])
-            .status();
-    };
+    // A demo that hangs is stopped (and so fails) instead of blocking the suite.
+    let watchdog = group.0;
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(300));
+        Group(watchdog).stop();
+    });
+    let stop = || group.stop();
     let mut text = String::new();
     for line in out.lines() {
         let line = line.unwrap();

@@ -44,7 +44,7 @@ const WEBHOOK_SECRET: &str = "e2e-webhook-secret-shared-with-the-booking-app";
 /// The program: the sample's commission rules (10 % of a business partner's serviced
 /// booking, at most $50; $20 minimum payout; 14 holding days).
 const CONFIG: &str = r#"
-trusted_proxies = ["127.0.0.1", "::1"]
+trusted_proxies = ["127.0.0.1"]
 
 [program]
 name = "Shine Auto Detailing"
@@ -202,8 +202,13 @@ fn start_nginx(dir: &Path, tapkit: &str, app: &str) -> (Nginx, u16) {
         ),
     )
     .unwrap();
+    // Debian puts nginx in /usr/sbin, which a non-root PATH may lack.
+    let program = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("nginx");
     let nginx = |extra: &[&str]| {
-        let mut c = Command::new("nginx");
+        let mut c = Command::new(program);
         c.arg("-p")
             .arg(dir)
             .arg("-c")
@@ -391,8 +396,9 @@ fn tapkit_cookies(driver: &Driver) -> BTreeMap<String, Value> {
 fn arrive(driver: &Driver, url: &str) -> Instant {
     driver.goto(&format!("https://{HOST}/"));
     driver.call("DELETE", "/cookie", None);
-    let at = Instant::now();
     driver.goto(url);
+    // The click is committed before the 302 leaves, so it is older than this.
+    let at = Instant::now();
     assert_eq!(driver.current_url(), format!("https://{HOST}/"), "{url}");
     assert!(driver.text().contains("Book a detail"), "{}", driver.text());
     at
@@ -670,9 +676,10 @@ fn the_loop(on_postgres: bool) {
     let first = tap(&env, &dir, &c1);
     let second = tap(&env, &dir, &c1);
     assert!(counter(&second) > counter(&first), "{first} then {second}");
-    let at = arrive(&driver, &first);
+    arrive(&driver, &first);
     let eve_token = tapkit_cookies(&driver)["tapkit_ref"]["value"].clone();
     driver.goto(&second);
+    let at = Instant::now();
     assert_eq!(tapkit_cookies(&driver)["tapkit_ref"]["value"], eve_token);
     let eve = check_out(&driver, at, "interior", "Eve", "eve@example.org");
     assert_eq!(app.staff(&eve, "serviced")["outcome"], "earned");
@@ -740,13 +747,30 @@ fn the_loop(on_postgres: bool) {
         "the replay repeats Chloé's counter"
     );
     assert_eq!(i64::from(counter(&second)), counters[5]);
-    let ip_hashes = sql(
+    // Customers from other addresses through the same nginx (curl from 127.0.0.2 and
+    // .3, the first once claiming to be someone else): the server counts each under its
+    // own address, read from the X-Forwarded-For nginx appended, never the claimed one.
+    let before = clicks.len();
+    for (from, claim) in [
+        ("127.0.0.2", None),
+        ("127.0.0.2", Some("198.51.100.66")),
+        ("127.0.0.3", None),
+    ] {
+        let head = curl_from(https, from, claim, &format!("/r/{c2}"));
+        assert!(head.starts_with("HTTP/2 302"), "{head}");
+    }
+    let hashes = sql(
         &database,
         &server.dir,
-        "SELECT DISTINCT ip_hash FROM clicks",
+        "SELECT ip_hash FROM clicks ORDER BY id",
     );
+    let browser = &hashes[0];
+    let (a, b, c) = (&hashes[before], &hashes[before + 1], &hashes[before + 2]);
+    assert!(hashes[..before].iter().all(|h| h == browser), "{hashes:?}");
+    assert_eq!(a, b, "a claimed X-Forwarded-For changes nothing");
+    assert!(a != c && a != browser && c != browser, "{hashes:?}");
     assert!(
-        ip_hashes.iter().all(|h| !h.contains("127.0.0.1")),
+        hashes.iter().all(|h| !h.contains("127.0.0")),
         "no raw address stored"
     );
 
@@ -854,6 +878,34 @@ fn the_loop(on_postgres: bool) {
             .output();
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// GET through nginx from the source address `from` (a customer's phone), optionally
+/// sending its own `X-Forwarded-For`; the response head.
+fn curl_from(https: u16, from: &str, claim: Option<&str>, path: &str) -> String {
+    let mut c = Command::new("curl");
+    c.args([
+        "-sS",
+        "-k",
+        "-o",
+        "/dev/null",
+        "-D",
+        "-",
+        "--interface",
+        from,
+    ])
+    .args([
+        "-A",
+        "Mozilla/5.0 (Linux; Android 15) Mobile",
+        "--connect-to",
+    ])
+    .arg(format!("{HOST}:443:127.0.0.1:{https}"));
+    if let Some(ip) = claim {
+        c.arg("-H").arg(format!("X-Forwarded-For: {ip}"));
+    }
+    let out = c.arg(format!("https://{HOST}{path}")).output().unwrap();
+    assert!(out.status.success(), "curl {path}: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// GET through nginx on the brand's host name (curl connects it to 127.0.0.1 and
