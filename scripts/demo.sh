@@ -31,6 +31,12 @@ else
 fi
 started=$(date +%s)
 
+export TAPKIT_LISTEN=${TAPKIT_LISTEN:-127.0.0.1:8080}
+base=http://$TAPKIT_LISTEN
+if curl -s -o /dev/null "$base/"; then
+  echo "demo: something already answers on $base (an earlier demo still running? stop it with Ctrl-C, or set TAPKIT_LISTEN=127.0.0.1:8090)" >&2
+  exit 1
+fi
 dir=${DEMO_DIR:-demo-data}
 if [[ -e $dir ]]; then
   if [[ ! -e $dir/.tapkit-demo ]]; then
@@ -41,12 +47,10 @@ if [[ -e $dir ]]; then
 fi
 mkdir -p "$dir"
 : > "$dir/.tapkit-demo"
-export TAPKIT_LISTEN=${TAPKIT_LISTEN:-127.0.0.1:8080}
 export TAPKIT_DATA_DIR=$dir TAPKIT_CONFIG=server/tapkit.sample.toml
 export TAPKIT_PUBLIC_URL=http://$TAPKIT_LISTEN     # sign-in links point here
 export TAPKIT_WEBHOOK_SECRET_FILE=$dir/webhook-secret
 (umask 077 && openssl rand -hex 32 | tr -d '\n' > "$TAPKIT_WEBHOOK_SECRET_FILE")
-base=http://$TAPKIT_LISTEN
 # No provisioner config from this machine's ~/.config is used.
 export XDG_CONFIG_HOME=$dir
 
@@ -55,14 +59,16 @@ token=$($bin/tapkit-server token create --name demo 2>>"$dir/server.log")
 $bin/tapkit-server serve 2> "$dir/server.log" & server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
-if ! curl -sf "$base/healthz" >/dev/null; then
+if ! kill -0 "$server" 2>/dev/null || ! curl -sf "$base/healthz" >/dev/null; then
   tail -5 "$dir/server.log" >&2
   echo "demo: the server did not start on $base (port taken? set TAPKIT_LISTEN=127.0.0.1:8090)" >&2
   exit 1
 fi
 echo "listening on $base (log: $dir/server.log)"
 
-api() { curl -sS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
+# The token goes to curl in a file, not on its command line (where ps would show it).
+(umask 077 && printf 'Authorization: Bearer %s\n' "$token" > "$dir/auth-header")
+api() { curl -sS -H @"$dir/auth-header" -H 'Content-Type: application/json' "$@"; }
 field() { sed -n "s/.*\"$1\": *\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"; }
 
 step "2. Three sample partners, created through the admin API (POST /api/admin/affiliates)"

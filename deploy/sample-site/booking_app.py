@@ -153,14 +153,24 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # no customer data in the log
         sys.stderr.write(f"booking_app: {self.command} {self.path.split('?')[0]}\n")
 
+    def staff_allowed(self) -> bool:
+        # The back office's endpoints earn partners money: only from this machine (nginx
+        # does not route /staff, and this check holds even if someone adds a route).
+        return self.client_address[0] in ("127.0.0.1", "::1") and "X-Forwarded-For" not in self.headers
+
     def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > 16384:
-            return self.reply(413, page("Too large", "<p>That form is too large.</p>"))
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= 16384:
+            return self.reply(413, page("Too large", "<p>That form is too large or has no valid length.</p>"))
         raw = self.rfile.read(length).decode("utf-8", errors="replace")
         if self.path == "/checkout":
             return self.checkout(urllib.parse.parse_qs(raw))
         parts = self.path.strip("/").split("/")
+        if parts[0] == "staff" and not self.staff_allowed():
+            return self.json_reply(403, {"error": "staff endpoints answer only on this machine"})
         if len(parts) == 4 and parts[:2] == ["staff", "bookings"] and parts[3] in ("serviced", "refunded"):
             with LOCK:
                 booking = STATE["bookings"].get(parts[2])
@@ -176,6 +186,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         parts = self.path.strip("/").split("/")
+        if parts[0] == "staff" and not self.staff_allowed():
+            return self.json_reply(403, {"error": "staff endpoints answer only on this machine"})
         if len(parts) == 3 and parts[:2] == ["staff", "bookings"]:
             with LOCK:
                 booking = STATE["bookings"].get(parts[2])
