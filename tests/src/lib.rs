@@ -284,7 +284,7 @@ impl Server {
             child: None,
             log,
         };
-        s.spawn();
+        s.spawn_on_port(true);
         s
     }
 
@@ -297,31 +297,70 @@ impl Server {
 
     /// (Re)starts the process on the same port, database and secret.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("a server log file");
-        let child = Command::new(bin("tapkit-server"))
-            .arg("serve")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("tapkit-server serve starts");
-        self.child = Some(KillOnDrop(child));
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(&self.addr).is_ok() {
-                return;
+        self.spawn_on_port(false);
+    }
+
+    /// Starts `serve` and waits for *its* "serving" log line (a connect alone could reach
+    /// another test's server that took the port). With `may_move`, a port taken in the
+    /// meantime (free_port releases it before the server binds) is replaced by another.
+    fn spawn_on_port(&mut self, may_move: bool) {
+        for _attempt in 0..3 {
+            let serving = |log: &std::path::Path| {
+                std::fs::read_to_string(log)
+                    .unwrap_or_default()
+                    .matches(" serving")
+                    .count()
+            };
+            let before = serving(&self.log);
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log)
+                .expect("a server log file");
+            let child = Command::new(bin("tapkit-server"))
+                .arg("serve")
+                .envs(self.env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("tapkit-server serve starts");
+            let mut child = KillOnDrop(child);
+            let mut exited = false;
+            for _ in 0..200 {
+                if serving(&self.log) > before && std::net::TcpStream::connect(&self.addr).is_ok() {
+                    self.child = Some(child);
+                    return;
+                }
+                if matches!(child.0.try_wait(), Ok(Some(_))) {
+                    exited = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if exited && may_move && text.contains("Address already in use") {
+                self.addr = format!("127.0.0.1:{}", free_port());
+                let addr = self.addr.clone();
+                self.set_env("TAPKIT_LISTEN", &addr);
+                // The default public URL names the port; a test's own one is kept.
+                let public = self
+                    .env
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "TAPKIT_PUBLIC_URL")
+                    .map(|(_, v)| v.clone());
+                if public.is_some_and(|v| v.starts_with("http://127.0.0.1:")) {
+                    self.set_env("TAPKIT_PUBLIC_URL", &format!("http://{addr}"));
+                }
+                continue;
+            }
+            panic!(
+                "the server did not start serving on {} within 10 s; its log:\n{text}",
+                self.addr
+            );
         }
-        panic!(
-            "the server did not listen on {} within 10 s; its log:\n{}",
-            self.addr,
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
+        panic!("three free ports were taken before the server could bind them");
     }
 
     /// SIGKILLs the process (a crash: nothing is flushed on the way out).
