@@ -105,16 +105,17 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        // Several X-Forwarded-For headers are one list in order (RFC 9110 §5.3). Split
-        // bytes, not text: the client's own part may hold anything, and must not make the
+        // Several X-Forwarded-For headers are one list in order (RFC 9110 §5.3), read
+        // here from its end without collecting it (this runs on every tap). Split bytes,
+        // not text: the client's own part may hold anything, and must not make the
         // proxy's appended (good) entry unreadable.
-        let entries: Vec<&[u8]> = headers
+        let mut client = peer;
+        let entries = headers
             .get_all("x-forwarded-for")
             .iter()
-            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .collect();
-        let mut client = peer;
-        for entry in entries.iter().rev() {
+            .rev()
+            .flat_map(|v| v.as_bytes().rsplit(|b| *b == b','));
+        for entry in entries {
             match std::str::from_utf8(entry).ok().and_then(parse_entry) {
                 // A trusted hop: it forwarded for whoever is left of it.
                 Some(ip) if self.trusts(ip) => client = ip,
