@@ -12,8 +12,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 
 use super::auth::{
-    ADMIN_MADE_LINK_MS, AdminForm, AdminSession, Role, Session, make_link, pre_session,
-    pre_session_ok, verify_password,
+    ADMIN_MADE_LINK_MS, AdminForm, AdminSession, Role, Session, make_link, verify_password,
 };
 use super::data::Export;
 use super::{
@@ -145,24 +144,12 @@ async fn sign_in_form(
 
 async fn sign_in(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let f = Fields::parse(&body);
-    // The form shown again carries a token for the browser's pre-session cookie, or for
-    // a new one set with it (the old one may have expired).
-    let (set, csrf) = pre_session(&s, &headers);
-    if !pre_session_ok(&s, &headers, f.get("csrf").unwrap_or("")) {
-        return respond_setting(
-            StatusCode::FORBIDDEN,
-            &sign_in_page(
-                &s,
-                &csrf,
-                Some(
-                    "This form has expired or your browser blocked its cookie. Reload the page and try again.",
-                ),
-                "",
-                None,
-            ),
-            set,
-        );
-    }
+    let (set, csrf) = match signin::posted_form(&s, &headers, &f, |csrf, error| {
+        sign_in_page(&s, csrf, Some(error), "", None)
+    }) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
     let email = f.get("email").unwrap_or("").trim().to_lowercase();
     let password = f.get("password").unwrap_or("").to_owned();
     if email.len() > 200 || !email.contains('@') || password.len() > 1024 {

@@ -11,9 +11,7 @@ use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, PreEscaped, html};
 
-use super::auth::{
-    EMAILED_LINK_MS, PartnerSession, Role, make_link, pre_session, pre_session_ok, send_link,
-};
+use super::auth::{EMAILED_LINK_MS, PartnerSession, Role, make_link, send_link};
 use super::{
     Fields, channel_name, date, download, money, page, respond_setting, server_error, shell, signin,
 };
@@ -101,23 +99,12 @@ const LINKS_PER_HOUR: i64 = 3;
 
 async fn request_link(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let f = Fields::parse(&body);
-    // A form shown again works even when the pre-session cookie had expired.
-    let (set, csrf) = pre_session(&s, &headers);
-    if !pre_session_ok(&s, &headers, f.get("csrf").unwrap_or("")) {
-        return respond_setting(
-            StatusCode::FORBIDDEN,
-            &sign_in_page(
-                &s,
-                &csrf,
-                None,
-                Some(
-                    "This form has expired or your browser blocked its cookie. Reload the page and try again.",
-                ),
-                None,
-            ),
-            set,
-        );
-    }
+    let (set, csrf) = match signin::posted_form(&s, &headers, &f, |csrf, error| {
+        sign_in_page(&s, csrf, None, Some(error), None)
+    }) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
     let email = f.get("email").unwrap_or("").trim().to_owned();
     if email.len() > 200 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
         return respond_setting(

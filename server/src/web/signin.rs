@@ -153,6 +153,29 @@ pub async fn form(
     respond_setting(StatusCode::OK, &render(&csrf, note), set)
 }
 
+/// A posted sign-in form: the pre-session cookie to set (if a new one is needed) and the
+/// CSRF token for the form when it is shown again — the old cookie may have expired — or,
+/// when the form's token does not match the browser's cookie, the 403 answer with the
+/// form rendered by `render(csrf, error)`.
+pub fn posted_form(
+    s: &AppState,
+    headers: &HeaderMap,
+    f: &Fields,
+    render: impl FnOnce(&str, &str) -> maud::Markup,
+) -> Result<(Option<axum::http::HeaderValue>, String), Box<Response>> {
+    let (set, csrf) = pre_session(s, headers);
+    if pre_session_ok(s, headers, f.get("csrf").unwrap_or("")) {
+        return Ok((set, csrf));
+    }
+    let error =
+        "This form has expired or your browser blocked its cookie. Reload the page and try again.";
+    Err(Box::new(respond_setting(
+        StatusCode::FORBIDDEN,
+        &render(&csrf, error),
+        set,
+    )))
+}
+
 /// `POST …/sign-out`.
 pub async fn sign_out(s: &AppState, role: Role, headers: &HeaderMap, body: &Bytes) -> Response {
     let f = Fields::parse(body);
