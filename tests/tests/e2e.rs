@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tapkit_e2e::browser::Driver;
 use tapkit_e2e::{
-    KillOnDrop, PcscEnv, Server, SimCard, bin, free_port, http_request, independent_read, pcsc_env,
-    stderr, zbar,
+    KillOnDrop, PcscEnv, Server, SimCard, bin, eventually, free_port, http_request,
+    independent_read, pcsc_env, stderr, zbar,
 };
 
 const HOST: &str = "book.example.com";
@@ -234,13 +234,13 @@ fn start_nginx(dir: &Path, tapkit: &str, app: &str) -> (Nginx, u16) {
 }
 
 fn wait_listening(addr: &str, what: &str) {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not listen on {addr}");
+    assert!(
+        eventually(Duration::from_secs(10), || std::net::TcpStream::connect(
+            addr
+        )
+        .is_ok()),
+        "{what} did not listen on {addr}"
+    );
 }
 
 /// The sample booking application (its own clock from `clock`).
