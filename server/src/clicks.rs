@@ -4,9 +4,11 @@
 //! durable, but N concurrent clicks cost one commit instead of N
 //! (`shared/docs/performance.md`: ~4k/s one-per-transaction vs ~55k/s batched on SQLite).
 //!
-//! The batch is one multi-row INSERT per 64 clicks with ids reserved in blocks, and the
-//! per-IP rate limit is decided inside the same transaction, so it costs no extra round
-//! trip per request and holds across replicas on PostgreSQL.
+//! On SQLite the writer is a thread with a connection of its own and prepared statements
+//! ([`crate::click_db`]); on PostgreSQL a task writing one multi-row INSERT per batch.
+//! Ids are reserved in blocks, and the per-IP rate limit is decided inside the same
+//! transaction, so it costs no extra round trip per request and holds across replicas
+//! on PostgreSQL.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,57 +58,37 @@ pub struct ClickWriter {
 }
 
 impl ClickWriter {
-    /// Starts the writer task on the current runtime; `limit_per_hour` is the per-IP
-    /// click limit (0: off).
-    pub fn start(store: Store, limit_per_hour: u32, metrics: Arc<crate::metrics::Metrics>) -> Self {
-        let (tx, mut rx) = mpsc::channel::<(NewClick, Reply)>(4 * MAX_BATCH);
+    /// Starts the writer (on SQLite a thread of its own, on PostgreSQL a task on the
+    /// current runtime); `limit_per_hour` is the per-IP click limit (0: off).
+    pub fn start(
+        store: Store,
+        limit_per_hour: u32,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel::<(NewClick, Reply)>(4 * MAX_BATCH);
         let stats = Arc::new(WriterStats::default());
-        let st = stats.clone();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            let mut ids = 0..0;
-            // Ends when every sender is gone (server shut down): nothing queued is lost.
-            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let (mut clicks, replies): (Vec<NewClick>, Vec<Reply>) = batch.drain(..).unzip();
-                let n = clicks.len() as u64;
-                let result = async {
-                    if ids.end - ids.start < clicks.len() as i64 {
-                        ids = store.allocate_click_ids(ID_BLOCK).await?;
-                    }
-                    let these: Vec<i64> = (ids.start..).take(clicks.len()).collect();
-                    ids.start += clicks.len() as i64;
-                    store
-                        .insert_clicks(&mut clicks, &these, limit_per_hour)
-                        .await
-                        .map(|()| these)
-                }
-                .await;
-                st.batches.fetch_add(1, Ordering::Relaxed);
-                st.clicks.fetch_add(n, Ordering::Relaxed);
-                st.max_batch.fetch_max(n, Ordering::Relaxed);
-                if let Some(i) = SIZE_BUCKETS.iter().position(|b| n <= *b) {
-                    st.size_buckets[i].fetch_add(1, Ordering::Relaxed);
-                }
-                match result {
-                    Ok(these) => {
-                        for ((reply, id), c) in replies.into_iter().zip(these).zip(&clicks) {
-                            metrics.click(c.channel, c.outcome);
-                            let _ = reply.send(Ok(Written {
-                                id,
-                                outcome: c.outcome,
-                            }));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(%e, n, "writing a batch of clicks failed");
-                        for reply in replies {
-                            let _ = reply.send(Err(e.to_string()));
-                        }
-                    }
-                }
+        let done = Finish {
+            stats: stats.clone(),
+            metrics,
+        };
+        match store.click_db() {
+            Some(db) => {
+                // A blocking thread: SQLite calls block, and a thread of its own keeps the
+                // batch's commit off the runtime's two workers without an async hop.
+                std::thread::Builder::new()
+                    .name("tapkit-clicks".into())
+                    .spawn(move || sqlite_writer(&db, rx, limit_per_hour, &done))
+                    .map_err(|e| {
+                        StoreError::Db(sqlx::Error::Protocol(format!(
+                            "could not start the click writer thread: {e}"
+                        )))
+                    })?;
             }
-        });
-        Self { tx, stats }
+            None => {
+                tokio::spawn(postgres_writer(store, rx, limit_per_hour, done));
+            }
+        }
+        Ok(Self { tx, stats })
     }
 
     /// Records a click; returns once it is committed, with its id and final outcome.
@@ -124,5 +106,119 @@ impl ClickWriter {
     /// Writer counters.
     pub fn stats(&self) -> &WriterStats {
         &self.stats
+    }
+}
+
+/// Counts a written batch and answers its requests.
+struct Finish {
+    stats: Arc<WriterStats>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Finish {
+    fn batch(
+        &self,
+        clicks: &[NewClick],
+        replies: impl Iterator<Item = Reply>,
+        result: Result<&[i64], String>,
+    ) {
+        let n = clicks.len() as u64;
+        let st = &self.stats;
+        st.batches.fetch_add(1, Ordering::Relaxed);
+        st.clicks.fetch_add(n, Ordering::Relaxed);
+        st.max_batch.fetch_max(n, Ordering::Relaxed);
+        if let Some(i) = SIZE_BUCKETS.iter().position(|b| n <= *b) {
+            st.size_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        match result {
+            Ok(ids) => {
+                for ((reply, id), c) in replies.zip(ids).zip(clicks) {
+                    self.metrics.click(c.channel, c.outcome);
+                    let _ = reply.send(Ok(Written {
+                        id: *id,
+                        outcome: c.outcome,
+                    }));
+                }
+            }
+            Err(e) => {
+                tracing::error!(%e, n, "writing a batch of clicks failed");
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// The SQLite writer thread: takes every click waiting, writes them in one transaction
+/// through the click connection, answers. Ends when every sender is gone (the server
+/// shut down) — after writing everything queued: nothing accepted is lost.
+fn sqlite_writer(
+    db: &crate::store::ClickDbHandle,
+    mut rx: mpsc::Receiver<(NewClick, Reply)>,
+    limit_per_hour: u32,
+    done: &Finish,
+) {
+    let mut clicks = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
+    let mut these = Vec::with_capacity(MAX_BATCH);
+    let mut ids = 0..0;
+    while let Some((c, r)) = rx.blocking_recv() {
+        clicks.push(c);
+        replies.push(r);
+        while clicks.len() < MAX_BATCH {
+            let Ok((c, r)) = rx.try_recv() else { break };
+            clicks.push(c);
+            replies.push(r);
+        }
+        let mut db = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let result = (|| {
+            if ids.end - ids.start < clicks.len() as i64 {
+                ids = db.allocate_ids(ID_BLOCK)?;
+            }
+            these.clear();
+            these.extend((ids.start..).take(clicks.len()));
+            ids.start += clicks.len() as i64;
+            db.write(&mut clicks, &these, limit_per_hour)
+        })();
+        drop(db);
+        done.batch(
+            &clicks,
+            replies.drain(..),
+            result.map(|()| these.as_slice()).map_err(|e| e.to_string()),
+        );
+        clicks.clear();
+    }
+}
+
+/// The PostgreSQL writer task: the same, through sqlx (several replicas share the
+/// database: ids come in blocks, the rate limit takes advisory locks).
+async fn postgres_writer(
+    store: Store,
+    mut rx: mpsc::Receiver<(NewClick, Reply)>,
+    limit_per_hour: u32,
+    done: Finish,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut ids = 0..0;
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (mut clicks, replies): (Vec<NewClick>, Vec<Reply>) = batch.drain(..).unzip();
+        let result = async {
+            if ids.end - ids.start < clicks.len() as i64 {
+                ids = store.allocate_click_ids(ID_BLOCK).await?;
+            }
+            let these: Vec<i64> = (ids.start..).take(clicks.len()).collect();
+            ids.start += clicks.len() as i64;
+            store
+                .insert_clicks(&mut clicks, &these, limit_per_hour)
+                .await
+                .map(|()| these)
+        }
+        .await;
+        done.batch(
+            &clicks,
+            replies.into_iter(),
+            result.as_deref().map_err(ToString::to_string),
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! builds the router and [`serve`] runs it.
 
 pub mod admin;
+mod click_db;
 pub mod clicks;
 pub mod client_ip;
 pub mod config;
@@ -77,7 +78,7 @@ impl AppState {
         let program = store.ensure_program(&config.program_row()).await?;
         let metrics = Arc::new(metrics::Metrics::default());
         let clicks =
-            clicks::ClickWriter::start(store.clone(), config.rate_limit_per_hour, metrics.clone());
+            clicks::ClickWriter::start(store.clone(), config.rate_limit_per_hour, metrics.clone())?;
         let directory = directory::Directory::load(store.clone(), program.id).await?;
         directory.spawn_poller(std::time::Duration::from_secs(1));
         Ok(Self {

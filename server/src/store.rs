@@ -4,7 +4,9 @@
 //! Both databases run the same SQL through sqlx's `Any` driver: `$N` placeholders (which
 //! SQLite accepts too), integer Unix-millisecond times and text enums, so the same store
 //! test suite runs against both. Migrations are embedded per database
-//! (`migrations/sqlite`, `migrations/postgres`) and applied at start-up.
+//! (`migrations/sqlite`, `migrations/postgres`) and applied at start-up. One exception:
+//! on SQLite, clicks are written through a connection of their own ([`crate::click_db`],
+//! rusqlite on the same bundled SQLite), the hot path of every tap.
 
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -55,6 +57,9 @@ pub enum StoreError {
     /// Anything else the database said.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// What SQLite said to the click writer's own connection.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 /// Unix time in milliseconds.
@@ -168,9 +173,9 @@ pub struct NewClick {
     pub rate_limit: bool,
 }
 
-/// Rows per multi-row INSERT (12 parameters each: 6,144 at most, well under SQLite's
-/// 32,766 and PostgreSQL's 65,535). The click writer's batches are at most this long,
-/// so on SQLite a batch is one statement.
+/// Rows per multi-row INSERT on PostgreSQL (12 parameters each: 6,144 at most, well
+/// under its 65,535). The click writer's batches are at most this long, so a batch is one
+/// statement.
 const INSERT_CHUNK: usize = 512;
 
 /// What the `/r/` hop caches about affiliates and kill-switches.
@@ -244,7 +249,12 @@ pub struct Store {
     backend: Backend,
     /// Serialises this process's money transactions (see [`crate::ledger`]).
     pub(crate) money: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// On SQLite: the connection clicks are written through (see [`crate::click_db`]).
+    click_db: Option<ClickDbHandle>,
 }
+
+/// The click connection, shared by the click writer's thread and [`Store::insert_clicks`].
+pub(crate) type ClickDbHandle = std::sync::Arc<std::sync::Mutex<crate::click_db::ClickDb>>;
 
 fn affiliate(r: &AnyRow) -> Result<Affiliate, sqlx::Error> {
     Ok(Affiliate {
@@ -327,15 +337,50 @@ impl Store {
             });
         }
         let pool = opts.connect(&url).await?;
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
-        }
+        let click_db = match backend {
+            Backend::Sqlite => {
+                SQLITE_MIGRATIONS.run(&pool).await?;
+                let path = url
+                    .parse::<sqlx::sqlite::SqliteConnectOptions>()?
+                    .get_filename()
+                    .to_owned();
+                let db = tokio::task::spawn_blocking(move || {
+                    crate::click_db::ClickDb::open(&path, sync)
+                })
+                .await
+                .map_err(|e| sqlx::Error::Protocol(format!("opening the click database: {e}")))??;
+                Some(std::sync::Arc::new(std::sync::Mutex::new(db)))
+            }
+            Backend::Postgres => {
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                None
+            }
+        };
         Ok(Self {
             pool,
             backend,
             money: Default::default(),
+            click_db,
         })
+    }
+
+    /// On SQLite, the connection clicks are written through.
+    pub(crate) fn click_db(&self) -> Option<ClickDbHandle> {
+        self.click_db.clone()
+    }
+
+    /// Runs `f` with the click connection on a blocking thread (SQLite only).
+    async fn with_click_db<T: Send + 'static>(
+        db: &ClickDbHandle,
+        f: impl FnOnce(&mut crate::click_db::ClickDb) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || {
+            f(&mut db.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        })
+        .await
+        .map_err(|e| StoreError::Db(sqlx::Error::Protocol(format!("click writer: {e}"))))?
+        .map_err(StoreError::from)
     }
 
     /// The connection pool (for the other store modules).
@@ -634,8 +679,8 @@ impl Store {
         Ok(ids.start)
     }
 
-    /// Writes a batch of clicks with their `ids` in one transaction (multi-row INSERTs).
-    /// With `limit_per_hour` > 0, a click marked `rate_limit` whose hashed IP already has
+    /// Writes a batch of clicks with their `ids` in one transaction (on SQLite through
+    /// the click connection, [`crate::click_db`]; on PostgreSQL multi-row INSERTs). With `limit_per_hour` > 0, a click marked `rate_limit` whose hashed IP already has
     /// that many clicks in the last hour (committed ones, and earlier ones in this batch)
     /// is turned into `flagged` / `rate_limited` before it is written. On PostgreSQL the
     /// batch takes a transaction-scoped advisory lock per hashed IP (in sorted order, so
@@ -647,16 +692,14 @@ impl Store {
         limit_per_hour: u32,
     ) -> Result<(), StoreError> {
         debug_assert_eq!(clicks.len(), ids.len());
-        // On SQLite one multi-row INSERT is atomic by itself (autocommit): one round trip
-        // instead of BEGIN + INSERT + COMMIT. The rate-limit count before it needs no
-        // transaction there: SQLite serves one replica, whose click writer is the only
-        // task inserting clicks. PostgreSQL (several replicas) takes a transaction with
-        // advisory locks.
-        if self.backend == Backend::Sqlite && clicks.len() <= INSERT_CHUNK {
-            let mut conn = self.pool.acquire().await?;
-            return self
-                .write_clicks(&mut conn, clicks, ids, limit_per_hour)
-                .await;
+        if let Some(db) = &self.click_db {
+            let (mut owned, ids) = (clicks.to_vec(), ids.to_vec());
+            let owned = Self::with_click_db(db, move |db| {
+                db.write(&mut owned, &ids, limit_per_hour).map(|()| owned)
+            })
+            .await?;
+            clicks.clone_from_slice(&owned);
+            return Ok(());
         }
         let mut tx = self.pool.begin().await?;
         self.write_clicks(&mut tx, clicks, ids, limit_per_hour)
@@ -665,6 +708,7 @@ impl Store {
         Ok(())
     }
 
+    /// PostgreSQL's half of [`Store::insert_clicks`], inside its transaction.
     async fn write_clicks(
         &self,
         conn: &mut sqlx::AnyConnection,
@@ -684,7 +728,7 @@ impl Store {
                 .map(|i| format!("${}", i + 2))
                 .collect::<Vec<_>>()
                 .join(", ");
-            if self.backend == Backend::Postgres {
+            {
                 // VALUES is scanned in order: the locks are taken in sorted order.
                 let sql = format!(
                     "SELECT COUNT(pg_advisory_xact_lock(hashtext(v))) AS n FROM (VALUES {}) AS t(v)",
@@ -726,7 +770,6 @@ impl Store {
                 *n += 1;
             }
         }
-        let sqlite = self.backend == Backend::Sqlite;
         for (chunk, chunk_ids) in clicks.chunks(INSERT_CHUNK).zip(ids.chunks(INSERT_CHUNK)) {
             let mut sql = String::with_capacity(64 + chunk.len() * 64);
             sql.push_str(
@@ -742,15 +785,8 @@ impl Store {
                     if k > 1 {
                         sql.push_str(", ");
                     }
-                    // SQLite: anonymous `?`s. sqlx looks every parameter up by name, and
-                    // SQLite's name lookup is a linear scan: with `$N` names a 768-
-                    // parameter INSERT spent most of its time there (perf, 16 % of CPU).
-                    if sqlite {
-                        sql.push('?');
-                    } else {
-                        sql.push('$');
-                        sql.push_str(&(b + k).to_string());
-                    }
+                    sql.push('$');
+                    sql.push_str(&(b + k).to_string());
                 }
                 sql.push(')');
             }
@@ -867,6 +903,9 @@ impl Store {
     /// Reserves `n` consecutive click ids (one statement per block; unique across
     /// replicas).
     pub async fn allocate_click_ids(&self, n: i64) -> Result<std::ops::Range<i64>, StoreError> {
+        if let Some(db) = &self.click_db {
+            return Self::with_click_db(db, move |db| db.allocate_ids(n)).await;
+        }
         let end: i64 = sqlx::query(
             "UPDATE id_blocks SET next_id = next_id + $1 WHERE name = 'clicks' RETURNING next_id",
         )
