@@ -137,10 +137,7 @@ pub async fn tap(
             .hash(
                 &s.store,
                 now,
-                &s.config
-                    .trusted_proxies
-                    .client_ip(peer.ip(), &headers)
-                    .to_string(),
+                s.config.trusted_proxies.client_ip(peer.ip(), &headers),
             )
             .await?,
         outcome: "unattributed",
