@@ -222,6 +222,22 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
             p.booking_url
         ));
     }
+    if p.booking_url.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        return Err(format!(
+            "program.booking_url {:?} contains spaces or characters a Location header cannot carry; percent-encode them (a space is %20)",
+            p.booking_url
+        ));
+    }
+    if let Some(d) = &p.cookie_domain
+        && (d.is_empty()
+            || !d
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+    {
+        return Err(format!(
+            "program.cookie_domain {d:?} must be a domain name like example.com (letters, digits, dots and hyphens only)"
+        ));
+    }
     if !(1..=400).contains(&p.cookie_days) {
         return Err(format!(
             "program.cookie_days is {}; use 1 to 400 days",

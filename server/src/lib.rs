@@ -51,6 +51,8 @@ pub struct Inner {
     pub config: config::Config,
     /// The default program.
     pub program: store::Program,
+    /// The redirect's fixed parts (Location, cookie attributes), built once.
+    pub answer: redirect::Answer,
     /// Group-commit writer for clicks.
     pub clicks: clicks::ClickWriter,
     /// The `/r/` hop's cached affiliates and kill-switches.
@@ -76,6 +78,8 @@ impl AppState {
         let store =
             store::Store::connect_with(&config.database_url, config.sqlite_synchronous).await?;
         let program = store.ensure_program(&config.program_row()).await?;
+        let answer = redirect::Answer::new(&program, config.program.cookie_domain.as_deref())
+            .map_err(|e| store::StoreError::Db(sqlx::Error::Configuration(e.into())))?;
         let metrics = Arc::new(metrics::Metrics::default());
         let clicks =
             clicks::ClickWriter::start(store.clone(), config.rate_limit_per_hour, metrics.clone())?;
@@ -87,6 +91,7 @@ impl AppState {
                 keys: keys::Keys::new(secret),
                 config,
                 program,
+                answer,
                 clicks,
                 directory,
                 metrics,

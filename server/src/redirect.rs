@@ -21,6 +21,62 @@ pub const COOKIE: &str = "tapkit_ref";
 /// Its copy readable by the checkout's JavaScript.
 pub const COOKIE_JS: &str = "tapkit_ref_js";
 
+/// The parts of every redirect that never change while the server runs, built once at
+/// start: the `Location` header and the cookies' attributes.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    location: HeaderValue,
+    /// `; Max-Age=…; Path=/; Secure; SameSite=Lax[; Domain=…]`.
+    cookie_attrs: String,
+}
+
+impl Answer {
+    /// Builds them from the program and the configured cookie domain (checked by the
+    /// config loader: both fit in a header).
+    pub fn new(
+        program: &crate::store::Program,
+        cookie_domain: Option<&str>,
+    ) -> Result<Self, String> {
+        let location = HeaderValue::from_str(&program.booking_url).map_err(|_| {
+            format!(
+                "the booking URL {:?} cannot be sent as a Location header",
+                program.booking_url
+            )
+        })?;
+        let mut cookie_attrs = format!(
+            "; Max-Age={}; Path=/; Secure; SameSite=Lax",
+            program.cookie_days * 86_400
+        );
+        if let Some(d) = cookie_domain {
+            cookie_attrs.push_str("; Domain=");
+            cookie_attrs.push_str(d);
+        }
+        HeaderValue::from_str(&cookie_attrs)
+            .map_err(|_| format!("the cookie domain {cookie_domain:?} cannot go into a cookie"))?;
+        Ok(Self {
+            location,
+            cookie_attrs,
+        })
+    }
+
+    /// The pair of `Set-Cookie` values carrying `token`.
+    fn cookies(&self, token: &str) -> [Option<HeaderValue>; 2] {
+        let one = |name: &str, http_only: bool| {
+            let mut c =
+                String::with_capacity(name.len() + token.len() + self.cookie_attrs.len() + 12);
+            c.push_str(name);
+            c.push('=');
+            c.push_str(token);
+            c.push_str(&self.cookie_attrs);
+            if http_only {
+                c.push_str("; HttpOnly");
+            }
+            HeaderValue::from_str(&c).ok()
+        };
+        [one(COOKIE, true), one(COOKIE_JS, false)]
+    }
+}
+
 /// Query parameters a tap or scan may carry.
 #[derive(Debug, Default)]
 pub struct Params {
@@ -114,7 +170,6 @@ pub async fn tap(
     let params = Params::parse(query.as_deref());
     let program = &s.program;
     let now = now_ms();
-    let ua = truncated(&headers, header::USER_AGENT).unwrap_or_default();
     let mut click = NewClick {
         at: now,
         code: raw.chars().take(40).collect(),
@@ -130,7 +185,7 @@ pub async fn tap(
         },
         card_id: None,
         counter: None,
-        user_agent: Some(ua.clone()).filter(|u| !u.is_empty()),
+        user_agent: truncated(&headers, header::USER_AGENT).filter(|u| !u.is_empty()),
         referer: truncated(&headers, header::REFERER),
         ip_hash: s
             .ip_keys
@@ -144,25 +199,23 @@ pub async fn tap(
         reason: None,
         rate_limit: false,
     };
-    let redirect = |cookies: Vec<HeaderValue>| {
-        let mut r = (
-            StatusCode::FOUND,
-            [(header::LOCATION, program.booking_url.clone())],
-        )
-            .into_response();
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        for c in cookies {
-            r.headers_mut().append(header::SET_COOKIE, c);
+    let redirect = |cookies: [Option<HeaderValue>; 2]| {
+        let mut r = StatusCode::FOUND.into_response();
+        let h = r.headers_mut();
+        h.insert(header::LOCATION, s.answer.location.clone());
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        for c in cookies.into_iter().flatten() {
+            h.append(header::SET_COOKIE, c);
         }
         r
     };
+    let none = || [None, None];
 
     // The check symbol catches typos before any database lookup.
     let Ok(code) = ReferralCode::parse(&raw) else {
         click.reason = Some("invalid_code");
         s.clicks.record(click).await?;
-        return Ok(redirect(Vec::new()));
+        return Ok(redirect(none()));
     };
     click.code = code.to_string();
     // The in-memory directory first; the database for a code created elsewhere just now.
@@ -181,11 +234,11 @@ pub async fn tap(
     let Some(aff) = aff else {
         click.reason = Some("unknown_code");
         s.clicks.record(click).await?;
-        return Ok(redirect(Vec::new()));
+        return Ok(redirect(none()));
     };
     click.affiliate_id = Some(aff.id);
 
-    let preview = is_preview(&method, &ua);
+    let preview = is_preview(&method, click.user_agent.as_deref().unwrap_or(""));
     let reason = if preview {
         click.outcome = "preview";
         Some("link_preview")
@@ -216,7 +269,7 @@ pub async fn tap(
             click.outcome = "flagged";
         }
         s.clicks.record(click).await?;
-        return Ok(redirect(Vec::new()));
+        return Ok(redirect(none()));
     }
     // From here the click would count: the per-IP limit applies (decided by the writer,
     // inside the transaction that stores the click).
@@ -226,33 +279,16 @@ pub async fn tap(
     if existing.is_some() && !program.last_touch {
         click.reason = Some("earlier_attribution_kept");
         s.clicks.record(click).await?;
-        return Ok(redirect(Vec::new()));
+        return Ok(redirect(none()));
     }
     click.outcome = "attributed";
     // Committed before the 302 leaves.
     let written = s.clicks.record(click).await?;
     if written.outcome != "attributed" {
-        return Ok(redirect(Vec::new()));
+        return Ok(redirect(none()));
     }
-    let click_id = written.id;
-    let token = s.keys.sign_attribution(click_id, now);
-    let max_age = program.cookie_days * 86_400;
-    let domain = s
-        .config
-        .program
-        .cookie_domain
-        .as_ref()
-        .map(|d| format!("; Domain={d}"))
-        .unwrap_or_default();
-    let attrs = format!("Max-Age={max_age}; Path=/; Secure; SameSite=Lax{domain}");
-    let cookies = [
-        format!("{COOKIE}={token}; {attrs}; HttpOnly"),
-        format!("{COOKIE_JS}={token}; {attrs}"),
-    ]
-    .into_iter()
-    .filter_map(|c| HeaderValue::from_str(&c).ok())
-    .collect();
-    Ok(redirect(cookies))
+    let token = s.keys.sign_attribution(written.id, now);
+    Ok(redirect(s.answer.cookies(&token)))
 }
 
 /// Checks an NFC tap's mirror: the card must be registered to this affiliate and its

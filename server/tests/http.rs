@@ -609,6 +609,38 @@ fn the_sample_config_loads() {
     assert_eq!(c.rate_limit_per_hour, 50);
 }
 
+/// A booking URL or cookie domain that cannot go into a header is refused at start-up
+/// with the fix named, not discovered at the first tap (a 500, or cookies silently
+/// dropped).
+#[test]
+fn header_breaking_program_settings_are_refused_at_start() {
+    let dir = std::env::temp_dir().join(format!("tapkit-http-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tapkit.sample.toml"),
+    )
+    .unwrap();
+    for (from, to, expect) in [
+        (
+            "booking_url = \"https://book.example.com/\"",
+            "booking_url = \"https://book.example.com/spring sale\"",
+            "percent-encode",
+        ),
+        (
+            "cookie_days = 30",
+            "cookie_days = 30\ncookie_domain = \"example.com; Secure=no\"",
+            "program.cookie_domain",
+        ),
+    ] {
+        assert!(sample.contains(from), "{from}");
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, sample.replacen(from, to, 1)).unwrap();
+        let e = tapkit_server::config::load(Some(&path)).unwrap_err();
+        assert!(e.contains(expect), "{e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clicks_are_group_committed_and_none_is_lost() {
     use std::sync::atomic::Ordering;
