@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # /r/{code} throughput with wrk on loopback, 64 connections, in one run side by side:
-#   1. a bare Axum handler answering the same 302 + Set-Cookie (the ceiling),
+#   1. a bare Axum handler answering the same 302 (the same headers; the ceiling),
+#   1b. the same handler waiting first for a writer thread that stores nothing (what
+#       waiting for any commit before the 302 costs, apart from the storage),
 #   2. tapkit-server on SQLite, synchronous=FULL (the default: clicks survive power loss),
 #   3. tapkit-server on SQLite, synchronous=NORMAL (clicks survive a server crash),
 #   4. tapkit-server on PostgreSQL (127.0.0.1:5432, a fresh database).
@@ -66,8 +68,13 @@ tapkit() { # name port database_url sync
 BARE_LISTEN=127.0.0.1:8090 ./target/release/examples/bare_302 & pids+=($!)
 sleep 0.5
 read -r rps p50 p99 sent < <(run_wrk "ceiling: bare Axum 302" "http://127.0.0.1:8090/r/BENCH-00000")
-results+=("| ceiling: bare Axum 302 + Set-Cookie | $rps | $p50 | $p99 | $sent | – | – |")
-kill "${pids[0]}"
+results+=("| ceiling: bare Axum, the same 302 | $rps | $p50 | $p99 | $sent | – | – |")
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+BARE_WAIT=1 BARE_LISTEN=127.0.0.1:8094 ./target/release/examples/bare_302 & pids+=($!)
+sleep 0.5
+read -r rps p50 p99 sent < <(run_wrk "bare + waiting for a writer storing nothing" "http://127.0.0.1:8094/r/BENCH-00000")
+results+=("| bare, waiting for a writer thread that stores nothing | $rps | $p50 | $p99 | $sent | – | – |")
+kill "${pids[1]}"; wait "${pids[1]}" 2>/dev/null || true
 
 tapkit "tapkit SQLite, synchronous=FULL (default)" 8091 "sqlite://$work/8091/tapkit.db" full
 tapkit "tapkit SQLite, synchronous=NORMAL" 8092 "sqlite://$work/8092/tapkit.db" normal
