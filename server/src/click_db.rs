@@ -35,7 +35,7 @@ pub(crate) struct ClickDb {
 
 impl ClickDb {
     /// Opens the (already migrated) database file with the same settings as the pool's
-    /// connections: WAL, the chosen `synchronous`, a 5 s busy timeout.
+    /// connections: WAL, the chosen `synchronous`, a 5 s busy timeout, foreign keys on.
     pub(crate) fn open(path: &Path, sync: SqliteSync) -> Result<Self, rusqlite::Error> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;

@@ -1,4 +1,4 @@
-//! Group commit for clicks: requests hand their click to one writer task, which inserts
+//! Group commit for clicks: requests hand their click to one writer, which inserts
 //! every click waiting at that moment in a single transaction and commits once, then
 //! answers each request. A request still gets its 302 only after its own click is
 //! durable, but N concurrent clicks cost one commit instead of N
@@ -79,9 +79,7 @@ impl ClickWriter {
                     .name("tapkit-clicks".into())
                     .spawn(move || sqlite_writer(&db, rx, limit_per_hour, &done))
                     .map_err(|e| {
-                        StoreError::Db(sqlx::Error::Protocol(format!(
-                            "could not start the click writer thread: {e}"
-                        )))
+                        StoreError::Config(format!("could not start the click writer thread: {e}"))
                     })?;
             }
             None => {
@@ -151,8 +149,10 @@ impl Finish {
 }
 
 /// The SQLite writer thread: takes every click waiting, writes them in one transaction
-/// through the click connection, answers. Ends when every sender is gone (the server
-/// shut down) — after writing everything queued: nothing accepted is lost.
+/// through the click connection, answers. Ends when every sender is gone. A graceful
+/// shutdown first lets every in-flight request finish, and each waits for its commit,
+/// so no click whose 302 was sent is lost; a click queued by a request that was dropped
+/// before its answer (the client went away) may be, and no 302 was sent for it.
 fn sqlite_writer(
     db: &crate::store::ClickDbHandle,
     mut rx: mpsc::Receiver<(NewClick, Reply)>,

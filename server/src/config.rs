@@ -222,20 +222,20 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
             p.booking_url
         ));
     }
-    if p.booking_url.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+    // What an HTTP header cannot carry: every redirect would be a 500.
+    if p.booking_url.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err(format!(
-            "program.booking_url {:?} contains spaces or characters a Location header cannot carry; percent-encode them (a space is %20)",
+            "program.booking_url {:?} contains a control character (a line break or tab?); remove it",
             p.booking_url
         ));
     }
     if let Some(d) = &p.cookie_domain
-        && (d.is_empty()
-            || !d
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+        && !d
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
     {
         return Err(format!(
-            "program.cookie_domain {d:?} must be a domain name like example.com (letters, digits, dots and hyphens only)"
+            "program.cookie_domain {d:?} must be a domain name like example.com (letters, digits, dots and hyphens; an internationalised name in its xn-- form)"
         ));
     }
     if !(1..=400).contains(&p.cookie_days) {

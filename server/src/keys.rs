@@ -85,10 +85,15 @@ impl IpKeys {
             )))
         })?;
         let k = HmacSha256::new_from_slice(&bytes).expect(ANY_KEY_LENGTH);
-        *self
+        // A tap stamped just before midnight may fetch after one stamped just after:
+        // the cache keeps the newer day, or every later tap would fetch again.
+        let mut today = self
             .today
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((day, k.clone()));
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if today.as_ref().is_none_or(|(d, _)| *d < day) {
+            *today = Some((day, k.clone()));
+        }
         Ok(k)
     }
 }

@@ -79,7 +79,7 @@ impl AppState {
             store::Store::connect_with(&config.database_url, config.sqlite_synchronous).await?;
         let program = store.ensure_program(&config.program_row()).await?;
         let answer = redirect::Answer::new(&program, config.program.cookie_domain.as_deref())
-            .map_err(|e| store::StoreError::Db(sqlx::Error::Configuration(e.into())))?;
+            .map_err(store::StoreError::Config)?;
         let metrics = Arc::new(metrics::Metrics::default());
         let clicks =
             clicks::ClickWriter::start(store.clone(), config.rate_limit_per_hour, metrics.clone())?;

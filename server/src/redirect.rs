@@ -47,7 +47,8 @@ impl Answer {
             "; Max-Age={}; Path=/; Secure; SameSite=Lax",
             program.cookie_days * 86_400
         );
-        if let Some(d) = cookie_domain {
+        // An empty Domain attribute is ignored by browsers (RFC 6265 §5.2.3): none.
+        if let Some(d) = cookie_domain.filter(|d| !d.is_empty()) {
             cookie_attrs.push_str("; Domain=");
             cookie_attrs.push_str(d);
         }

@@ -33,6 +33,14 @@ pub enum StoreError {
     /// The database URL is not one we support.
     #[error("TAPKIT_DATABASE_URL must start with sqlite:// or postgres:// (got {0:?})")]
     BadUrl(String),
+    /// The server cannot start with these settings (the message says why).
+    #[error("{0}")]
+    Config(String),
+    /// An in-memory SQLite URL.
+    #[error(
+        "TAPKIT_DATABASE_URL {0:?} is an in-memory SQLite database: it would vanish with the server and its connections would each see another one; use sqlite://PATH to a file"
+    )]
+    InMemory(String),
     /// The row does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -308,6 +316,9 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl(url.to_owned()));
         };
+        if backend == Backend::Sqlite && (url.contains(":memory:") || url.contains("mode=memory")) {
+            return Err(StoreError::InMemory(url.to_owned()));
+        }
         let url = if backend == Backend::Sqlite && !url.contains("mode=") {
             format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
         } else {
@@ -680,7 +691,8 @@ impl Store {
     }
 
     /// Writes a batch of clicks with their `ids` in one transaction (on SQLite through
-    /// the click connection, [`crate::click_db`]; on PostgreSQL multi-row INSERTs). With `limit_per_hour` > 0, a click marked `rate_limit` whose hashed IP already has
+    /// the click connection, [`crate::click_db`]; on PostgreSQL multi-row INSERTs).
+    /// With `limit_per_hour` > 0, a click marked `rate_limit` whose hashed IP already has
     /// that many clicks in the last hour (committed ones, and earlier ones in this batch)
     /// is turned into `flagged` / `rate_limited` before it is written. On PostgreSQL the
     /// batch takes a transaction-scoped advisory lock per hashed IP (in sorted order, so

@@ -609,9 +609,9 @@ fn the_sample_config_loads() {
     assert_eq!(c.rate_limit_per_hour, 50);
 }
 
-/// A booking URL or cookie domain that cannot go into a header is refused at start-up
-/// with the fix named, not discovered at the first tap (a 500, or cookies silently
-/// dropped).
+/// A booking URL that cannot go into a header (every tap would be a 500) or a cookie
+/// domain that is not a domain (a `;` would add cookie attributes) is refused at
+/// start-up with the fix named.
 #[test]
 fn header_breaking_program_settings_are_refused_at_start() {
     let dir = std::env::temp_dir().join(format!("tapkit-http-config-{}", std::process::id()));
@@ -623,8 +623,8 @@ fn header_breaking_program_settings_are_refused_at_start() {
     for (from, to, expect) in [
         (
             "booking_url = \"https://book.example.com/\"",
-            "booking_url = \"https://book.example.com/spring sale\"",
-            "percent-encode",
+            "booking_url = \"https://book.example.com/\\n\"",
+            "control character",
         ),
         (
             "cookie_days = 30",

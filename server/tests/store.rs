@@ -345,6 +345,10 @@ async fn bad_database_urls_are_refused_clearly() {
         e.contains("must start with sqlite:// or postgres://"),
         "{e}"
     );
+    for url in ["sqlite::memory:", "sqlite://x.db?mode=memory"] {
+        let e = Store::connect(url).await.unwrap_err().to_string();
+        assert!(e.contains("use sqlite://PATH to a file"), "{url}: {e}");
+    }
 }
 
 /// Two replicas (two stores on one PostgreSQL database) writing concurrent batches from
