@@ -222,7 +222,8 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
             p.booking_url
         ));
     }
-    // What an HTTP header cannot carry: every redirect would be a 500.
+    // Control characters: a header cannot carry them (every redirect would be a 500),
+    // except a tab, which is no part of a URL either.
     if p.booking_url.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err(format!(
             "program.booking_url {:?} contains a control character (a line break or tab?); remove it",
