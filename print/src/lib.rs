@@ -2,11 +2,13 @@
 //! and partner portal: the print shop's files — an imposed or one-card-per-page PDF
 //! (CR80 with bleed, TrimBox/BleedBox, crop marks, CMYK only, embedded subset fonts,
 //! vector QR), a CSV of codes, a layout description for checks, and a 1024 px PNG and an
-//! SVG of each partner's QR for the portal.
+//! SVG of each partner's QR for the portal; and plain A4 text reports with embedded
+//! fonts ([`report`], the server's payout report).
 
 pub mod layout;
 pub mod pdf;
 pub mod qr;
+pub mod report;
 pub mod template;
 
 use std::path::{Path, PathBuf};

@@ -109,8 +109,9 @@ pub struct Template {
 }
 
 const DEFAULT_TOML: &str = include_str!("../../assets/templates/default.toml");
-const DEFAULT_BOLD: &[u8] = include_bytes!("../../assets/fonts/LiberationSans-Bold.ttf");
-const DEFAULT_REGULAR: &[u8] = include_bytes!("../../assets/fonts/LiberationSans-Regular.ttf");
+pub(crate) const DEFAULT_BOLD: &[u8] = include_bytes!("../../assets/fonts/LiberationSans-Bold.ttf");
+pub(crate) const DEFAULT_REGULAR: &[u8] =
+    include_bytes!("../../assets/fonts/LiberationSans-Regular.ttf");
 const DEFAULT_LOGO: &[u8] = include_bytes!("../../assets/logos/tapkit-mark.png");
 
 impl Template {
