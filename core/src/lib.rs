@@ -9,7 +9,8 @@
 //! - [`apdu`]: typed PC/SC APDUs and status words;
 //! - [`base64`]: standard base64;
 //! - [`qr`]: QR symbols as module matrices (rectangles, raster, SVG);
-//! - [`kiosk`]: the counter display's rotating, signed QR token.
+//! - [`kiosk`]: the counter display's rotating, signed QR token;
+//! - [`kiosk_wire`]: the JSON bodies the counter display and the server exchange.
 
 pub mod apdu;
 pub mod base64;
@@ -17,6 +18,7 @@ pub mod code;
 pub mod date;
 pub mod hex;
 pub mod kiosk;
+pub mod kiosk_wire;
 pub mod ndef;
 pub mod ntag;
 pub mod qr;
