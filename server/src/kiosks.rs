@@ -12,6 +12,10 @@
 //!   and sends `POST /api/kiosk/heartbeat`, whose answer carries the config version: a
 //!   change made by the admin reaches the screen with the next heartbeat.
 //! - A kiosk is online while its last heartbeat is younger than `offline_after_secs`.
+//!
+//! The bodies of the `/api/kiosk/…` calls are the types of `tapkit_core::kiosk_wire`,
+//! shared with `display-kiosk`; the tests below hold them to the bytes the server sent
+//! before they existed.
 
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -25,6 +29,9 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use tapkit_core::kiosk::{Freshness, KioskToken, step_at};
+use tapkit_core::kiosk_wire::{
+    Colors, DisplayConfig, EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse,
+};
 
 use crate::AppState;
 use crate::admin::{Admin, Body, id};
@@ -564,12 +571,6 @@ async fn retire(
     Ok(Json(admin_view(&s, &k, now_ms())))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnrollRequest {
-    code: String,
-}
-
 async fn enroll(
     State(s): State<AppState>,
     Body(b): Body<EnrollRequest>,
@@ -633,12 +634,12 @@ async fn enroll(
         .ok_or(ApiError::NotFound("kiosk"))?;
     let aff = s.store.affiliate(k.affiliate_id).await?;
     tracing::info!(kiosk = k.id, affiliate = aff.id, "kiosk enrolled");
-    Ok(Json(json!({
-        "kiosk_id": k.id,
-        "secret": tapkit_core::hex::encode_lower(&secret(&s, &k)),
-        "affiliate_code": aff.code,
-        "server_time_ms": now,
-    })))
+    Ok(Json(EnrollResponse {
+        affiliate_code: aff.code,
+        kiosk_id: k.id,
+        secret: tapkit_core::hex::encode_lower(&secret(&s, &k)),
+        server_time_ms: Some(now),
+    }))
 }
 
 /// Proof that the request comes from an enrolled, active kiosk.
@@ -681,33 +682,42 @@ impl FromRequestParts<AppState> for KioskAuth {
     }
 }
 
-/// The display config a kiosk shows, and its version (a digest of the content, so any
+/// The display config a kiosk shows, with its version (a digest of the content, so any
 /// change, from the admin API or the server's config file, gives a new version).
-async fn display_config(s: &AppState, k: &Kiosk) -> Result<(Value, String), ApiError> {
+async fn display_config(s: &AppState, k: &Kiosk) -> Result<DisplayConfig, ApiError> {
     let aff = s.store.affiliate(k.affiliate_id).await?;
     let cfg = &s.config.program.kiosk;
     let d: Display = serde_json::from_str(&k.display).unwrap_or_default();
     let domain = &s.config.program.domain;
-    let mut v = json!({
-        "kiosk_id": k.id,
-        "brand_name": d.brand_name.or_else(|| cfg.brand_name.clone()).unwrap_or_else(|| s.program.name.clone()),
-        "tagline": d.tagline.unwrap_or_else(|| cfg.tagline.clone()),
-        "colors": {
-            "background": d.background.unwrap_or_else(|| cfg.background.clone()),
-            "foreground": d.foreground.unwrap_or_else(|| cfg.foreground.clone()),
-            "accent": d.accent.unwrap_or_else(|| cfg.accent.clone()),
+    versioned(DisplayConfig {
+        brand_name: d
+            .brand_name
+            .or_else(|| cfg.brand_name.clone())
+            .unwrap_or_else(|| s.program.name.clone()),
+        tagline: d.tagline.unwrap_or_else(|| cfg.tagline.clone()),
+        colors: Colors {
+            background: d.background.unwrap_or_else(|| cfg.background.clone()),
+            foreground: d.foreground.unwrap_or_else(|| cfg.foreground.clone()),
+            accent: d.accent.unwrap_or_else(|| cfg.accent.clone()),
         },
-        "logo_png": d.logo_png,
-        "domain": domain,
-        "affiliate_code": aff.code,
-        "url": format!("https://{domain}/r/{}", aff.code),
-        "rotation_secs": cfg.rotation_secs,
-        "heartbeat_secs": cfg.heartbeat_secs,
-    });
-    let digest = Sha256::digest(v.to_string().as_bytes());
-    let version = tapkit_core::hex::encode_lower(&digest[..8]);
-    v["version"] = json!(version);
-    Ok((v, version))
+        logo_png: d.logo_png,
+        domain: domain.clone(),
+        url: format!("https://{domain}/r/{}", aff.code),
+        affiliate_code: aff.code,
+        kiosk_id: k.id,
+        rotation_secs: cfg.rotation_secs,
+        heartbeat_secs: cfg.heartbeat_secs,
+        version: String::new(),
+    })
+}
+
+/// Sets the config's version: the first 8 bytes of the SHA-256 of its JSON without the
+/// version (an empty version is left out), in hex.
+fn versioned(mut c: DisplayConfig) -> Result<DisplayConfig, ApiError> {
+    c.version.clear();
+    let unversioned = serde_json::to_string(&c).map_err(|e| ApiError::Internal(e.to_string()))?;
+    c.version = tapkit_core::hex::encode_lower(&Sha256::digest(unversioned.as_bytes())[..8]);
+    Ok(c)
 }
 
 async fn config(
@@ -715,8 +725,8 @@ async fn config(
     State(s): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (v, version) = display_config(&s, &k).await?;
-    let etag = format!("\"{version}\"");
+    let c = display_config(&s, &k).await?;
+    let etag = format!("\"{}\"", c.version);
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|h| h.to_str().ok())
@@ -724,24 +734,12 @@ async fn config(
     let mut r = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        Json(v).into_response()
+        Json(c).into_response()
     };
     if let Ok(e) = HeaderValue::from_str(&etag) {
         r.headers_mut().insert(header::ETAG, e);
     }
     Ok(r)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Heartbeat {
-    version: String,
-    uptime_secs: i64,
-    #[serde(default)]
-    config_version: Option<String>,
-    #[serde(default)]
-    last_error: Option<String>,
-    clock_ms: i64,
 }
 
 async fn heartbeat(
@@ -788,12 +786,11 @@ async fn heartbeat(
     .execute(s.store.pool())
     .await
     .map_err(StoreError::from)?;
-    let (_, version) = display_config(&s, &k).await?;
-    Ok(Json(json!({
-        "server_time_ms": now,
-        "config_version": version,
-        "heartbeat_secs": s.config.program.kiosk.heartbeat_secs,
-    })))
+    Ok(Json(HeartbeatResponse {
+        config_version: display_config(&s, &k).await?.version,
+        heartbeat_secs: s.config.program.kiosk.heartbeat_secs,
+        server_time_ms: Some(now),
+    }))
 }
 
 /// Checks a kiosk scan's `k` token for this affiliate. Returns the reason to withhold
@@ -841,6 +838,188 @@ pub async fn check_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A display config as the server built it before `kiosk_wire`, field by field in
+    /// the order the code wrote them (`json!` sorts keys), versioned the same way.
+    fn old_display_config(c: &DisplayConfig) -> Value {
+        let mut v = json!({
+            "kiosk_id": c.kiosk_id,
+            "brand_name": c.brand_name,
+            "tagline": c.tagline,
+            "colors": {
+                "background": c.colors.background,
+                "foreground": c.colors.foreground,
+                "accent": c.colors.accent,
+            },
+            "logo_png": c.logo_png,
+            "domain": c.domain,
+            "affiliate_code": c.affiliate_code,
+            "url": c.url,
+            "rotation_secs": c.rotation_secs,
+            "heartbeat_secs": c.heartbeat_secs,
+        });
+        let digest = Sha256::digest(v.to_string().as_bytes());
+        let version = tapkit_core::hex::encode_lower(&digest[..8]);
+        v["version"] = json!(version);
+        v
+    }
+
+    fn sample_config(brand: &str, tagline: &str, logo: Option<&str>) -> DisplayConfig {
+        DisplayConfig {
+            affiliate_code: "SHINE-7K2M9Q".into(),
+            brand_name: brand.into(),
+            colors: Colors {
+                accent: "#ffc857".into(),
+                background: "#0b2545".into(),
+                foreground: "#ffffff".into(),
+            },
+            domain: "book.example.com".into(),
+            heartbeat_secs: 45,
+            kiosk_id: 7,
+            logo_png: logo.map(str::to_owned),
+            rotation_secs: 60,
+            tagline: tagline.into(),
+            url: "https://book.example.com/r/SHINE-7K2M9Q".into(),
+            version: String::new(),
+        }
+    }
+
+    /// The exact body `GET /api/kiosk/config` answered before `kiosk_wire` (its
+    /// version is the digest of the same text without `,"version":…`).
+    const GOLDEN_CONFIG: &str = concat!(
+        r##"{"affiliate_code":"SHINE-7K2M9Q","brand_name":"Shine Detailing","##,
+        r##""colors":{"accent":"#ffc857","background":"#0b2545","foreground":"#ffffff"},"##,
+        r##""domain":"book.example.com","heartbeat_secs":45,"kiosk_id":7,"logo_png":null,"##,
+        r##""rotation_secs":60,"tagline":"Tap your phone here to book","##,
+        r##""url":"https://book.example.com/r/SHINE-7K2M9Q","version":""##,
+    );
+
+    #[test]
+    fn the_display_config_is_byte_for_byte_what_json_built() {
+        let c = versioned(sample_config(
+            "Shine Detailing",
+            "Tap your phone here to book",
+            None,
+        ))
+        .unwrap();
+        let text = serde_json::to_string(&c).unwrap();
+        let unversioned = GOLDEN_CONFIG.strip_suffix(r#","version":""#).unwrap();
+        let version =
+            tapkit_core::hex::encode_lower(&Sha256::digest(format!("{unversioned}}}"))[..8]);
+        assert_eq!(text, format!("{GOLDEN_CONFIG}{version}\"}}"));
+        assert_eq!(c.version, version);
+        assert_eq!(text, old_display_config(&c).to_string());
+        // Text that needs escaping, a logo, and the version of each, the same both ways.
+        for (brand, tagline, logo) in [
+            (
+                "Glöw \"Day\" Spa",
+                "Tap → book\u{7f}\\ </script>",
+                Some("iVBORw0KGgo="),
+            ),
+            ("", "", Some("")),
+            ("x", "\u{1f600}\u{2028}", None),
+        ] {
+            let c = versioned(sample_config(brand, tagline, logo)).unwrap();
+            let old = old_display_config(&c);
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                old.to_string(),
+                "{brand}"
+            );
+            assert_eq!(old["version"], c.version.as_str(), "{brand}");
+        }
+        // Versioning twice gives the same version: the old one is not part of the digest.
+        assert_eq!(versioned(c.clone()).unwrap(), c);
+        // And what the kiosk reads back is what was sent.
+        assert_eq!(serde_json::from_str::<DisplayConfig>(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn the_enrolment_and_heartbeat_answers_are_byte_for_byte_what_json_built() {
+        let secret = "ab".repeat(32);
+        let e = EnrollResponse {
+            affiliate_code: "SHINE-7K2M9Q".into(),
+            kiosk_id: 7,
+            secret: secret.clone(),
+            server_time_ms: Some(1_767_225_600_123),
+        };
+        let old = json!({
+            "kiosk_id": 7,
+            "secret": secret,
+            "affiliate_code": "SHINE-7K2M9Q",
+            "server_time_ms": 1_767_225_600_123_i64,
+        });
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(text, old.to_string());
+        assert_eq!(
+            text,
+            format!(
+                r#"{{"affiliate_code":"SHINE-7K2M9Q","kiosk_id":7,"secret":"{secret}","server_time_ms":1767225600123}}"#
+            )
+        );
+        assert_eq!(serde_json::from_str::<EnrollResponse>(&text).unwrap(), e);
+
+        let h = HeartbeatResponse {
+            config_version: "0123456789abcdef".into(),
+            heartbeat_secs: 45,
+            server_time_ms: Some(1_767_225_600_123),
+        };
+        let old = json!({
+            "server_time_ms": 1_767_225_600_123_i64,
+            "config_version": "0123456789abcdef",
+            "heartbeat_secs": 45,
+        });
+        let text = serde_json::to_string(&h).unwrap();
+        assert_eq!(text, old.to_string());
+        assert_eq!(
+            text,
+            r#"{"config_version":"0123456789abcdef","heartbeat_secs":45,"server_time_ms":1767225600123}"#
+        );
+        assert_eq!(serde_json::from_str::<HeartbeatResponse>(&text).unwrap(), h);
+    }
+
+    #[test]
+    fn the_server_reads_what_kiosks_send_and_refuses_unknown_fields() {
+        // As display-kiosk has always sent them (its `json!`, keys sorted).
+        let beat: Heartbeat = serde_json::from_str(
+            r#"{"clock_ms":1767225600123,"config_version":null,"last_error":null,"uptime_secs":12,"version":"0.1.0"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            beat,
+            Heartbeat {
+                clock_ms: 1_767_225_600_123,
+                config_version: None,
+                last_error: None,
+                uptime_secs: 12,
+                version: "0.1.0".into(),
+            }
+        );
+        let full = Heartbeat {
+            config_version: Some("0123456789abcdef".into()),
+            last_error: Some("disk full".into()),
+            ..beat
+        };
+        let text = serde_json::to_string(&full).unwrap();
+        assert_eq!(
+            text,
+            r#"{"clock_ms":1767225600123,"config_version":"0123456789abcdef","last_error":"disk full","uptime_secs":12,"version":"0.1.0"}"#
+        );
+        assert_eq!(serde_json::from_str::<Heartbeat>(&text).unwrap(), full);
+        let e: EnrollRequest = serde_json::from_str(r#"{"code":"7KQ2M-9XD4P"}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"code":"7KQ2M-9XD4P"}"#
+        );
+        let e = serde_json::from_str::<EnrollRequest>(r#"{"code":"7KQ2M-9XD4P","kiosk_id":1}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown field `kiosk_id`"), "{e}");
+        let e = serde_json::from_str::<Heartbeat>(
+            r#"{"clock_ms":1,"uptime_secs":1,"version":"0.1.0","battery":3}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `battery`"), "{e}");
+    }
 
     #[test]
     fn enrolment_codes_read_like_people_type_them() {
