@@ -17,7 +17,8 @@
 use std::time::Instant;
 
 use tapkit_server::config::{Config, Fraud, ProgramConfig, Secret};
-use tapkit_server::conversions::{Event, Kind, process, sign};
+use tapkit_server::money::conversions::process;
+use tapkit_server::money::wire::{Event, Kind, sign};
 use tapkit_server::store::{NewClick, now_ms};
 use tapkit_server::{AppState, app};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

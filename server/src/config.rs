@@ -29,7 +29,7 @@ pub struct ProgramConfig {
     /// How old a webhook's signed timestamp may be (either way), in seconds.
     pub webhook_tolerance_secs: i64,
     /// Commission tiers and rules.
-    pub commission: crate::rules::Commission,
+    pub commission: crate::money::rules::Commission,
     /// Fraud rules of the conversion webhook.
     pub fraud: Fraud,
     /// `[program.kiosk]`: the counter displays.
@@ -104,7 +104,7 @@ impl Default for ProgramConfig {
             last_touch: false,
             cookie_domain: None,
             webhook_tolerance_secs: 300,
-            commission: crate::rules::Commission::default(),
+            commission: crate::money::rules::Commission::default(),
             fraud: Fraud::default(),
             kiosk: crate::kiosks::KioskConfig::default(),
         }
@@ -165,7 +165,7 @@ pub struct Config {
     /// From address of sign-in emails.
     pub mail_from: String,
     /// Proxies whose `X-Forwarded-For` is believed (`TAPKIT_TRUSTED_PROXIES`).
-    pub trusted_proxies: crate::client_ip::TrustedProxies,
+    pub trusted_proxies: crate::tap::client_ip::TrustedProxies,
 }
 
 /// Reads the config file (if any) and applies `TAPKIT_*` environment overrides.
@@ -283,9 +283,9 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
             )
         });
     let trusted_proxies = match env("TAPKIT_TRUSTED_PROXIES") {
-        Some(v) => crate::client_ip::TrustedProxies::parse_list(&v)
+        Some(v) => crate::tap::client_ip::TrustedProxies::parse_list(&v)
             .map_err(|e| format!("TAPKIT_TRUSTED_PROXIES: {e}"))?,
-        None => crate::client_ip::TrustedProxies::parse_list(
+        None => crate::tap::client_ip::TrustedProxies::parse_list(
             &file.trusted_proxies.unwrap_or_default().join(","),
         )
         .map_err(|e| format!("trusted_proxies: {e}"))?,

@@ -34,8 +34,8 @@ use tapkit_core::kiosk_wire::{
 };
 
 use crate::AppState;
-use crate::admin::{Admin, Body, id};
-use crate::error::ApiError;
+use crate::api::ApiError;
+use crate::api::{Admin, Body, id};
 use crate::store::{Store, StoreError, now_ms};
 
 /// `[program.kiosk]`: what every kiosk of the program shows unless the admin overrides it

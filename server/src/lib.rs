@@ -1,28 +1,29 @@
-//! Tapkit attribution server: partners, their cards, the admin API, and the `/r/{code}`
-//! hop that turns a tap or scan into a logged click, a first-party cookie and a redirect
-//! to the booking site.
+//! Tapkit attribution server, laid out along the loop: a tap becomes a click, a click a
+//! booking's attribution, a paid and serviced booking a commission, commissions a
+//! month's payouts.
 //!
-//! [`store`] keeps the data (SQLite file or PostgreSQL), [`keys`] derives the IP hash and
-//! signed attribution tokens, [`clicks`] group-commits clicks, [`admin`] and [`redirect`]
-//! are the route groups, [`app`]
-//! builds the router and [`serve`] runs it.
+//! - [`tap`]: `GET /r/{code}`, the in-memory directory, the click writer, client
+//!   addresses and their keyed hash.
+//! - [`money`]: signed conversion webhooks (wire), attribution, the pure commission
+//!   decision (policy), ledger writes (posting), reviews, month close and payouts.
+//! - [`kiosks`]: the counter displays' enrolment, config and heartbeats.
+//! - [`api`]: the admin JSON API, its extractors, its error type and the OpenAPI document.
+//! - [`web`]: the admin console and the partner portal (server-rendered HTML).
+//! - [`store`]: the only place with SQL (SQLite file or PostgreSQL).
+//!
+//! Handlers call services, services call the store; [`app`] assembles each area's
+//! `routes()` and [`serve`] runs them. `docs/architecture.md` walks through one tap and
+//! one webhook, module by module.
 
-pub mod admin;
-mod click_db;
-pub mod clicks;
-pub mod client_ip;
+pub mod api;
 pub mod config;
-pub mod conversions;
-pub mod directory;
-pub mod error;
 pub mod keys;
 pub mod kiosks;
-pub mod ledger;
 pub mod metrics;
+pub mod money;
 pub mod payouts;
-pub mod redirect;
-pub mod rules;
 pub mod store;
+pub mod tap;
 pub mod web;
 
 use std::sync::Arc;
@@ -52,15 +53,15 @@ pub struct Inner {
     /// The default program.
     pub program: store::Program,
     /// The redirect's fixed parts (Location, cookie attributes), built once.
-    pub answer: redirect::Answer,
+    pub answer: tap::redirect::Answer,
     /// Group-commit writer for clicks.
-    pub clicks: clicks::ClickWriter,
+    pub clicks: tap::writer::ClickWriter,
     /// The `/r/` hop's cached affiliates and kill-switches.
-    pub directory: Arc<directory::Directory>,
+    pub directory: Arc<tap::directory::Directory>,
     /// Prometheus counters.
     pub metrics: Arc<metrics::Metrics>,
     /// The day's key of the IP hash.
-    pub ip_keys: keys::IpKeys,
+    pub ip_keys: tap::ip_keys::IpKeys,
     /// Console and portal state (password lockouts).
     pub web: web::auth::WebState,
 }
@@ -78,12 +79,11 @@ impl AppState {
         let store =
             store::Store::connect_with(&config.database_url, config.sqlite_synchronous).await?;
         let program = store.ensure_program(&config.program_row()).await?;
-        let answer = redirect::Answer::new(&program, config.program.cookie_domain.as_deref())
+        let answer = tap::redirect::Answer::new(&program, config.program.cookie_domain.as_deref())
             .map_err(store::StoreError::Config)?;
         let metrics = Arc::new(metrics::Metrics::default());
-        let clicks =
-            clicks::ClickWriter::start(store.clone(), config.rate_limit_per_hour, metrics.clone())?;
-        let directory = directory::Directory::load(store.clone(), program.id).await?;
+        let clicks = tap::writer::ClickWriter::start(store.clone(), config.rate_limit_per_hour)?;
+        let directory = tap::directory::Directory::load(store.clone(), program.id).await?;
         directory.spawn_poller(std::time::Duration::from_secs(1));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -95,7 +95,7 @@ impl AppState {
                 clicks,
                 directory,
                 metrics,
-                ip_keys: keys::IpKeys::default(),
+                ip_keys: tap::ip_keys::IpKeys::default(),
                 web: web::auth::WebState::default(),
             }),
         })
@@ -105,14 +105,11 @@ impl AppState {
 /// The router.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/r/{code}", get(redirect::tap))
+        .merge(tap::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
-        .route(
-            "/api/conversions",
-            axum::routing::post(conversions::receive),
-        )
-        .merge(admin::routes())
+        .merge(money::routes())
+        .merge(api::routes())
         .merge(kiosks::routes())
         .merge(web::routes())
         .layer(axum::middleware::from_fn_with_state(

@@ -15,17 +15,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::clicks::SIZE_BUCKETS;
+use crate::tap::writer::{CHANNELS, OUTCOMES, SIZE_BUCKETS};
 
 /// Latency bucket upper bounds, seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-/// Channels and outcomes of clicks, in the order of [`Metrics::clicks`].
-pub const CHANNELS: [&str; 4] = ["nfc", "qr", "kiosk", "link"];
-/// Click outcomes.
-pub const OUTCOMES: [&str; 4] = ["attributed", "unattributed", "preview", "flagged"];
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -41,7 +37,6 @@ pub struct Metrics {
     /// Route pattern → status → histogram (looked up by `&str`: no allocation per request
     /// once a series exists).
     requests: RwLock<HashMap<String, HashMap<u16, Arc<Histogram>>>>,
-    clicks: [[AtomicU64; 4]; 4],
     conversions: [AtomicU64; CONVERSION_OUTCOMES.len()],
 }
 
@@ -68,15 +63,6 @@ impl Metrics {
             .position(|x| *x == outcome)
             .unwrap_or(CONVERSION_OUTCOMES.len() - 1);
         self.conversions[i].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts a stored click.
-    pub fn click(&self, channel: &str, outcome: &str) {
-        let c = CHANNELS.iter().position(|x| *x == channel);
-        let o = OUTCOMES.iter().position(|x| *x == outcome);
-        if let (Some(c), Some(o)) = (c, o) {
-            self.clicks[c][o].fetch_add(1, Ordering::Relaxed);
-        }
     }
 
     fn observe(&self, route: &str, status: u16, secs: f64) {
@@ -205,7 +191,7 @@ pub async fn render(State(s): State<AppState>) -> impl IntoResponse {
             let _ = writeln!(
                 out,
                 "tapkit_clicks_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {}",
-                m.clicks[c][o].load(Ordering::Relaxed)
+                s.clicks.stats().stored[c][o].load(Ordering::Relaxed)
             );
         }
     }

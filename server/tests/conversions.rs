@@ -14,7 +14,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use common::*;
 use serde_json::{Value, json};
 use tapkit_server::config::{Config, Fraud, ProgramConfig};
-use tapkit_server::conversions::sign;
+use tapkit_server::money::wire::sign;
 use tapkit_server::store::now_ms;
 use tapkit_server::{AppState, app};
 use tower::ServiceExt;
@@ -221,7 +221,7 @@ async fn webhook_suite(backend: Backend) {
     assert_eq!(v["reason"], "self_referral", "{v}");
     let mut self_mail = event("booking_paid", "bk-self-mail", later, Some(&t));
     self_mail["customer_email_sha256"] =
-        json!(tapkit_server::admin::email_sha256("owner@gym.example"));
+        json!(tapkit_server::api::partners::email_sha256("owner@gym.example"));
     let v = s.deliver(self_mail).await;
     assert_eq!(v["reason"], "self_referral", "{v}");
     // Suspended between tap and payment.
@@ -545,7 +545,7 @@ async fn month_close_suite(backend: Backend) {
         backend,
         ProgramConfig {
             fraud: quiet_fraud(),
-            commission: tapkit_server::rules::Commission {
+            commission: tapkit_server::money::rules::Commission {
                 minimum_payout_minor: 2000,
                 ..Default::default()
             },

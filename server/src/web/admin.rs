@@ -14,14 +14,14 @@ use maud::{Markup, html};
 use super::auth::{
     ADMIN_MADE_LINK_MS, AdminForm, AdminSession, Role, Session, make_link, verify_password,
 };
-use super::data::Export;
+use crate::store::web::Export;
 use super::{
     Fields, channel_name, chart, date, day_range, download, message_page, money, page, respond,
     respond_setting, server_error, shell, signin, when,
 };
 use crate::AppState;
-use crate::admin::Admin;
-use crate::error::ApiError;
+use crate::api::Admin;
+use crate::api::ApiError;
 use crate::store::{Affiliate, now_ms};
 
 /// The console's navigation.
@@ -475,7 +475,7 @@ fn status_badge(status: &str) -> Markup {
 
 async fn create(State(s): State<AppState>, AdminForm(sess, f): AdminForm) -> Response {
     let contact = f.get("contact");
-    match crate::admin::new_affiliate(
+    match crate::api::partners::new_affiliate(
         &s,
         f.get("name").unwrap_or(""),
         f.get("kind").unwrap_or(""),
@@ -556,7 +556,7 @@ async fn affiliate_page(
         Err(e) => return server_error(&e.to_string()),
     };
     let now = now_ms();
-    let link = crate::admin::link_of(s, &a.code);
+    let link = crate::api::partners::link_of(s, &a.code);
     let base = format!("/admin/affiliates/{}", a.id);
     let body = html! {
         p { a href="/admin/affiliates" { "← All affiliates" } }
@@ -658,13 +658,13 @@ async fn affiliate_action(
         Redirect::to(&format!("/admin/affiliates/{}?done={done}", a.id)).into_response()
     };
     let result: Result<Response, ApiError> = match action.as_str() {
-        "suspend" => crate::admin::set_status(&s, a.id, "suspended")
+        "suspend" => crate::api::partners::set_status(&s, a.id, "suspended")
             .await
             .map(|_| back("suspended")),
-        "reactivate" => crate::admin::set_status(&s, a.id, "active")
+        "reactivate" => crate::api::partners::set_status(&s, a.id, "active")
             .await
             .map(|_| back("reactivated")),
-        "kill" => crate::admin::kill_channel(&s, Some(a.id), f.get("channel").unwrap_or(""))
+        "kill" => crate::api::partners::kill_channel(&s, Some(a.id), f.get("channel").unwrap_or(""))
             .await
             .map(|()| back("killed")),
         "sign-in-link" => {
@@ -947,7 +947,7 @@ async fn decide(
 ) -> Response {
     // The same decision the API makes (one code path); the console has checked the
     // session in place of the bearer token.
-    match crate::conversions::decide(
+    match crate::money::conversions::decide(
         Admin,
         State(s.clone()),
         Path((raw, verdict.clone())),
@@ -1230,7 +1230,7 @@ async fn export(
 
 // ---------------------------------------------------------------- program
 
-fn reward_text(c: &crate::rules::Commission, r: &crate::rules::Reward) -> String {
+fn reward_text(c: &crate::money::rules::Commission, r: &crate::money::rules::Reward) -> String {
     let unit = c.unit(r);
     let mut parts = Vec::new();
     if let Some(f) = r.fixed_minor {
@@ -1241,12 +1241,12 @@ fn reward_text(c: &crate::rules::Commission, r: &crate::rules::Reward) -> String
         if let Some(cap) = r.cap_minor {
             t.push_str(&format!(" (at most {})", money(cap, &unit)));
         }
-        if r.unit == crate::rules::UnitKind::Credit {
+        if r.unit == crate::money::rules::UnitKind::Credit {
             t.push_str(" as credit");
         }
         parts.push(t);
     }
-    if r.unit == crate::rules::UnitKind::Voucher {
+    if r.unit == crate::money::rules::UnitKind::Voucher {
         parts.push(money(r.count.unwrap_or(1), &unit));
     }
     parts.join(" + ")

@@ -4,12 +4,11 @@
 //! at phone and desktop width.
 //!
 //! [`auth`] signs people in; [`admin`] and [`portal`] are the pages; [`chart`] draws the
-//! SVG charts; [`data`] holds the queries behind them.
+//! SVG charts; their queries live in [`crate::store::web`].
 
 pub mod admin;
 pub mod auth;
 pub mod chart;
-pub mod data;
 pub mod portal;
 pub mod signin;
 

@@ -190,7 +190,7 @@ async fn home(PartnerSession(sess, a): PartnerSession, State(s): State<AppState>
         Ok(t) => t,
         Err(e) => return server_error(&e),
     };
-    let link = crate::admin::link_of(&s, &a.code);
+    let link = crate::api::partners::link_of(&s, &a.code);
     let text = format!("Book with {} through my link: {link}", s.program.name);
     let active: Vec<_> = cards.iter().filter(|c| c.status == "active").collect();
     let body = html! {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use tapkit_core::date::{month_of_ms, parse_month};
 use tapkit_server::config::{Config, Fraud, ProgramConfig, Secret};
-use tapkit_server::conversions::sign;
+use tapkit_server::money::wire::sign;
 use tapkit_server::keys::{new_api_token, token_hash};
 use tapkit_server::store::{NewClick, now_ms};
 use tapkit_server::{AppState, app};

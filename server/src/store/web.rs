@@ -274,7 +274,7 @@ impl Store {
             "SELECT id FROM affiliates WHERE program_id = $1 AND (email_sha256 = $2 OR lower(trim(contact)) = $3) ORDER BY id LIMIT 1",
         )
         .bind(program_id)
-        .bind(crate::admin::email_sha256(&norm))
+        .bind(crate::api::partners::email_sha256(&norm))
         .bind(&norm)
         .fetch_optional(self.pool())
         .await?;
@@ -352,7 +352,7 @@ impl Store {
              WHERE p.account = $1 AND p.affiliate_id = $2 AND t.kind IN ('accrual', 'reversal') \
              GROUP BY t.period, p.unit, t.kind",
         )
-        .bind(crate::ledger::PARTNER)
+        .bind(crate::store::money::PARTNER)
         .bind(affiliate_id)
         .fetch_all(self.pool())
         .await?;

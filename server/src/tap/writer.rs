@@ -5,7 +5,7 @@
 //! (`shared/docs/performance.md`: ~4k/s one-per-transaction vs ~55k/s batched on SQLite).
 //!
 //! On SQLite the writer is a thread with a connection of its own and prepared statements
-//! ([`crate::click_db`]); on PostgreSQL a task writing one multi-row INSERT per batch.
+//! ([`crate::store::click_db`]); on PostgreSQL a task writing one multi-row INSERT per batch.
 //! Ids are reserved in blocks, and the per-IP rate limit is decided inside the same
 //! transaction, so it costs no extra round trip per request and holds across replicas
 //! on PostgreSQL.
@@ -45,10 +45,29 @@ pub struct WriterStats {
     pub max_batch: AtomicU64,
     /// Batches by size bucket: ≤1, ≤4, ≤16, ≤64, ≤256, ≤512 (for `/metrics`).
     pub size_buckets: [AtomicU64; 6],
+    /// Clicks stored, by channel ([`CHANNELS`]) and final outcome ([`OUTCOMES`]): counted
+    /// by the writer, so a click stored for a client that hung up still counts.
+    pub stored: [[AtomicU64; 4]; 4],
 }
 
 /// Upper bounds of [`WriterStats::size_buckets`].
 pub const SIZE_BUCKETS: [u64; 6] = [1, 4, 16, 64, 256, 512];
+
+/// Channels of clicks, in the order of [`WriterStats::stored`].
+pub const CHANNELS: [&str; 4] = ["nfc", "qr", "kiosk", "link"];
+/// Click outcomes, in the order of [`WriterStats::stored`].
+pub const OUTCOMES: [&str; 4] = ["attributed", "unattributed", "preview", "flagged"];
+
+impl WriterStats {
+    /// Counts a stored click by its channel and final outcome.
+    fn stored_one(&self, channel: &str, outcome: &str) {
+        let c = CHANNELS.iter().position(|x| *x == channel);
+        let o = OUTCOMES.iter().position(|x| *x == outcome);
+        if let (Some(c), Some(o)) = (c, o) {
+            self.stored[c][o].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 /// The handle requests use.
 #[derive(Debug, Clone)]
@@ -63,13 +82,11 @@ impl ClickWriter {
     pub fn start(
         store: Store,
         limit_per_hour: u32,
-        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<(NewClick, Reply)>(4 * MAX_BATCH);
         let stats = Arc::new(WriterStats::default());
         let done = Finish {
             stats: stats.clone(),
-            metrics,
         };
         match store.click_db() {
             Some(db) => {
@@ -110,7 +127,6 @@ impl ClickWriter {
 /// Counts a written batch and answers its requests.
 struct Finish {
     stats: Arc<WriterStats>,
-    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Finish {
@@ -131,7 +147,7 @@ impl Finish {
         match result {
             Ok(ids) => {
                 for ((reply, id), c) in replies.zip(ids).zip(clicks) {
-                    self.metrics.click(c.channel, c.outcome);
+                    st.stored_one(c.channel, c.outcome);
                     let _ = reply.send(Ok(Written {
                         id: *id,
                         outcome: c.outcome,

@@ -1,201 +1,20 @@
-//! The admin API (JSON, bearer-token auth): affiliates, their cards, kill-switches.
+//! Affiliates (partners), their cards and channel kill-switches: the admin API's
+//! handlers and the service functions the console calls too.
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::Json;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::AppState;
-use crate::error::ApiError;
-use crate::keys::token_hash;
+use crate::api::{Admin, ApiError, Body, id};
 use crate::store::Affiliate;
 
-/// JSON body extractor whose errors are [`ApiError`]s (field named, never a 500).
-pub struct Body<T>(pub T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let Json(v) = Json::<T>::from_request(req, state).await?;
-        Ok(Self(v))
-    }
-}
-
-/// An optional JSON body: empty is `None`; anything else must parse (field named).
-pub fn optional_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice(body)
-        .map(Some)
-        .map_err(|e| ApiError::Invalid {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            field: None,
-            message: format!("the body is not valid: {e}"),
-        })
-}
-
-/// Proof that the request carries a known admin token.
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
-        if state.store.token_known(&token_hash(token.trim())).await? {
-            Ok(Self)
-        } else {
-            Err(ApiError::Unauthorized)
-        }
-    }
-}
-
-/// The admin routes, under `/api/admin`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/admin/affiliates",
-            post(create_affiliate).get(list_affiliates),
-        )
-        .route(
-            "/api/admin/affiliates/{id}",
-            get(get_affiliate).patch(update_affiliate),
-        )
-        .route("/api/admin/affiliates/{id}/suspend", post(suspend))
-        .route("/api/admin/affiliates/{id}/reactivate", post(reactivate))
-        .route("/api/admin/cards", post(register_card).get(list_cards))
-        .route("/api/admin/cards/{id}/retire", post(retire_card))
-        .route("/api/admin/cards/{id}/lost", post(lose_card))
-        .route("/api/admin/kill-switches", post(kill))
-        .route("/api/admin/analytics", get(analytics))
-        .route("/api/admin/affiliates/{id}/earnings", get(earnings))
-        .route("/api/admin/reviews", get(crate::conversions::list_reviews))
-        .route(
-            "/api/admin/reviews/{id}/{verdict}",
-            post(crate::conversions::decide),
-        )
-        .route("/api/admin/periods", get(crate::payouts::list_periods))
-        .route(
-            "/api/admin/periods/{period}/close",
-            post(crate::payouts::close_route),
-        )
-        .route(
-            "/api/admin/periods/{period}/payouts.csv",
-            get(crate::payouts::csv_route),
-        )
-        .route(
-            "/api/admin/periods/{period}/payouts.pdf",
-            get(crate::payouts::pdf_route),
-        )
-        .route(
-            "/api/admin/payouts/{id}/paid",
-            post(crate::payouts::mark_paid),
-        )
-        .route("/api/openapi.json", get(openapi))
-}
-
-/// The OpenAPI document (`server/openapi.json`, checked against the routes by a test).
-pub const OPENAPI: &str = include_str!("../openapi.json");
-
-async fn openapi() -> impl IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        OPENAPI,
-    )
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AnalyticsQuery {
-    from: Option<String>,
-    to: Option<String>,
-    affiliate_id: Option<i64>,
-}
-
-async fn analytics(
-    _: Admin,
-    State(s): State<AppState>,
-    q: Result<Query<AnalyticsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    use tapkit_core::date::{format_date, parse_date};
-    let Query(q) = q.map_err(|e| ApiError::field("query", e.body_text()))?;
-    let day = |field: &'static str, v: &Option<String>, default: i64| match v {
-        None => Ok(default),
-        Some(t) => parse_date(t).ok_or_else(|| {
-            ApiError::field(
-                field,
-                format!("{field} {t:?} is not a date like 2026-11-21"),
-            )
-        }),
-    };
-    let today = crate::store::now_ms() / 86_400_000;
-    let to = day("to", &q.to, today)?;
-    let from = day("from", &q.from, to - 29)?;
-    if from > to {
-        return Err(ApiError::field("from", "from is after to"));
-    }
-    if to - from > 366 {
-        return Err(ApiError::field(
-            "from",
-            "at most 367 days per request; ask for a shorter range",
-        ));
-    }
-    if let Some(a) = q.affiliate_id {
-        s.store.affiliate(a).await?;
-    }
-    let (days, cards) = s.store.analytics(from, to, q.affiliate_id).await?;
-    let days: Vec<_> = days
-        .into_iter()
-        .map(|d| {
-            json!({
-                "date": format_date(d.day),
-                "affiliate_id": d.affiliate_id,
-                "visitors": d.visitors,
-                "clicks": d.clicks,
-                "attributed": d.attributed,
-                "by_channel": {
-                    "nfc": d.by_channel[0], "qr": d.by_channel[1],
-                    "kiosk": d.by_channel[2], "link": d.by_channel[3],
-                },
-                "flagged": d.flagged,
-                "previews": d.previews,
-            })
-        })
-        .collect();
-    let cards: Vec<_> = cards
-        .into_iter()
-        .map(|c| {
-            json!({
-                "date": format_date(c.day),
-                "card_id": c.card_id,
-                "uid": c.uid,
-                "affiliate_id": c.affiliate_id,
-                "visitors": c.visitors,
-                "taps": c.taps,
-                "flagged": c.flagged,
-            })
-        })
-        .collect();
-    Ok(Json(json!({
-        "from": format_date(from),
-        "to": format_date(to),
-        "affiliates": days,
-        "cards": cards,
-    })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewAffiliate {
+pub(crate) struct NewAffiliate {
     name: String,
     kind: String,
     #[serde(default)]
@@ -203,7 +22,7 @@ struct NewAffiliate {
 }
 
 #[derive(Serialize)]
-struct AffiliateOut {
+pub(crate) struct AffiliateOut {
     #[serde(flatten)]
     affiliate: Affiliate,
     /// The plain link / card URL.
@@ -220,7 +39,7 @@ fn out(state: &AppState, a: Affiliate) -> AffiliateOut {
     AffiliateOut { affiliate: a, url }
 }
 
-async fn create_affiliate(
+pub(crate) async fn create_affiliate(
     _: Admin,
     State(s): State<AppState>,
     Body(b): Body<NewAffiliate>,
@@ -269,12 +88,12 @@ pub(crate) async fn new_affiliate(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AffiliateFilter {
+pub(crate) struct AffiliateFilter {
     #[serde(default)]
     needs_card: bool,
 }
 
-async fn list_affiliates(
+pub(crate) async fn list_affiliates(
     _: Admin,
     State(s): State<AppState>,
     q: Result<Query<AffiliateFilter>, axum::extract::rejection::QueryRejection>,
@@ -286,13 +105,7 @@ async fn list_affiliates(
     ))
 }
 
-/// A numeric id from a URL path, or a 422 naming it.
-pub(crate) fn id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::field("id", format!("{raw:?} is not an id")))
-}
-
-async fn get_affiliate(
+pub(crate) async fn get_affiliate(
     _: Admin,
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -300,7 +113,7 @@ async fn get_affiliate(
     Ok(Json(out(&s, s.store.affiliate(id(&raw)?).await?)))
 }
 
-async fn suspend(
+pub(crate) async fn suspend(
     _: Admin,
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -309,7 +122,7 @@ async fn suspend(
     Ok(Json(out(&s, a)))
 }
 
-async fn reactivate(
+pub(crate) async fn reactivate(
     _: Admin,
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -330,7 +143,7 @@ pub(crate) async fn set_status(s: &AppState, id: i64, status: &str) -> Result<Af
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewCard {
+pub(crate) struct NewCard {
     affiliate_id: i64,
     uid: String,
 }
@@ -352,7 +165,7 @@ fn normalise_uid(uid: &str) -> Result<String, ApiError> {
     }
 }
 
-async fn register_card(
+pub(crate) async fn register_card(
     _: Admin,
     State(s): State<AppState>,
     Body(b): Body<NewCard>,
@@ -371,11 +184,11 @@ async fn register_card(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CardFilter {
+pub(crate) struct CardFilter {
     affiliate_id: Option<i64>,
 }
 
-async fn list_cards(
+pub(crate) async fn list_cards(
     _: Admin,
     State(s): State<AppState>,
     q: Result<Query<CardFilter>, axum::extract::rejection::QueryRejection>,
@@ -384,7 +197,7 @@ async fn list_cards(
     Ok(Json(s.store.cards(f.affiliate_id).await?))
 }
 
-async fn retire_card(
+pub(crate) async fn retire_card(
     _: Admin,
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -392,7 +205,7 @@ async fn retire_card(
     Ok(Json(s.store.end_card(id(&raw)?, "retired").await?))
 }
 
-async fn lose_card(
+pub(crate) async fn lose_card(
     _: Admin,
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -402,13 +215,13 @@ async fn lose_card(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Kill {
+pub(crate) struct Kill {
     channel: String,
     #[serde(default)]
     affiliate_id: Option<i64>,
 }
 
-async fn kill(
+pub(crate) async fn kill(
     _: Admin,
     State(s): State<AppState>,
     Body(b): Body<Kill>,
@@ -445,7 +258,7 @@ pub(crate) async fn kill_channel(
 /// `PATCH /api/admin/affiliates/{id}`: an empty string clears a field.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AffiliatePatch {
+pub(crate) struct AffiliatePatch {
     tier: Option<String>,
     contact: Option<String>,
     customer_id: Option<String>,
@@ -472,7 +285,7 @@ pub fn phone_sha256(phone: &str) -> String {
     tapkit_core::hex::encode_lower(&sha2::Sha256::digest(norm.as_bytes()))
 }
 
-async fn update_affiliate(
+pub(crate) async fn update_affiliate(
     _: Admin,
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -549,38 +362,4 @@ async fn update_affiliate(
     };
     let a = s.store.update_affiliate(id, &patch).await?;
     Ok(Json(out(&s, a)))
-}
-
-/// `GET /api/admin/affiliates/{id}/earnings`: owed (on the ledger), pending, held, and
-/// the latest commission lines.
-async fn earnings(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let id = id(&raw)?;
-    s.store.affiliate(id).await?;
-    let owed = s.store.owed(id).await?;
-    let lines = s.store.affiliate_commissions(id, 100_000).await?;
-    // Current state per booking and unit: the newest line.
-    let mut seen: std::collections::HashSet<(i64, String)> = std::collections::HashSet::new();
-    let mut sums: std::collections::BTreeMap<(String, String), i64> = Default::default();
-    for l in &lines {
-        if seen.insert((l.booking_ref, l.unit.clone())) {
-            *sums.entry((l.status.clone(), l.unit.clone())).or_default() += l.amount_minor;
-        }
-    }
-    let by = |status: &str| -> Vec<serde_json::Value> {
-        sums.iter()
-            .filter(|((st, _), _)| st == status)
-            .map(|((_, unit), v)| json!({"unit": unit, "amount_minor": v}))
-            .collect()
-    };
-    Ok(Json(json!({
-        "affiliate_id": id,
-        "owed": owed.iter().map(|(u, v)| json!({"unit": u, "amount_minor": v})).collect::<Vec<_>>(),
-        "pending": by("pending"),
-        "held_for_review": by("held"),
-        "commissions": lines.iter().take(200).collect::<Vec<_>>(),
-    })))
 }

@@ -5,8 +5,12 @@
 //! SQLite accepts too), integer Unix-millisecond times and text enums, so the same store
 //! test suite runs against both. Migrations are embedded per database
 //! (`migrations/sqlite`, `migrations/postgres`) and applied at start-up. One exception:
-//! on SQLite, clicks are written through a connection of their own ([`crate::click_db`],
+//! on SQLite, clicks are written through a connection of their own ([`click_db`],
 //! rusqlite on the same bundled SQLite), the hot path of every tap.
+
+pub(crate) mod click_db;
+pub mod money;
+pub mod web;
 
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -255,14 +259,14 @@ pub struct CardDay {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// Serialises this process's money transactions (see [`crate::ledger`]).
+    /// Serialises this process's money transactions (see [`crate::store::money`]).
     pub(crate) money: std::sync::Arc<tokio::sync::Mutex<()>>,
-    /// On SQLite: the connection clicks are written through (see [`crate::click_db`]).
+    /// On SQLite: the connection clicks are written through (see [`click_db`]).
     click_db: Option<ClickDbHandle>,
 }
 
 /// The click connection, shared by the click writer's thread and [`Store::insert_clicks`].
-pub(crate) type ClickDbHandle = std::sync::Arc<std::sync::Mutex<crate::click_db::ClickDb>>;
+pub(crate) type ClickDbHandle = std::sync::Arc<std::sync::Mutex<click_db::ClickDb>>;
 
 fn affiliate(r: &AnyRow) -> Result<Affiliate, sqlx::Error> {
     Ok(Affiliate {
@@ -356,7 +360,7 @@ impl Store {
                     .get_filename()
                     .to_owned();
                 let db = tokio::task::spawn_blocking(move || {
-                    crate::click_db::ClickDb::open(&path, sync)
+                    click_db::ClickDb::open(&path, sync)
                 })
                 .await
                 .map_err(|e| sqlx::Error::Protocol(format!("opening the click database: {e}")))??;
@@ -383,7 +387,7 @@ impl Store {
     /// Runs `f` with the click connection on a blocking thread (SQLite only).
     async fn with_click_db<T: Send + 'static>(
         db: &ClickDbHandle,
-        f: impl FnOnce(&mut crate::click_db::ClickDb) -> Result<T, rusqlite::Error> + Send + 'static,
+        f: impl FnOnce(&mut click_db::ClickDb) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = db.clone();
         tokio::task::spawn_blocking(move || {
@@ -691,7 +695,7 @@ impl Store {
     }
 
     /// Writes a batch of clicks with their `ids` in one transaction (on SQLite through
-    /// the click connection, [`crate::click_db`]; on PostgreSQL multi-row INSERTs).
+    /// the click connection, [`click_db`]; on PostgreSQL multi-row INSERTs).
     /// With `limit_per_hour` > 0, a click marked `rate_limit` whose hashed IP already has
     /// that many clicks in the last hour (committed ones, and earlier ones in this batch)
     /// is turned into `flagged` / `rate_limited` before it is written. On PostgreSQL the

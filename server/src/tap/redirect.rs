@@ -12,9 +12,9 @@ use tapkit_core::code::ReferralCode;
 use tapkit_core::ntag::parse_mirror_text;
 
 use crate::AppState;
-use crate::directory::Listed;
-use crate::error::ApiError;
+use crate::api::ApiError;
 use crate::store::{NewClick, now_ms};
+use crate::tap::directory::Listed;
 
 /// The HttpOnly attribution cookie.
 pub const COOKIE: &str = "tapkit_ref";
