@@ -14,12 +14,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use printpdf::{
-    BuiltinFont, Mm, Op, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt, TextItem,
-};
 use serde::Deserialize;
 use serde_json::json;
 use tapkit_core::date::{format_date, parse_month};
+use tapkit_print::report::{
+    Block, Chapter, Column, MARGIN_MM, ReportFonts, Row, Style, Table, TextReport,
+};
 
 use crate::AppState;
 use crate::admin::Admin;
@@ -261,234 +261,197 @@ pub fn totals(r: &Report) -> Vec<(String, i64, i64)> {
     t
 }
 
-/// PDF text is WinAnsi with the builtin Helvetica: anything else becomes '?'.
-fn pdf_text(s: &str) -> String {
-    s.chars()
-        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
-        .collect()
-}
-
-struct Page {
-    ops: Vec<Op>,
-    y: f32,
-}
-
-const A4_W: f32 = 210.0;
-const A4_H: f32 = 297.0;
-const MARGIN: f32 = 18.0;
-
-impl Page {
-    fn new() -> Self {
-        Self {
-            ops: Vec::new(),
-            y: A4_H - MARGIN,
-        }
-    }
-
-    fn text(&mut self, x: f32, size: f32, bold: bool, s: &str) {
-        self.ops.push(Op::StartTextSection);
-        self.ops.push(Op::SetFont {
-            font: PdfFontHandle::Builtin(if bold {
-                BuiltinFont::HelveticaBold
-            } else {
-                BuiltinFont::Helvetica
-            }),
-            size: Pt(size),
-        });
-        self.ops.push(Op::SetTextCursor {
-            pos: Point::new(Mm(x), Mm(self.y)),
-        });
-        self.ops.push(Op::ShowText {
-            items: vec![TextItem::Text(pdf_text(s))],
-        });
-        self.ops.push(Op::EndTextSection);
-    }
-
-    fn row(&mut self, cols: &[(f32, &str)], size: f32, bold: bool) {
-        for (x, s) in cols {
-            self.text(*x, size, bold, s);
-        }
-        self.y -= size * 0.5;
-    }
-
-    fn full(&self) -> bool {
-        self.y < MARGIN + 10.0
+fn row(cells: &[&str], bold: bool) -> Row {
+    Row {
+        cells: cells.iter().map(|c| (*c).to_owned()).collect(),
+        bold,
     }
 }
 
-/// The report as a PDF: a summary page (totals and one row per partner line) and one
-/// page per partner with its lines and the commissions of the month.
-pub fn pdf(
+fn table(columns: &[(f32, &str)], size_pt: f32, row_gap_mm: f32, rows: Vec<Row>) -> Block {
+    Block::Table(Table {
+        columns: columns.iter().map(|(x, t)| Column::new(*x, t)).collect(),
+        size_pt,
+        row_gap_mm,
+        rows,
+        empty: None,
+    })
+}
+
+/// The report as text-report data: a summary chapter (totals and one row per partner
+/// line) and one chapter per partner with its lines and the commissions of the month.
+fn pdf_report(
     r: &Report,
     program: &str,
     commissions: &[(CommissionLine, String, Option<String>)],
-) -> Vec<u8> {
-    let mut doc = PdfDocument::new(&format!("Payout report {}", r.period));
-    let mut pages: Vec<Page> = Vec::new();
-    let mut p = Page::new();
-    p.text(MARGIN, 18.0, true, &format!("Payout report {}", r.period));
-    p.y -= 9.0;
-    p.text(MARGIN, 10.0, false, program);
-    p.y -= 6.0;
-    p.text(
-        MARGIN,
-        9.0,
-        false,
-        &format!(
-            "Closed {} UTC. Amounts per partner and unit; held = inside the holding period, carried = owed after this payout.",
-            format_date(r.closed_at.div_euclid(86_400_000))
-        ),
-    );
-    p.y -= 10.0;
-    p.text(MARGIN, 12.0, true, "Totals");
-    p.y -= 7.0;
-    for (unit, payout, carried) in totals(r) {
-        p.row(
-            &[
-                (MARGIN, &format!("Total payout {}", money(payout, &unit))),
-                (110.0, &format!("carried {}", money(carried, &unit))),
-            ],
-            10.0,
-            false,
-        );
-        p.y -= 1.5;
-    }
+) -> TextReport {
+    let title = format!("Payout report {}", r.period);
     let partners = {
         let mut v: Vec<i64> = r.lines.iter().map(|l| l.affiliate_id).collect();
         v.dedup();
         v.len()
     };
-    p.y -= 2.0;
-    p.text(MARGIN, 9.0, false, &format!("{partners} partners"));
-    p.y -= 10.0;
-    let header = |p: &mut Page| {
-        p.row(
-            &[
-                (MARGIN, "Code"),
-                (45.0, "Partner"),
-                (110.0, "Payout"),
-                (155.0, "Carried"),
-            ],
-            9.0,
-            true,
-        );
-        p.y -= 1.0;
+    let totals = totals(r)
+        .into_iter()
+        .map(|(unit, payout, carried)| {
+            row(
+                &[
+                    &format!("Total payout {}", money(payout, &unit)),
+                    &format!("carried {}", money(carried, &unit)),
+                ],
+                false,
+            )
+        })
+        .collect();
+    let lines = r
+        .lines
+        .iter()
+        .map(|l| {
+            row(
+                &[
+                    &l.code,
+                    &l.name,
+                    &money(l.payout_minor, &l.unit),
+                    &money(l.carried_minor, &l.unit),
+                ],
+                false,
+            )
+        })
+        .collect();
+    let summary = Chapter {
+        running_title: title.clone(),
+        blocks: vec![
+            Block::line(Style::bold(18.0), &title),
+            Block::Space(2.0),
+            Block::line(Style::regular(10.0), program),
+            Block::Space(1.0),
+            Block::paragraph(
+                Style::regular(9.0),
+                &format!(
+                    "Closed {} UTC. Amounts per partner and unit; held = inside the holding period, carried = owed after this payout.",
+                    format_date(r.closed_at.div_euclid(86_400_000))
+                ),
+            ),
+            Block::Space(4.0),
+            Block::heading(Style::bold(12.0), "Totals"),
+            Block::Space(1.0),
+            table(&[(MARGIN_MM, ""), (110.0, "")], 10.0, 1.5, totals),
+            Block::Space(2.0),
+            Block::line(Style::regular(9.0), &format!("{partners} partners")),
+            Block::Space(4.0),
+            table(
+                &[
+                    (MARGIN_MM, "Code"),
+                    (45.0, "Partner"),
+                    (110.0, "Payout"),
+                    (155.0, "Carried"),
+                ],
+                9.0,
+                1.0,
+                lines,
+            ),
+        ],
     };
-    header(&mut p);
-    for l in &r.lines {
-        if p.full() {
-            pages.push(std::mem::replace(&mut p, Page::new()));
-            header(&mut p);
-        }
-        let name: String = l.name.chars().take(34).collect();
-        p.row(
-            &[
-                (MARGIN, &l.code),
-                (45.0, &name),
-                (110.0, &money(l.payout_minor, &l.unit)),
-                (155.0, &money(l.carried_minor, &l.unit)),
-            ],
-            9.0,
-            false,
-        );
-        p.y -= 1.0;
-    }
-    pages.push(p);
-
-    // One page per partner (more when its commission list is long).
-    let mut i = 0;
-    while i < r.lines.len() {
-        let aff = r.lines[i].affiliate_id;
-        let lines: Vec<&PayoutLine> = r.lines[i..]
-            .iter()
-            .take_while(|l| l.affiliate_id == aff)
-            .collect();
-        i += lines.len();
-        let first = lines[0];
-        let mut p = Page::new();
-        p.text(MARGIN, 16.0, true, &first.name);
-        p.y -= 8.0;
-        p.text(
-            MARGIN,
-            10.0,
-            false,
-            &format!("Referral code {} - payout report {}", first.code, r.period),
-        );
-        p.y -= 10.0;
-        for l in &lines {
-            p.text(MARGIN, 11.0, true, &l.unit);
-            p.y -= 6.0;
-            for (label, v) in [
+    let mut chapters = vec![summary];
+    for lines in r.lines.chunk_by(|a, b| a.affiliate_id == b.affiliate_id) {
+        let first = &lines[0];
+        let aff = first.affiliate_id;
+        let mut blocks = vec![
+            Block::line(Style::bold(16.0), &first.name),
+            Block::Space(2.0),
+            Block::line(
+                Style::regular(10.0),
+                &format!("Referral code {} - payout report {}", first.code, r.period),
+            ),
+            Block::Space(4.0),
+        ];
+        for l in lines {
+            let rows = [
                 ("Owed at the start of the month", l.opening_minor),
                 ("Earned this month", l.earned_minor),
                 ("Reversed (refunds, clawbacks)", -l.reversed_minor),
                 ("Held (holding period)", l.held_minor),
                 ("Payout", l.payout_minor),
                 ("Carried to next month", l.carried_minor),
-            ] {
-                p.row(
-                    &[(MARGIN + 4.0, label), (120.0, &money(v, &l.unit))],
-                    10.0,
-                    label == "Payout",
-                );
-                p.y -= 1.0;
-            }
-            p.y -= 4.0;
+            ]
+            .into_iter()
+            .map(|(label, v)| row(&[label, &money(v, &l.unit)], label == "Payout"))
+            .collect();
+            blocks.push(Block::heading(Style::bold(11.0), &l.unit));
+            blocks.push(Block::Space(1.0));
+            blocks.push(table(
+                &[(MARGIN_MM + 4.0, ""), (120.0, "")],
+                10.0,
+                1.0,
+                rows,
+            ));
+            blocks.push(Block::Space(3.0));
         }
-        p.text(MARGIN, 11.0, true, "Commissions on the ledger this month");
-        p.y -= 6.0;
-        let cols = |p: &mut Page| {
-            p.row(
-                &[
-                    (MARGIN + 4.0, "Date"),
-                    (45.0, "Booking"),
-                    (95.0, "Channel"),
-                    (120.0, "Status"),
-                    (150.0, "Amount"),
-                ],
-                9.0,
-                true,
-            );
-        };
-        cols(&mut p);
-        let mine = commissions.iter().filter(|(c, ..)| c.affiliate_id == aff);
-        let mut any = false;
-        for (c, booking, channel) in mine {
-            any = true;
-            if p.full() {
-                pages.push(std::mem::replace(&mut p, Page::new()));
-                p.text(MARGIN, 10.0, true, &format!("{} (continued)", first.name));
-                p.y -= 7.0;
-                cols(&mut p);
-            }
-            let booking: String = booking.chars().take(24).collect();
-            p.row(
-                &[
-                    (
-                        MARGIN + 4.0,
+        let mine = commissions
+            .iter()
+            .filter(|(c, ..)| c.affiliate_id == aff)
+            .map(|(c, booking, channel)| {
+                row(
+                    &[
                         &format_date(c.created_at.div_euclid(86_400_000)),
-                    ),
-                    (45.0, &booking),
-                    (95.0, channel.as_deref().unwrap_or("")),
-                    (120.0, &c.status),
-                    (150.0, &money(c.amount_minor, &c.unit)),
-                ],
-                9.0,
-                false,
-            );
-            p.y -= 0.5;
-        }
-        if !any {
-            p.text(MARGIN + 4.0, 9.0, false, "none");
-        }
-        pages.push(p);
+                        booking,
+                        channel.as_deref().unwrap_or(""),
+                        &c.status,
+                        &money(c.amount_minor, &c.unit),
+                    ],
+                    false,
+                )
+            })
+            .collect();
+        blocks.push(Block::heading(
+            Style::bold(11.0),
+            "Commissions on the ledger this month",
+        ));
+        blocks.push(Block::Space(1.0));
+        blocks.push(Block::Table(Table {
+            columns: [
+                (MARGIN_MM + 4.0, "Date"),
+                (45.0, "Booking"),
+                (95.0, "Channel"),
+                (120.0, "Status"),
+                (150.0, "Amount"),
+            ]
+            .iter()
+            .map(|(x, t)| Column::new(*x, t))
+            .collect(),
+            size_pt: 9.0,
+            row_gap_mm: 0.5,
+            rows: mine,
+            empty: Some("none".into()),
+        }));
+        chapters.push(Chapter {
+            running_title: first.name.clone(),
+            blocks,
+        });
     }
-    let pages = pages
-        .into_iter()
-        .map(|p| PdfPage::new(Mm(A4_W), Mm(A4_H), p.ops))
-        .collect();
-    doc.with_pages(pages);
-    doc.save(&PdfSaveOptions::default(), &mut Vec::new())
+    TextReport { title, chapters }
+}
+
+/// The report as a PDF: a summary page (totals and one row per partner line) and one
+/// page per partner with its lines and the commissions of the month (more pages when
+/// long, each headed "(continued)"). Set in the print crate's text reports with
+/// embedded Liberation Sans, so names print as written; text wider than its column is
+/// cut with "…", and a character the font lacks prints as "□" and is logged.
+pub fn pdf(
+    r: &Report,
+    program: &str,
+    commissions: &[(CommissionLine, String, Option<String>)],
+) -> Vec<u8> {
+    let out =
+        tapkit_print::report::render(&pdf_report(r, program, commissions), ReportFonts::builtin());
+    if !out.layout.replaced.is_empty() {
+        tracing::warn!(
+            period = %r.period,
+            missing = ?out.layout.replaced,
+            "the payout PDF font has no glyph for some characters; they print as a box"
+        );
+    }
+    out.pdf
 }
 
 pub(crate) fn period_param(raw: &str) -> Result<String, ApiError> {
@@ -679,6 +642,138 @@ mod tests {
         );
         assert_eq!(cell("=1+1"), "'=1+1");
         assert_eq!(cell("Joe's Gym"), "Joe's Gym");
-        assert_eq!(pdf_text("Café ☕"), "Caf? ?");
+    }
+
+    const CAFE: &str = "Café Zürich & Co.";
+    const LODZ: &str = "Łódź Książki";
+    const LONG: &str = "Centrum Dystrybucji Książek Północ Sp. z o.o.";
+
+    fn line(affiliate_id: i64, name: &str, unit: &str, payout_minor: i64) -> PayoutLine {
+        PayoutLine {
+            id: affiliate_id,
+            period: "2026-05".into(),
+            affiliate_id,
+            code: format!("P{affiliate_id}-7K2M9Q"),
+            name: name.into(),
+            unit: unit.into(),
+            opening_minor: 0,
+            earned_minor: payout_minor,
+            reversed_minor: 0,
+            held_minor: 0,
+            payout_minor,
+            carried_minor: 0,
+            paid_at: None,
+            paid_reference: None,
+        }
+    }
+
+    fn commission(affiliate_id: i64, i: i64) -> (CommissionLine, String, Option<String>) {
+        let c = CommissionLine {
+            id: i,
+            booking_ref: i,
+            affiliate_id,
+            status: "earned".into(),
+            unit: "USD".into(),
+            amount_minor: 250,
+            basis_minor: Some(2500),
+            tier: None,
+            rule: None,
+            month: "2026-05".into(),
+            payable_at: None,
+            transaction_id: None,
+            reason: None,
+            created_at: 1_778_000_000_000,
+        };
+        (c, format!("résa-{i}"), Some("nfc".into()))
+    }
+
+    fn poppler(tool: &str, pdf: &[u8]) -> String {
+        let path = std::env::temp_dir().join(format!(
+            "tapkit-payout-unit-{}-{tool}.pdf",
+            std::process::id()
+        ));
+        std::fs::write(&path, pdf).unwrap();
+        let mut cmd = std::process::Command::new(tool);
+        if tool == "pdftotext" {
+            cmd.args(["-layout"]).arg(&path).arg("-");
+        } else {
+            cmd.arg(&path);
+        }
+        let out = cmd.output().unwrap_or_else(|e| {
+            panic!("{tool} (poppler-utils; scripts/install-deps.sh print) is needed: {e}")
+        });
+        let _ = std::fs::remove_file(&path);
+        assert!(out.status.success(), "{tool} failed");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn pdf_prints_every_name_as_written_in_embedded_fonts() {
+        let r = Report {
+            period: "2026-05".into(),
+            closed_at: 1_780_300_800_000,
+            lines: vec![
+                line(1, CAFE, "USD", 15_000),
+                line(1, CAFE, "credit:USD", 1_000),
+                line(2, LODZ, "USD", 2_500),
+                line(3, LONG, "USD", 500),
+            ],
+        };
+        // Enough commissions for Café Zürich's list to run onto a second page.
+        let commissions: Vec<_> = (0..70)
+            .map(|i| commission(1, i))
+            .chain([commission(2, 70)])
+            .collect();
+        let pdf = pdf(&r, "Programme Éte", &commissions);
+        let text = poppler("pdftotext", &pdf);
+        for want in [
+            "Payout report 2026-05",
+            "Programme Éte",
+            CAFE,
+            LODZ,
+            // Its own page's title is the whole name ...
+            LONG,
+            "Referral code P2-7K2M9Q",
+            &format!("{CAFE} (continued)"),
+            "résa-69",
+            "Total payout 180.00 USD",
+        ] {
+            assert!(text.contains(want), "{want:?} not in the PDF text:\n{text}");
+        }
+        // ... while the summary's Partner column cuts it at the column's width.
+        let summary_row = text
+            .lines()
+            .find(|l| l.contains("P3-7K2M9Q"))
+            .unwrap_or_default();
+        assert!(
+            summary_row.contains("Centrum Dystrybucji Książek")
+                && summary_row.contains('…')
+                && !summary_row.contains(LONG),
+            "{summary_row:?}"
+        );
+        assert!(!text.contains('?'), "{text}");
+        assert_eq!(text.matches(CAFE).count(), 4, "summary ×2, page, continued");
+        assert_eq!(
+            text.matches("Referral code").count(),
+            3,
+            "one page per partner"
+        );
+        assert_eq!(
+            text.matches('\u{c}').count(),
+            5,
+            "summary + 2 + 1 + 1 pages"
+        );
+        let fonts = poppler("pdffonts", &pdf);
+        let faces: Vec<&str> = fonts.lines().skip(2).collect();
+        assert_eq!(faces.len(), 2, "{fonts}");
+        for f in faces {
+            let cols: Vec<&str> = f.split_whitespace().collect();
+            assert!(cols[0].contains("+LiberationSans"), "{fonts}");
+            assert_eq!(
+                cols[cols.len() - 5..cols.len() - 2],
+                ["yes", "yes", "yes"],
+                "embedded, subset, with a Unicode map:\n{fonts}"
+            );
+        }
     }
 }
