@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use tapkit_core::ndef;
 use tapkit_provisioner::driver::{TagDriver, WriteOptions};
-use tapkit_provisioner::pcsc_transport::PcscTransport;
-use tapkit_provisioner::sim::{SimReader, SimTag, SimTagKind, SimTransport, vpcd};
+use tapkit_provisioner::reader::pcsc::PcscTransport;
+use tapkit_provisioner::reader::sim::{SimReader, SimTag, SimTagKind, SimTransport, vpcd};
 
 const URL: &str = "https://bookings.example.com/r/IRONGYM-7K2M9Q";
 
@@ -94,7 +94,7 @@ fn main() {
             };
             vpcd::serve(SimReader::new(tag, Vec::new()), &o, &s)
         });
-        let t = PcscTransport::open(&reader, Duration::from_secs(5))
+        let t = PcscTransport::open(&reader, Duration::from_secs(5), Box::new(|_| {}))
             .expect("card on the virtual reader");
         let mut d = TagDriver::new(t);
         let start = Instant::now();

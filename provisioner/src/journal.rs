@@ -79,7 +79,7 @@ pub struct Journal {
 #[non_exhaustive]
 pub enum JournalError {
     /// Cannot open, read or write.
-    #[error("journal {path}: {source}; check the path and its permissions")]
+    #[error("cannot read or write the journal {path}")]
     Io {
         /// The file.
         path: String,
@@ -88,7 +88,7 @@ pub enum JournalError {
     },
     /// A line in the middle is not a journal entry (the file is not a journal).
     #[error(
-        "journal {path} line {line} is not a journal entry ({reason}); give a new --journal file or fix that line"
+        "journal {path} line {line} is not a journal entry ({reason}), so this file is not appended to"
     )]
     Corrupt {
         /// The file.

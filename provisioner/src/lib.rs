@@ -1,22 +1,22 @@
 //! Tapkit provisioner: the admin's tool at a USB PC/SC reader.
 //!
-//! Layers, bottom up: [`transport`] (the one hardware seam, with
-//! [`pcsc_transport::PcscTransport`] and [`sim::SimTransport`]), [`driver`] (identify,
-//! read, write + verify, password, lock), and the CLI ([`cli`], [`run`]). The tag
-//! simulator and its vpcd bridge live in [`sim`].
+//! Layers, bottom up: [`reader`] (the one hardware seam, [`reader::Transport`], with
+//! [`reader::pcsc::PcscTransport`], the simulator [`reader::sim::SimTransport`] and the
+//! scripted [`reader::mock::MockTransport`] for tests), [`driver`] (identify, read,
+//! write + verify, password, lock), [`provision`] (batches), and the CLI ([`cli`],
+//! [`run`]), whose [`cli::CliError`] owns the exit status and the `error:` output.
 
 pub mod cli;
 pub mod driver;
 pub use tapkit_core::hex;
 pub mod journal;
 pub mod partners;
-pub mod pcsc_transport;
 pub use tapkit_print as print;
 pub mod provision;
+pub mod reader;
 pub mod server_api;
-pub mod sim;
-pub mod transport;
 
 mod commands;
 
-pub use commands::{ExitStatus, run};
+pub use cli::{CliError, ExitStatus};
+pub use commands::run;

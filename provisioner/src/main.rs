@@ -1,11 +1,30 @@
 //! `provisioner`: parses arguments, starts logging, runs, maps the result to an exit code.
 
+use std::process::ExitCode;
+
+use anyhow::Context as _;
 use clap::Parser;
+use tapkit_provisioner::cli::{Cli, ExitStatus};
 use tracing_subscriber::EnvFilter;
 
-fn main() -> std::process::ExitCode {
-    let cli = tapkit_provisioner::cli::Cli::parse();
-    let default = match cli.verbose {
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = start_tracing(cli.verbose) {
+        eprintln!("error: {e:#}");
+        return ExitStatus::Failed.into();
+    }
+    match tapkit_provisioner::run(cli) {
+        Ok(()) => ExitStatus::Ok.into(),
+        Err(e) => {
+            eprint!("{}", e.render());
+            e.exit_status().into()
+        }
+    }
+}
+
+/// Logs to stderr: RUST_LOG if set, else by `-v` count.
+fn start_tracing(verbose: u8) -> anyhow::Result<()> {
+    let default = match verbose {
         0 => "warn",
         1 => "info",
         2 => "debug",
@@ -16,7 +35,7 @@ fn main() -> std::process::ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
-        .init();
-    let status = tapkit_provisioner::run(cli);
-    std::process::ExitCode::from(status as u8)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("cannot start logging")
 }

@@ -67,7 +67,7 @@ pub struct PartnerList {
 #[non_exhaustive]
 pub enum CsvError {
     /// Cannot open or read it.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read the partner list {path}")]
     Io {
         /// The file.
         path: String,

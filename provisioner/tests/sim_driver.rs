@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use tapkit_core::ntag::TagType;
 use tapkit_provisioner::driver::{DriverError, LockState, TagDriver, WriteOptions};
-use tapkit_provisioner::sim::{Fault, SimTag, SimTagKind, SimTransport};
-use tapkit_provisioner::transport::{Transport, TransportError};
+use tapkit_provisioner::reader::sim::{Fault, SimTag, SimTagKind, SimTransport};
+use tapkit_provisioner::reader::{Transport, TransportError};
 
 const URL: &str = "https://book.example.com/r/IRONGYM-7K2M9Q";
 

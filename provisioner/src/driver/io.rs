@@ -5,7 +5,7 @@ use tapkit_core::apdu::{Apdu, Dialect, DirectReply, StatusWord, split_response, 
 use tapkit_core::ntag::{NtagLayout, TagType, cmd};
 
 use super::{DriverError, Snapshot, TagDriver};
-use crate::transport::{Transport, TransportError};
+use crate::reader::{Transport, TransportError};
 
 /// Pages per FAST_READ: 60 pages = 240 bytes keeps PN532 host frames under 254 bytes.
 const FAST_READ_PAGES: u8 = 60;

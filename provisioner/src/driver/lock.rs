@@ -5,7 +5,7 @@ use serde::Serialize;
 use tapkit_core::ntag::access;
 
 use super::{DriverError, LockState, TagDriver};
-use crate::transport::Transport;
+use crate::reader::Transport;
 
 /// What `lock` did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -15,7 +15,7 @@ use tapkit_core::apdu::Dialect;
 use tapkit_core::ntag::{self, NtagLayout, TagType, access};
 use tapkit_core::type2::{self, CapabilityContainer};
 
-use crate::transport::{Traffic, Transport};
+use crate::reader::{Traffic, Transport};
 
 /// A tag driver bound to one card on one reader.
 #[derive(Debug)]

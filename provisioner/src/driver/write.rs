@@ -8,7 +8,7 @@ use tapkit_core::ntag::{self, MIRROR_PLACEHOLDER, NtagLayout, access};
 use tapkit_core::type2::{self, CapabilityContainer, DATA_START};
 
 use super::{DriverError, TagDriver, mirror_window};
-use crate::transport::{Transport, TransportError};
+use crate::reader::{Transport, TransportError};
 
 /// Options for [`TagDriver::write_url`].
 #[derive(Debug, Clone, Default)]

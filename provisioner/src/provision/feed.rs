@@ -5,10 +5,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::driver::DriverError;
-use crate::pcsc_transport::PcscTransport;
-use crate::sim::{Fault, SimTag, SimTagKind, SimTransport};
-use crate::transport::{Transport, TransportError};
+use crate::reader::pcsc::{PcscCanceller, PcscTransport, PcscWatcher};
+use crate::reader::sim::{Fault, ImageError, SimTag, SimTagKind, SimTransport};
+use crate::reader::{Transport, TransportError};
+
+/// Why the next card cannot be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FeedError {
+    /// The reader or the PC/SC service failed.
+    #[error(transparent)]
+    Reader(#[from] TransportError),
+    /// The card script asks for the previous card before there was one.
+    #[error("the card script starts with \"again\"; begin with a tag type")]
+    AgainFirst,
+    /// A scripted card's image file cannot be used.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+}
 
 /// A source of cards for a batch.
 pub trait CardFeed {
@@ -17,13 +31,13 @@ pub trait CardFeed {
 
     /// Waits for the next card to be placed. `Ok(None)` when stopped (Ctrl-C) or, for a
     /// scripted feed, when the script has no card left.
-    fn next_card(&mut self) -> Result<Option<Self::Card>, DriverError>;
+    fn next_card(&mut self) -> Result<Option<Self::Card>, FeedError>;
 
     /// Waits for the card that left mid-write to come back (the same card).
-    fn same_card_again(&mut self, card: Self::Card) -> Result<Option<Self::Card>, DriverError>;
+    fn same_card_again(&mut self, card: Self::Card) -> Result<Option<Self::Card>, FeedError>;
 
     /// Signals the result on the reader and waits until the card is taken away.
-    fn done_with(&mut self, card: Self::Card, success: bool) -> Result<(), DriverError>;
+    fn done_with(&mut self, card: Self::Card, success: bool) -> Result<(), FeedError>;
 }
 
 /// One scripted card: a kind, faults, or the previous card presented again.
@@ -83,7 +97,7 @@ impl SimFeed {
 impl CardFeed for SimFeed {
     type Card = SimTransport;
 
-    fn next_card(&mut self) -> Result<Option<SimTransport>, DriverError> {
+    fn next_card(&mut self) -> Result<Option<SimTransport>, FeedError> {
         let next = match self.script.pop_front() {
             Some(c) => c,
             None if self.script_only => return Ok(None),
@@ -91,17 +105,15 @@ impl CardFeed for SimFeed {
         };
         let (tag, faults) = match next {
             ScriptedCard::Image(path) => {
-                return SimTransport::with_image(&path, SimTagKind::Ntag215, Vec::new())
-                    .map(Some)
-                    .map_err(DriverError::BadInput);
+                return Ok(Some(SimTransport::with_image(
+                    &path,
+                    SimTagKind::Ntag215,
+                    Vec::new(),
+                )?));
             }
             ScriptedCard::Again => match &self.last {
                 Some(t) => (t.clone(), Vec::new()),
-                None => {
-                    return Err(DriverError::BadInput(
-                        "the card script starts with \"again\"; begin with a tag type".into(),
-                    ));
-                }
+                None => return Err(FeedError::AgainFirst),
             },
             ScriptedCard::New(kind, faults) => {
                 self.seed = self.seed.wrapping_add(1);
@@ -114,12 +126,12 @@ impl CardFeed for SimFeed {
     fn same_card_again(
         &mut self,
         mut card: SimTransport,
-    ) -> Result<Option<SimTransport>, DriverError> {
+    ) -> Result<Option<SimTransport>, FeedError> {
         card.reinsert();
         Ok(Some(card))
     }
 
-    fn done_with(&mut self, card: SimTransport, _success: bool) -> Result<(), DriverError> {
+    fn done_with(&mut self, card: SimTransport, _success: bool) -> Result<(), FeedError> {
         self.last = Some(card.reader().tag().clone());
         Ok(())
     }
@@ -127,75 +139,60 @@ impl CardFeed for SimFeed {
 
 /// The PC/SC feed: waits on the reader's state (SCardGetStatusChange, no polling) for
 /// each card; Ctrl-C cancels the wait through `SCardCancel`.
+#[derive(Debug)]
 pub struct PcscFeed {
-    reader: String,
-    ctx: pcsc::Context,
+    watcher: PcscWatcher,
     stop: Arc<AtomicBool>,
-}
-
-impl std::fmt::Debug for PcscFeed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PcscFeed")
-            .field("reader", &self.reader)
-            .finish_non_exhaustive()
-    }
 }
 
 impl PcscFeed {
     /// A feed on `reader` (a full PC/SC name) that stops when `stop` is set.
-    pub fn new(reader: &str, stop: Arc<AtomicBool>) -> Result<Self, DriverError> {
-        let ctx =
-            pcsc::Context::establish(pcsc::Scope::User).map_err(|_| TransportError::NoService)?;
+    pub fn new(reader: &str, stop: Arc<AtomicBool>) -> Result<Self, FeedError> {
         Ok(Self {
-            reader: reader.to_owned(),
-            ctx,
+            watcher: PcscWatcher::new(reader)?,
             stop,
         })
     }
 
     /// A handle that interrupts a blocked wait (for the Ctrl-C handler).
-    pub fn canceller(&self) -> pcsc::Context {
-        self.ctx.clone()
+    pub fn canceller(&self) -> PcscCanceller {
+        self.watcher.canceller()
     }
 
     /// Blocks until the reader has a card (`present`) or not; `false` when cancelled.
-    fn wait(&self, present: bool) -> Result<bool, DriverError> {
+    fn wait(&self, present: bool) -> Result<bool, FeedError> {
         if self.stop.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        Ok(crate::pcsc_transport::wait_for_card_state(
-            &self.ctx,
-            &self.reader,
-            present,
-            None,
-        )?)
+        Ok(self.watcher.wait(present, None)?)
     }
 }
 
 impl CardFeed for PcscFeed {
     type Card = PcscTransport;
 
-    fn next_card(&mut self) -> Result<Option<PcscTransport>, DriverError> {
+    fn next_card(&mut self) -> Result<Option<PcscTransport>, FeedError> {
         if !self.wait(true)? {
             return Ok(None);
         }
+        // The batch has asked for the card already; a card that bounced off between
+        // the wait and the connect is waited for quietly.
+        let quiet = Box::new(|reader: &str| tracing::info!(reader, "waiting for the card again"));
         Ok(Some(PcscTransport::open(
-            &self.reader,
+            self.watcher.reader(),
             Duration::from_secs(5),
+            quiet,
         )?))
     }
 
-    fn same_card_again(
-        &mut self,
-        card: PcscTransport,
-    ) -> Result<Option<PcscTransport>, DriverError> {
+    fn same_card_again(&mut self, card: PcscTransport) -> Result<Option<PcscTransport>, FeedError> {
         card.close();
         // The card may not have been seen leaving yet: wait for the gap, then for it.
         self.wait(false)?;
         self.next_card()
     }
 
-    fn done_with(&mut self, mut card: PcscTransport, success: bool) -> Result<(), DriverError> {
+    fn done_with(&mut self, mut card: PcscTransport, success: bool) -> Result<(), FeedError> {
         card.signal(success);
         card.close();
         self.wait(false)?;

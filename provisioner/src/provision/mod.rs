@@ -3,6 +3,7 @@
 //! lock, journal, signal, wait for removal — resumable from its journal.
 
 pub mod feed;
+mod register;
 mod report;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,76 +13,15 @@ use tapkit_core::ndef;
 use tapkit_core::ntag::{MIRROR_PLACEHOLDER, NTAG213, NTAG215, NTAG216};
 use tapkit_core::type2;
 
-pub use feed::{CardFeed, PcscFeed, ScriptedCard, SimFeed, parse_script};
+pub use feed::{CardFeed, FeedError, PcscFeed, ScriptedCard, SimFeed, parse_script};
+pub use register::{Registrar, pending_registrations};
 pub use report::{Event, Reporter};
 
 use crate::driver::{DriverError, TagDriver, WriteOptions, WriteReport};
 use crate::journal::{self, Entry, Journal, JournalError, Outcome};
 use crate::partners::Partner;
-use crate::server_api::{ServerApi, ServerError};
-use crate::transport::{Transport, TransportError};
-
-/// Where verified cards are registered (the server's admin API; a fake in unit tests).
-pub trait Registrar {
-    /// Binds the card `uid` to `partner` on the server.
-    fn register(&mut self, partner: &Partner, uid: &str) -> Result<(), ServerError>;
-}
-
-impl Registrar for ServerApi {
-    fn register(&mut self, partner: &Partner, uid: &str) -> Result<(), ServerError> {
-        let id = partner.affiliate_id.ok_or_else(|| {
-            ServerError::Config(format!(
-                "{} has no affiliate id on the server; take the partner list from --server",
-                partner.name
-            ))
-        })?;
-        self.register_card(id, uid)
-    }
-}
-
-/// After a registration attempt failed for want of the server, later cards do not wait
-/// on it again for this long (their registrations stay pending in the journal).
-const OFFLINE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The registrar of a batch and whether the server looked down lately.
-struct Registration<'a> {
-    registrar: &'a mut dyn Registrar,
-    offline_since: Option<std::time::Instant>,
-}
-
-/// What registering one card came to.
-enum Registered {
-    Yes,
-    /// The server could not be reached: the card stays pending in the journal.
-    Pending(String),
-    /// The server refused the binding (e.g. the UID is bound to another affiliate).
-    Refused(String),
-}
-
-impl Registration<'_> {
-    fn register(&mut self, partner: &Partner, uid: &str) -> Registered {
-        if let Some(t) = self.offline_since
-            && t.elapsed() < OFFLINE_BACKOFF
-        {
-            return Registered::Pending(
-                "not registered yet: the server was unreachable a moment ago; the next run retries it".into(),
-            );
-        }
-        match self.registrar.register(partner, uid) {
-            Ok(()) => {
-                self.offline_since = None;
-                Registered::Yes
-            }
-            Err(e) if e.is_transient() => {
-                self.offline_since = Some(std::time::Instant::now());
-                Registered::Pending(format!(
-                    "not registered yet ({e}); run the same command again when the server is back"
-                ))
-            }
-            Err(e) => Registered::Refused(e.to_string()),
-        }
-    }
-}
+use crate::reader::Transport;
+use register::{Registered, Registration, latest_by_code, retry_pending};
 
 /// How the batch runs.
 #[derive(Debug, Clone)]
@@ -129,24 +69,16 @@ pub enum BatchError {
     /// The journal failed: nothing more is written without an audit trail.
     #[error(transparent)]
     Journal(#[from] JournalError),
-    /// The reader or PC/SC service failed.
-    #[error("{0}")]
+    /// The reader or the PC/SC service went away in the middle of a card.
+    #[error(transparent)]
     Reader(DriverError),
-}
-
-fn card_left(e: &DriverError) -> bool {
-    matches!(
-        e,
-        DriverError::PulledMidWrite { .. }
-            | DriverError::Transport(TransportError::CardRemoved | TransportError::NoResponse)
-    )
+    /// The next card could not be had (the reader, or the simulator's card script).
+    #[error(transparent)]
+    Feed(#[from] FeedError),
 }
 
 fn reader_gone(e: &DriverError) -> bool {
-    matches!(
-        e,
-        DriverError::Transport(TransportError::NoService | TransportError::NoSuchReader(_))
-    )
+    matches!(e, DriverError::Transport(t) if t.is_reader_unavailable())
 }
 
 /// Runs the batch over `partners`, resuming from `prior` journal entries, without a
@@ -161,87 +93,6 @@ pub fn run_batch<F: CardFeed>(
     stop: &AtomicBool,
 ) -> Result<Summary, BatchError> {
     run_batch_with(feed, partners, journal, prior, opts, reporter, stop, None)
-}
-
-/// The journal's last word on each code (later lines supersede earlier ones).
-fn latest_by_code(entries: &[Entry]) -> std::collections::HashMap<&str, &Entry> {
-    let mut m = std::collections::HashMap::new();
-    for e in entries {
-        m.insert(e.code.as_str(), e);
-    }
-    m
-}
-
-/// Written cards whose registration is still pending: their code's latest journal line
-/// is a verified card with `server_registered: false`.
-pub fn pending_registrations(entries: &[Entry]) -> Vec<&Entry> {
-    let mut v: Vec<&Entry> = latest_by_code(entries)
-        .into_values()
-        .filter(|e| e.is_done() && e.server_registered == Some(false) && e.uid.is_some())
-        .collect();
-    v.sort_by(|a, b| a.time.cmp(&b.time).then(a.code.cmp(&b.code)));
-    v
-}
-
-/// Retries the registrations an earlier run left pending; journals each that succeeds
-/// (or is refused). Stops at the first one the server is still down for.
-fn retry_pending(
-    prior: &[Entry],
-    reg: &mut Registration<'_>,
-    journal: &mut Journal,
-    reporter: &mut Reporter,
-    sum: &mut Summary,
-) -> Result<Vec<Entry>, BatchError> {
-    let mut appended = Vec::new();
-    let pending = pending_registrations(prior);
-    for (i, e) in pending.iter().enumerate() {
-        let Some(uid) = e.uid.as_deref() else {
-            continue;
-        };
-        let Ok(code) = tapkit_core::code::ReferralCode::parse(&e.code) else {
-            continue;
-        };
-        let partner = Partner {
-            name: e.partner.clone(),
-            code,
-            kind: String::new(),
-            affiliate_id: e.affiliate_id,
-        };
-        let mut line = Entry {
-            time: journal::now_rfc3339(),
-            server_registered: Some(true),
-            detail: None,
-            ..(*e).clone()
-        };
-        match reg.register(&partner, uid) {
-            Registered::Yes => {
-                line.outcome = Outcome::Registered;
-                sum.registered_late += 1;
-            }
-            Registered::Pending(why) => {
-                sum.registration_pending += pending.len() - i;
-                reporter.event(&Event::Prompt {
-                    message: &format!(
-                        "{} cards from an earlier run are still not registered: {why}",
-                        pending.len() - i
-                    ),
-                });
-                break;
-            }
-            Registered::Refused(why) => {
-                line.outcome = Outcome::Failed;
-                line.server_registered = Some(false);
-                line.detail = Some(format!(
-                    "The server refused card {uid} for {}: {why}. The partner is tried again with a card.",
-                    e.partner
-                ));
-            }
-        }
-        journal.append(&line)?;
-        reporter.card(&line, 0);
-        appended.push(line);
-    }
-    Ok(appended)
 }
 
 /// Runs the batch over `partners`, resuming from `prior` journal entries; with a
@@ -386,7 +237,7 @@ fn provision_one<F: CardFeed>(
     mut reg: Option<&mut Registration<'_>>,
 ) -> Result<PartnerResult, BatchError> {
     let url = partner.url(&opts.domain);
-    let mut card = match feed.next_card().map_err(BatchError::Reader)? {
+    let mut card = match feed.next_card()? {
         Some(c) => c,
         None => return Ok(PartnerResult::Stopped),
     };
@@ -451,8 +302,7 @@ fn provision_one<F: CardFeed>(
                 }
                 journal.append(&entry)?;
                 reporter.card(&entry, r.apdus);
-                feed.done_with(d.into_transport(), ok)
-                    .map_err(BatchError::Reader)?;
+                feed.done_with(d.into_transport(), ok)?;
                 return Ok(if !ok {
                     PartnerResult::Failed
                 } else if r.already_written {
@@ -461,7 +311,7 @@ fn provision_one<F: CardFeed>(
                     PartnerResult::Done
                 });
             }
-            Err(e) if card_left(&e) => {
+            Err(e) if e.card_left() => {
                 entry.detail = Some(e.to_string());
                 journal.append(&entry)?;
                 reporter.event(&Event::Prompt {
@@ -470,10 +320,7 @@ fn provision_one<F: CardFeed>(
                         partner.name
                     ),
                 });
-                card = match feed
-                    .same_card_again(d.into_transport())
-                    .map_err(BatchError::Reader)?
-                {
+                card = match feed.same_card_again(d.into_transport())? {
                     Some(c) => c,
                     None => return Ok(PartnerResult::Stopped),
                 };
@@ -506,8 +353,7 @@ fn provision_one<F: CardFeed>(
                 if refusal {
                     sum.refused_cards += 1;
                 }
-                feed.done_with(d.into_transport(), false)
-                    .map_err(BatchError::Reader)?;
+                feed.done_with(d.into_transport(), false)?;
                 if attempts >= opts.max_attempts {
                     reporter.event(&Event::Prompt {
                         message: &format!("Giving up on {} after {attempts} cards; it stays in the journal to retry.", partner.name),
@@ -515,7 +361,7 @@ fn provision_one<F: CardFeed>(
                     return Ok(PartnerResult::Failed);
                 }
                 reporter.event(&Event::Prompt { message: &message });
-                card = match feed.next_card().map_err(BatchError::Reader)? {
+                card = match feed.next_card()? {
                     Some(c) => c,
                     None => return Ok(PartnerResult::Stopped),
                 };
@@ -584,185 +430,4 @@ pub fn dry_run(partners: &[Partner], domain: &str) -> Vec<DryRunLine> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tapkit_core::code::ReferralCode;
-
-    /// A server that is down for the first `down_for` calls, refuses the UIDs in
-    /// `refuse`, and records what it registered.
-    struct FakeServer {
-        down_for: usize,
-        calls: usize,
-        refuse: Vec<String>,
-        registered: Vec<(i64, String)>,
-    }
-
-    impl Registrar for FakeServer {
-        fn register(&mut self, p: &Partner, uid: &str) -> Result<(), ServerError> {
-            self.calls += 1;
-            if self.calls <= self.down_for {
-                return Err(ServerError::Unreachable {
-                    url: "http://fake".into(),
-                    reason: "connection refused".into(),
-                });
-            }
-            if self.refuse.iter().any(|u| u == uid) {
-                return Err(ServerError::Refused {
-                    what: format!("card {uid}"),
-                    status: 409,
-                    message: "bound to affiliate 9".into(),
-                });
-            }
-            self.registered
-                .push((p.affiliate_id.unwrap_or(-1), uid.to_owned()));
-            Ok(())
-        }
-    }
-
-    fn partners(n: usize) -> Vec<Partner> {
-        (0..n)
-            .map(|i| Partner {
-                name: format!("Partner {i}"),
-                code: ReferralCode::generate("Partner", 40 + i as u32),
-                kind: "business".into(),
-                affiliate_id: Some(100 + i as i64),
-            })
-            .collect()
-    }
-
-    fn opts() -> BatchOptions {
-        BatchOptions {
-            domain: "book.example.com".into(),
-            mirror: true,
-            lock: false,
-            password: None,
-            pack: [0, 0],
-            max_attempts: 2,
-        }
-    }
-
-    fn run(
-        path: &std::path::Path,
-        partners: &[Partner],
-        server: &mut FakeServer,
-        script: &str,
-        seed: u64,
-    ) -> (Summary, Vec<Entry>) {
-        let (mut j, prior) = Journal::open(path).unwrap();
-        let mut feed = SimFeed::new(parse_script(script).unwrap(), seed);
-        let mut rep = Reporter::new(false, false);
-        let stop = AtomicBool::new(false);
-        let s = run_batch_with(
-            &mut feed,
-            partners,
-            &mut j,
-            &prior,
-            &opts(),
-            &mut rep,
-            &stop,
-            Some(server),
-        )
-        .unwrap();
-        drop(j);
-        (s, Journal::open(path).unwrap().1)
-    }
-
-    fn tmp(name: &str) -> std::path::PathBuf {
-        let p = std::env::temp_dir().join(format!("tapkit-reg-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_file(&p);
-        p
-    }
-
-    #[test]
-    fn registrations_that_fail_offline_are_retried_by_the_next_run() {
-        let path = tmp("offline.jsonl");
-        let ps = partners(3);
-        // The server goes away after the first card.
-        let mut server = FakeServer {
-            down_for: 0,
-            calls: 0,
-            refuse: vec![],
-            registered: vec![],
-        };
-        let (j0, _) = Journal::open(&path).unwrap();
-        drop(j0);
-        let (s1, lines) = run(&path, &ps[..1], &mut server, "", 1);
-        assert_eq!((s1.done, s1.registration_pending), (1, 0));
-        assert_eq!(lines[0].server_registered, Some(true));
-        server.down_for = usize::MAX;
-        server.calls = 0;
-        let (s2, lines) = run(&path, &ps, &mut server, "", 2);
-        assert_eq!((s2.done, s2.skipped, s2.registration_pending), (2, 1, 2));
-        // One attempt only: later cards do not wait on a server that just failed.
-        assert_eq!(server.calls, 1);
-        assert_eq!(
-            lines
-                .iter()
-                .filter(|e| e.server_registered == Some(false))
-                .count(),
-            2
-        );
-        assert_eq!(pending_registrations(&lines).len(), 2);
-        // Back online: the re-run registers both and touches no card.
-        server.down_for = 0;
-        let (s3, lines) = run(&path, &ps, &mut server, "", 3);
-        assert_eq!(
-            (
-                s3.done,
-                s3.skipped,
-                s3.registered_late,
-                s3.registration_pending
-            ),
-            (0, 3, 2, 0)
-        );
-        let late: Vec<&Entry> = lines
-            .iter()
-            .filter(|e| e.outcome == Outcome::Registered)
-            .collect();
-        assert_eq!(late.len(), 2);
-        assert!(pending_registrations(&lines).is_empty());
-        let ids: Vec<i64> = server.registered.iter().map(|r| r.0).collect();
-        assert_eq!(ids, vec![100, 101, 102]);
-        // Each registered UID is the one written for that partner.
-        for (id, uid) in &server.registered {
-            let written = lines
-                .iter()
-                .find(|e| e.affiliate_id == Some(*id) && e.outcome == Outcome::Written)
-                .unwrap();
-            assert_eq!(written.uid.as_deref(), Some(uid.as_str()));
-        }
-        std::fs::remove_file(&path).unwrap();
-    }
-
-    #[test]
-    fn a_card_the_server_refuses_is_not_counted_done() {
-        let path = tmp("refused.jsonl");
-        let ps = partners(1);
-        // First run offline, so the UID is known; then the server refuses that UID.
-        let mut server = FakeServer {
-            down_for: usize::MAX,
-            calls: 0,
-            refuse: vec![],
-            registered: vec![],
-        };
-        let (_, lines) = run(&path, &ps, &mut server, "", 5);
-        let uid = lines[0].uid.clone().unwrap();
-        server.down_for = 0;
-        server.refuse = vec![uid];
-        // The retry is refused; the partner is then given a fresh card in the same run.
-        let (s, lines) = run(&path, &ps, &mut server, "", 6);
-        assert_eq!((s.done, s.registered_late), (1, 0), "{lines:#?}");
-        let refused = lines.iter().find(|e| e.outcome == Outcome::Failed).unwrap();
-        assert!(
-            refused
-                .detail
-                .as_deref()
-                .unwrap()
-                .contains("bound to affiliate 9"),
-            "{refused:?}"
-        );
-        assert_eq!(lines.last().unwrap().server_registered, Some(true));
-        assert_eq!(server.registered.len(), 1);
-        std::fs::remove_file(&path).unwrap();
-    }
-}
+mod tests;

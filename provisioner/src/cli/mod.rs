@@ -1,11 +1,17 @@
-//! Command-line interface: argument definitions (clap derive).
+//! Command-line interface: argument definitions (clap derive) and the CLI's error
+//! ([`error`]), which owns the exit status and the `error:` / `caused by:` / `hint:`
+//! output.
+
+pub mod error;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::sim::{Fault, SimTagKind};
+pub use error::{CardOp, CliError, ExitStatus};
+
+use crate::reader::sim::{Fault, SimTagKind};
 
 /// Tapkit provisioner: writes partners' referral URLs onto NTAG213/215/216 NFC cards
 /// through a PC/SC reader (ACR122U, ACR1252U …), verifies them and locks them.

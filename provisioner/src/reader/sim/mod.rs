@@ -11,7 +11,48 @@ use std::path::{Path, PathBuf};
 pub use reader::{Fault, ReaderOutcome, SimReader};
 pub use tag::{SimTag, SimTagKind, TagImage};
 
-use crate::transport::{Transport, TransportError};
+use super::{Cause, Transport, TransportError};
+
+/// Why a tag image file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// The file cannot be read.
+    #[error("cannot read the tag image {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not JSON of a tag image.
+    #[error("{path} is not a tag image")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The image does not describe a tag (wrong size, bad hex).
+    #[error("{path} is not a usable tag image: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The file cannot be written.
+    #[error("cannot write the tag image {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// The in-process transport: the driver talks to an emulated reader directly.
 #[derive(Debug)]
@@ -40,22 +81,39 @@ impl SimTransport {
 
     /// A reader whose tag is loaded from `path` if it exists (else a fresh `kind` tag)
     /// and saved back to it after every change.
-    pub fn with_image(path: &Path, kind: SimTagKind, faults: Vec<Fault>) -> Result<Self, String> {
+    pub fn with_image(
+        path: &Path,
+        kind: SimTagKind,
+        faults: Vec<Fault>,
+    ) -> Result<Self, ImageError> {
         let tag = match std::fs::read(path) {
             Ok(bytes) => {
-                let img: TagImage = serde_json::from_slice(&bytes)
-                    .map_err(|e| format!("{} is not a tag image: {e}", path.display()))?;
-                SimTag::from_image(&img)?
+                let img: TagImage =
+                    serde_json::from_slice(&bytes).map_err(|source| ImageError::Parse {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                SimTag::from_image(&img).map_err(|reason| ImageError::Invalid {
+                    path: path.to_owned(),
+                    reason,
+                })?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 SimTag::with_seed(kind, random_seed())
             }
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            Err(source) => {
+                return Err(ImageError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         };
         let mut t = Self::new(tag, faults);
         t.image = Some(path.to_owned());
-        t.save()
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        t.save().map_err(|source| ImageError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(t)
     }
 
@@ -93,8 +151,14 @@ impl Transport for SimTransport {
         }
         let outcome = self.reader.transmit(apdu);
         if self.reader.take_dirty() {
-            self.save()
-                .map_err(|e| TransportError::Pcsc(format!("saving the sim image: {e}")))?;
+            self.save().map_err(|e| TransportError::SimImage {
+                path: self
+                    .image
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                cause: Cause::of(&e),
+            })?;
         }
         match outcome {
             ReaderOutcome::Reply(r) if r.len() >= 2 => Ok(r),
