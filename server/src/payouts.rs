@@ -22,9 +22,9 @@ use tapkit_print::report::{
 };
 
 use crate::AppState;
-use crate::admin::Admin;
-use crate::error::ApiError;
-use crate::ledger::{
+use crate::api::Admin;
+use crate::api::ApiError;
+use crate::store::money::{
     CommissionLine, NewTransaction, PARTNER, PAYOUTS_DUE, PayoutLine, Posting, settlement_account,
 };
 use crate::store::{StoreError, now_ms};
@@ -573,7 +573,7 @@ pub async fn mark_paid(
     let id: i64 = raw
         .parse()
         .map_err(|_| ApiError::field("id", format!("payout id {raw:?} is not a number")))?;
-    let reference = crate::admin::optional_body::<Paid>(&body)?.and_then(|p| p.reference);
+    let reference = crate::api::optional_body::<Paid>(&body)?.and_then(|p| p.reference);
     if reference.as_ref().is_some_and(|r| r.len() > 200) {
         return Err(ApiError::field(
             "reference",
