@@ -578,7 +578,24 @@ pub fn render(report: &TextReport, fonts: &ReportFonts) -> RenderedReport {
         subset_fonts: true,
         ..Default::default()
     };
-    let pdf = doc.save(&opts, &mut Vec::new());
+    // printpdf writes an empty GTS_PDFXVersion into every document's Info, which readers
+    // take as a PDF/X claim (`pdfinfo`: "PDF subtype: PDF/X"); a report is not one.
+    let mut lo = doc.to_lopdf_document(&opts, &mut Vec::new());
+    if let Ok(info) = lo
+        .trailer
+        .get(b"Info")
+        .and_then(lopdf::Object::as_reference)
+        && let Ok(dict) = lo.get_object_mut(info).and_then(lopdf::Object::as_dict_mut)
+    {
+        dict.remove(b"GTS_PDFXVersion");
+    }
+    lo.compress();
+    let mut pdf = Vec::new();
+    if lo.save_to(&mut pdf).is_err() {
+        // Writing to memory has no I/O to fail; should lopdf refuse anyway, printpdf's
+        // own serialisation is the same document with the empty claim left in.
+        pdf = doc.save(&opts, &mut Vec::new());
+    }
     RenderedReport { pdf, layout }
 }
 

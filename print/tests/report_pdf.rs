@@ -125,3 +125,25 @@ fn fonts_are_embedded_subsets_with_unicode_maps() {
     // Subset, not the whole 400 KB faces.
     assert!(r.pdf.len() < 120_000, "{} bytes", r.pdf.len());
 }
+
+#[test]
+fn the_pdf_has_its_title_and_pages_and_claims_no_pdf_x() {
+    let r = render(&report(80), ReportFonts::builtin());
+    let info = poppler("pdfinfo", &r.pdf, &[]);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Title:") && l.ends_with("Payout report 2026-05")),
+        "{info}"
+    );
+    let pages = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .map(str::trim);
+    assert_eq!(
+        pages,
+        Some(r.layout.pages.len().to_string().as_str()),
+        "{info}"
+    );
+    assert!(!info.contains("PDF/X"), "a report is not PDF/X:\n{info}");
+    assert!(info.contains("A4"), "{info}");
+}
