@@ -4,6 +4,8 @@
 mod error;
 mod io;
 mod lock;
+#[cfg(test)]
+mod tests;
 mod write;
 
 pub use error::DriverError;
