@@ -7,41 +7,9 @@ use tapkit_core::code::ReferralCode;
 
 use crate::frame::{Content, Logo, Pad, Rgb};
 
-/// The server's display config. Unknown fields are ignored (a newer server may add some).
-#[derive(Debug, Clone)]
-pub struct DisplayConfig {
-    /// Digest of the content; changes whenever anything shown changes.
-    pub version: String,
-    /// This kiosk.
-    pub kiosk_id: i64,
-    /// Brand name.
-    pub brand_name: String,
-    /// The line under it.
-    pub tagline: String,
-    /// Colours.
-    pub colors: Colors,
-    /// PNG logo, base64.
-    pub logo_png: Option<String>,
-    /// The brand's booking domain.
-    pub domain: String,
-    /// The affiliate's referral code.
-    pub affiliate_code: String,
-    /// Seconds per QR token step.
-    pub rotation_secs: i64,
-    /// Seconds between heartbeats.
-    pub heartbeat_secs: i64,
-}
-
-/// `#rrggbb` colours.
-#[derive(Debug, Clone)]
-pub struct Colors {
-    /// Background.
-    pub background: String,
-    /// Text.
-    pub foreground: String,
-    /// Pointer.
-    pub accent: String,
-}
+/// The server's display config, as on the wire: unknown fields are ignored (a newer
+/// server may add some), `logo_png` and `url` may be left out.
+pub use tapkit_core::kiosk_wire::{Colors, DisplayConfig};
 
 /// A config that passed every check, with its logo decoded.
 #[derive(Debug, Clone)]
@@ -59,39 +27,8 @@ pub struct Checked {
 
 /// Parses and checks a config; the error names the field and the problem.
 pub fn check(raw: &str) -> Result<Checked, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(raw).map_err(|e| format!("display config is not JSON: {e}"))?;
-    // Field by field, so a wrong type is reported with the field's name.
-    let text = |p: &str| {
-        v.pointer(p)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| format!("{} is missing or not text", &p[1..].replace('/', ".")))
-    };
-    let int = |p: &str| {
-        v.pointer(p)
-            .and_then(serde_json::Value::as_i64)
-            .ok_or_else(|| format!("{} is missing or not a whole number", &p[1..]))
-    };
-    let config = DisplayConfig {
-        version: text("/version")?,
-        kiosk_id: int("/kiosk_id")?,
-        brand_name: text("/brand_name")?,
-        tagline: text("/tagline")?,
-        colors: Colors {
-            background: text("/colors/background")?,
-            foreground: text("/colors/foreground")?,
-            accent: text("/colors/accent")?,
-        },
-        logo_png: match v.get("logo_png") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(_) => Some(text("/logo_png")?),
-        },
-        domain: text("/domain")?,
-        affiliate_code: text("/affiliate_code")?,
-        rotation_secs: int("/rotation_secs")?,
-        heartbeat_secs: int("/heartbeat_secs")?,
-    };
+    let config: DisplayConfig =
+        crate::wire::parse(raw).map_err(|e| format!("display config: {e}"))?;
     let colour = |field: &str, v: &str| {
         Rgb::parse(v).ok_or_else(|| format!("colors.{field} {v:?} is not a colour like #0b2545"))
     };

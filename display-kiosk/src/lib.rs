@@ -4,11 +4,14 @@
 //! kiosk's own secret (`tapkit_core::kiosk`), computed locally so it works offline.
 //!
 //! [`state`] keeps the identity and the last good config on disk, [`sync`] talks to the
-//! server (enrolment, config, heartbeats, backoff), [`frame`] lays out and renders the
-//! frame (SVG for the page, pixels for snapshots), [`page`] serves it on 127.0.0.1.
+//! server (enrolment, config, heartbeats, backoff) in the shared wire types of
+//! `tapkit_core::kiosk_wire`, read by [`wire`] with the field at fault named, [`frame`]
+//! lays out and renders the frame (SVG for the page, pixels for snapshots), [`page`]
+//! serves it on 127.0.0.1.
 
 pub mod config;
 pub mod frame;
 pub mod page;
 pub mod state;
 pub mod sync;
+pub mod wire;

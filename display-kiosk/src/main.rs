@@ -169,12 +169,13 @@ async fn enroll(server: &str, code: &str, dir: Option<PathBuf>) -> Result<(), St
         }
     }
     let state = open_state(dir)?;
-    let http = sync::client()?;
+    let http = sync::client().map_err(|e| format!("cannot set up HTTP: {e}"))?;
     let id = sync::enroll(&http, server, code).await.map_err(|e| match e {
         sync::CallError::Unreachable(m) => {
             format!("cannot reach {server} ({m}); check the URL and this box's network, then try again")
         }
         sync::CallError::Refused { message, .. } => format!("enrolment refused: {message}"),
+        other => format!("enrolment refused: {other}"),
     })?;
     let previous = state.identity().ok();
     state
@@ -260,7 +261,7 @@ async fn run(
         started: Instant::now(),
     };
     tracing::info!(kiosk = id.kiosk_id, server = %id.server, "display on http://{listen}/");
-    let http = sync::client()?;
+    let http = sync::client().map_err(|e| format!("cannot set up HTTP: {e}"))?;
     tokio::spawn(sync::run(http, id, state, live, max_backoff));
     axum::serve(listener, page::routes(page))
         .with_graceful_shutdown(async {

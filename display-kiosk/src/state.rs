@@ -63,6 +63,12 @@ const IDENTITY: &str = "identity.json";
 const CONFIG: &str = "config.json";
 const CLOCK: &str = "clock.json";
 
+/// `clock.json`.
+#[derive(Serialize, Deserialize)]
+struct ClockFile {
+    offset_ms: i64,
+}
+
 /// Why reading the state failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -161,16 +167,15 @@ impl StateDir {
     pub fn clock_offset(&self) -> i64 {
         std::fs::read_to_string(self.path.join(CLOCK))
             .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["offset_ms"].as_i64())
-            .unwrap_or(0)
+            .and_then(|t| serde_json::from_str::<ClockFile>(&t).ok())
+            .map_or(0, |c| c.offset_ms)
             .clamp(-86_400_000, 86_400_000)
     }
 
     /// Remembers the clock offset.
     pub fn save_clock_offset(&self, offset_ms: i64) -> Result<(), StateError> {
-        let text = serde_json::json!({ "offset_ms": offset_ms }).to_string();
-        self.write(CLOCK, text.as_bytes(), 0o600)
+        let text = serde_json::to_vec(&ClockFile { offset_ms }).unwrap_or_default();
+        self.write(CLOCK, &text, 0o600)
     }
 
     fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), StateError> {
@@ -266,5 +271,12 @@ mod tests {
         assert_eq!(dir.cached_config().unwrap(), "{\"version\":\"a\"}");
         dir.save_clock_offset(-1234).unwrap();
         assert_eq!(dir.clock_offset(), -1234);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(CLOCK)).unwrap(),
+            r#"{"offset_ms":-1234}"#,
+            "the file kiosks already have keeps its form"
+        );
+        std::fs::write(dir.path().join(CLOCK), "{").unwrap();
+        assert_eq!(dir.clock_offset(), 0, "a damaged clock file is no offset");
     }
 }

@@ -6,10 +6,12 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde::Deserialize;
+use tapkit_core::kiosk_wire::{EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse};
 
 use crate::config::{self, Checked};
 use crate::state::{Identity, StateDir};
+use crate::wire::{self, WireError};
 
 /// Version reported in heartbeats.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -53,17 +55,17 @@ pub fn now_ms() -> i64 {
 }
 
 /// An HTTP client with timeouts suited to a flaky counter network.
-pub fn client() -> Result<reqwest::Client, String> {
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(15))
         .user_agent(concat!("tapkit-display-kiosk/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot set up HTTP: {e}"))
 }
 
 /// Why a call to the server failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallError {
     /// No answer (server down, network gone, timeout).
     #[error("cannot reach the server: {0}")]
@@ -76,6 +78,22 @@ pub enum CallError {
         /// The server's `error` text.
         message: String,
     },
+    /// The server answered 2xx with a body that does not read as the answer expected (a
+    /// server of another version, or something else at that URL).
+    #[error("the server's {what} does not read: {source}")]
+    Malformed {
+        /// Which answer (`enrolment answer`, `heartbeat answer`).
+        what: &'static str,
+        /// The field at fault.
+        #[source]
+        source: WireError,
+    },
+}
+
+/// The body of the server's error answers: `{"error": "…", …}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
 }
 
 fn unreachable_err(e: &reqwest::Error) -> CallError {
@@ -84,12 +102,11 @@ fn unreachable_err(e: &reqwest::Error) -> CallError {
 
 async fn refused(r: reqwest::Response) -> CallError {
     let status = r.status().as_u16();
+    // An error without a readable explanation is still the server's refusal.
     let message = r
-        .json::<Value>()
+        .json::<ErrorBody>()
         .await
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "no explanation".into());
+        .map_or_else(|_| "no explanation".into(), |b| b.error);
     CallError::Refused { status, message }
 }
 
@@ -101,29 +118,25 @@ pub async fn enroll(
 ) -> Result<Identity, CallError> {
     let r = http
         .post(format!("{server}/api/kiosk/enroll"))
-        .json(&json!({ "code": code }))
+        .json(&EnrollRequest {
+            code: code.to_owned(),
+        })
         .send()
         .await
         .map_err(|e| unreachable_err(&e))?;
     if !r.status().is_success() {
         return Err(refused(r).await);
     }
-    let v: Value = r.json().await.map_err(|e| unreachable_err(&e))?;
-    let (Some(kiosk_id), Some(secret), Some(code)) = (
-        v["kiosk_id"].as_i64(),
-        v["secret"].as_str(),
-        v["affiliate_code"].as_str(),
-    ) else {
-        return Err(CallError::Refused {
-            status: 200,
-            message: format!("an enrolment answer without kiosk_id, secret or affiliate_code: {v}"),
-        });
-    };
+    let text = r.text().await.map_err(|e| unreachable_err(&e))?;
+    let answer: EnrollResponse = wire::parse(&text).map_err(|source| CallError::Malformed {
+        what: "enrolment answer",
+        source,
+    })?;
     Ok(Identity {
         server: server.to_owned(),
-        kiosk_id,
-        secret: secret.to_owned(),
-        affiliate_code: code.to_owned(),
+        kiosk_id: answer.kiosk_id,
+        secret: answer.secret,
+        affiliate_code: answer.affiliate_code,
         enrolled_at_ms: now_ms(),
     })
 }
@@ -154,14 +167,44 @@ pub async fn fetch_config(
     r.text().await.map(Some).map_err(|e| unreachable_err(&e))
 }
 
-/// The heartbeat's answer.
+/// The heartbeat's answer, with the server's omissions filled in.
 struct Beat {
     server_time_ms: i64,
     config_version: String,
     heartbeat_secs: u64,
 }
 
-async fn heartbeat(http: &reqwest::Client, id: &Identity, body: &Value) -> Result<Beat, CallError> {
+impl From<HeartbeatResponse> for Beat {
+    fn from(r: HeartbeatResponse) -> Self {
+        Self {
+            server_time_ms: r.server_time_ms.unwrap_or_else(now_ms),
+            config_version: r.config_version,
+            heartbeat_secs: r.heartbeat_secs.clamp(5, 600).unsigned_abs(),
+        }
+    }
+}
+
+/// What this kiosk reports: its version, uptime, config on screen and last problem.
+fn heartbeat_body(
+    uptime: Duration,
+    config_version: Option<String>,
+    last_error: Option<String>,
+    clock_ms: i64,
+) -> Heartbeat {
+    Heartbeat {
+        clock_ms,
+        config_version,
+        last_error,
+        uptime_secs: i64::try_from(uptime.as_secs()).unwrap_or(i64::MAX),
+        version: VERSION.to_owned(),
+    }
+}
+
+async fn heartbeat(
+    http: &reqwest::Client,
+    id: &Identity,
+    body: &Heartbeat,
+) -> Result<Beat, CallError> {
     let r = http
         .post(format!("{}/api/kiosk/heartbeat", id.server))
         .header("Authorization", bearer(id))
@@ -172,12 +215,12 @@ async fn heartbeat(http: &reqwest::Client, id: &Identity, body: &Value) -> Resul
     if !r.status().is_success() {
         return Err(refused(r).await);
     }
-    let v: Value = r.json().await.map_err(|e| unreachable_err(&e))?;
-    Ok(Beat {
-        server_time_ms: v["server_time_ms"].as_i64().unwrap_or_else(now_ms),
-        config_version: v["config_version"].as_str().unwrap_or_default().to_owned(),
-        heartbeat_secs: v["heartbeat_secs"].as_u64().unwrap_or(45).clamp(5, 600),
-    })
+    let text = r.text().await.map_err(|e| unreachable_err(&e))?;
+    let answer: HeartbeatResponse = wire::parse(&text).map_err(|source| CallError::Malformed {
+        what: "heartbeat answer",
+        source,
+    })?;
+    Ok(answer.into())
 }
 
 /// Applies a config fetched from the server: checked, cached, shown. A config that fails
@@ -225,13 +268,7 @@ pub async fn run(
             )
         };
         let t0 = now_ms();
-        let body = json!({
-            "version": VERSION,
-            "uptime_secs": started.elapsed().as_secs(),
-            "config_version": current,
-            "last_error": last_error,
-            "clock_ms": t0,
-        });
+        let body = heartbeat_body(started.elapsed(), current.clone(), last_error.clone(), t0);
         let outcome: Result<u64, String> = async {
             let beat = heartbeat(&http, &id, &body)
                 .await
@@ -322,6 +359,67 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_bodies_sent_are_byte_for_byte_what_json_built() {
+        let uptime = Duration::from_secs(12);
+        for (current, last_error) in [
+            (None, None),
+            (
+                Some("0123456789abcdef".to_owned()),
+                Some("disk \"full\"\n".to_owned()),
+            ),
+        ] {
+            let body = heartbeat_body(
+                uptime,
+                current.clone(),
+                last_error.clone(),
+                1_767_225_600_123,
+            );
+            // As the loop built it before the shared types.
+            let old = json!({
+                "version": VERSION,
+                "uptime_secs": uptime.as_secs(),
+                "config_version": current,
+                "last_error": last_error,
+                "clock_ms": 1_767_225_600_123_i64,
+            });
+            assert_eq!(serde_json::to_string(&body).unwrap(), old.to_string());
+        }
+        let body = heartbeat_body(Duration::from_millis(1999), None, None, 5);
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            format!(
+                r#"{{"clock_ms":5,"config_version":null,"last_error":null,"uptime_secs":1,"version":"{VERSION}"}}"#
+            )
+        );
+        let code = "7kq2m-9xd4p";
+        let e = EnrollRequest {
+            code: code.to_owned(),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            json!({ "code": code }).to_string()
+        );
+    }
+
+    #[test]
+    fn a_terse_heartbeat_answer_gets_the_old_defaults() {
+        let before = now_ms();
+        let b: Beat = wire::parse::<HeartbeatResponse>("{}").unwrap().into();
+        assert!(b.server_time_ms >= before, "our own clock for the server's");
+        assert_eq!((b.config_version.as_str(), b.heartbeat_secs), ("", 45));
+        for (secs, clamped) in [(1, 5), (60, 60), (100_000, 600), (-3, 5)] {
+            let b: Beat = HeartbeatResponse {
+                config_version: "v".into(),
+                heartbeat_secs: secs,
+                server_time_ms: Some(7),
+            }
+            .into();
+            assert_eq!((b.server_time_ms, b.heartbeat_secs), (7, clamped), "{secs}");
+        }
+    }
 
     #[test]
     fn backoff_grows_caps_and_jitters() {
