@@ -3,15 +3,22 @@
 //! code for phones without NFC whose URL carries a rotating token signed with the
 //! kiosk's own secret (`tapkit_core::kiosk`), computed locally so it works offline.
 //!
-//! [`state`] keeps the identity and the last good config on disk, [`sync`] talks to the
-//! server (enrolment, config, heartbeats, backoff) in the shared wire types of
-//! `tapkit_core::kiosk_wire`, read by [`wire`] with the field at fault named, [`frame`]
-//! lays out and renders the frame (SVG for the page, pixels for snapshots), [`page`]
-//! serves it on 127.0.0.1.
+//! [`cli`] is the command line and [`commands`] runs it ([`run`], what `main` calls),
+//! failing with an [`error::KioskError`] that names its exit status. [`state`] keeps the
+//! identity and the last good config on disk, [`sync`] talks to the server (enrolment,
+//! config, heartbeats, backoff) in the shared wire types of `tapkit_core::kiosk_wire`,
+//! read by [`wire`] with the field at fault named, [`config`] checks a display config
+//! before it reaches the screen, [`frame`] lays out and renders the frame (SVG for the
+//! page, pixels for snapshots), [`page`] serves it on 127.0.0.1.
 
+pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod error;
 pub mod frame;
 pub mod page;
 pub mod state;
 pub mod sync;
 pub mod wire;
+
+pub use commands::run;
