@@ -70,9 +70,7 @@ fn connect(addr: SocketAddr, timeout: Duration, stop: &AtomicBool) -> io::Result
             Err(e) => {
                 return Err(io::Error::new(
                     e.kind(),
-                    format!(
-                        "cannot reach the vpcd virtual reader at {addr} ({e}); is pcscd running with the vpcd driver configured for that port?"
-                    ),
+                    format!("cannot reach the vpcd virtual reader at {addr}: {e}"),
                 ));
             }
         }
