@@ -26,6 +26,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(rustdoc::bare_urls)] // the doc comments are the `--help` text, read in a terminal
 pub enum Command {
     /// Trade a one-time enrolment code for this kiosk's identity (stored owner-only in
     /// the state directory), and fetch the display settings once.
