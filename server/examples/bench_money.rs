@@ -258,12 +258,12 @@ async fn month_close(url: &str, conversions: usize, n_partners: usize) {
         seed.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    let report = tapkit_server::payouts::close(&s, &prev, now_ms())
+    let report = tapkit_server::money::payouts::close(&s, &prev, now_ms())
         .await
         .unwrap();
     let close = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let csv = tapkit_server::payouts::csv(&report).unwrap();
+    let csv = tapkit_server::money::payouts::csv(&report).unwrap();
     let csv_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let lines = s
@@ -271,14 +271,14 @@ async fn month_close(url: &str, conversions: usize, n_partners: usize) {
         .period_commissions(s.program.id, &prev)
         .await
         .unwrap();
-    let pdf = tapkit_server::payouts::pdf(&report, "bench", &lines);
+    let pdf = tapkit_server::money::payouts::pdf(&report, "bench", &lines);
     let pdf_s = t.elapsed().as_secs_f64();
     let total: i64 = report.lines.iter().map(|l| l.payout_minor).sum();
     println!(
         "month close {prev}: {:.2} s for {} payout lines (total {}); CSV {:.3} s ({} bytes); PDF {:.2} s ({} bytes)",
         close,
         report.lines.len(),
-        tapkit_server::payouts::money(total, "USD"),
+        tapkit_server::money::payouts::money(total, "USD"),
         csv_s,
         csv.len(),
         pdf_s,

@@ -15,7 +15,6 @@ pub struct Keys {
     web: HmacSha256,
 }
 
-
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Keys(..)") // never print key material

@@ -21,7 +21,6 @@ pub mod keys;
 pub mod kiosks;
 pub mod metrics;
 pub mod money;
-pub mod payouts;
 pub mod store;
 pub mod tap;
 pub mod web;

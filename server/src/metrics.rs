@@ -22,7 +22,6 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-
 #[derive(Debug, Default)]
 struct Histogram {
     buckets: [AtomicU64; LATENCY_BUCKETS.len()],

@@ -220,8 +220,9 @@ async fn webhook_suite(backend: Backend) {
     let v = s.deliver(self_ref).await;
     assert_eq!(v["reason"], "self_referral", "{v}");
     let mut self_mail = event("booking_paid", "bk-self-mail", later, Some(&t));
-    self_mail["customer_email_sha256"] =
-        json!(tapkit_server::api::partners::email_sha256("owner@gym.example"));
+    self_mail["customer_email_sha256"] = json!(tapkit_server::api::partners::email_sha256(
+        "owner@gym.example"
+    ));
     let v = s.deliver(self_mail).await;
     assert_eq!(v["reason"], "self_referral", "{v}");
     // Suspended between tap and payment.
@@ -287,7 +288,8 @@ async fn webhook_suite(backend: Backend) {
     assert!(v["commissions"].as_array().unwrap().len() >= 4);
 
     // Every transaction balances.
-    for (id, _, _, _, postings) in s.state.store.ledger(1).await.unwrap() {
+    for t in s.state.store.ledger(1).await.unwrap() {
+        let (id, postings) = (t.id, t.postings);
         let mut by_unit = std::collections::BTreeMap::<String, i64>::new();
         for p in postings {
             *by_unit.entry(p.unit).or_default() += p.amount_minor;
@@ -697,8 +699,8 @@ async fn month_close_suite(backend: Backend) {
         .await
         .unwrap()
         .into_iter()
-        .filter(|t| t.2 == "reversal")
-        .map(|t| t.1)
+        .filter(|t| t.kind == "reversal")
+        .map(|t| t.period)
         .collect();
     assert_eq!(periods, vec![prev.clone(), current.clone()]);
     // P1 now owes the clawback back: -25.00 carried into the current month.

@@ -58,7 +58,8 @@ async fn server_behind(rate_limit: u32, last_touch: bool, proxies: &str) -> Serv
         public_url: "http://127.0.0.1".into(),
         smtp_url: None,
         mail_from: "Tapkit <no-reply@example.com>".into(),
-        trusted_proxies: tapkit_server::tap::client_ip::TrustedProxies::parse_list(proxies).unwrap(),
+        trusted_proxies: tapkit_server::tap::client_ip::TrustedProxies::parse_list(proxies)
+            .unwrap(),
     };
     let state = AppState::new(config, SECRET).await.unwrap();
     let token = new_api_token();

@@ -123,7 +123,8 @@ async fn snapshot(pool: &sqlx::AnyPool) -> BTreeMap<String, Vec<String>> {
 
 async fn check_invariants(s: &Server, pool: &sqlx::AnyPool, affiliates: &[i64]) {
     let ledger = s.state.store.ledger(1).await.unwrap();
-    for (id, _, _, _, postings) in &ledger {
+    for t in &ledger {
+        let (id, postings) = (t.id, &t.postings);
         let mut by_unit = BTreeMap::<&str, i64>::new();
         for p in postings {
             *by_unit.entry(p.unit.as_str()).or_default() += p.amount_minor;
@@ -139,8 +140,15 @@ async fn check_invariants(s: &Server, pool: &sqlx::AnyPool, affiliates: &[i64]) 
         );
     }
     for a in affiliates {
-        let owed: BTreeMap<String, i64> =
-            s.state.store.owed(*a).await.unwrap().into_iter().collect();
+        let owed: BTreeMap<String, i64> = s
+            .state
+            .store
+            .owed(*a)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.unit, o.amount_minor))
+            .collect();
         let mut expected = BTreeMap::<String, i64>::new();
         let rows = sqlx::query(
             "SELECT unit, CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS v FROM commissions \

@@ -222,7 +222,7 @@ async fn program_c_pays_platform_credit_per_step_and_ten_percent_of_the_first_pu
         .await
         .unwrap()
         .iter()
-        .flat_map(|t| t.4.iter())
+        .flat_map(|t| t.postings.iter())
         .filter(|p| p.account == "credit_pool")
         .map(|p| p.amount_minor)
         .sum();

@@ -10,7 +10,6 @@ use serde_json::json;
 use crate::AppState;
 use crate::api::{Admin, ApiError, id};
 
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AnalyticsQuery {
@@ -107,7 +106,9 @@ pub(crate) async fn earnings(
     let mut sums: std::collections::BTreeMap<(String, String), i64> = Default::default();
     for l in &lines {
         if seen.insert((l.booking_ref, l.unit.clone())) {
-            *sums.entry((l.status.clone(), l.unit.clone())).or_default() += l.amount_minor;
+            *sums
+                .entry((l.status.as_str().to_owned(), l.unit.clone()))
+                .or_default() += l.amount_minor;
         }
     }
     let by = |status: &str| -> Vec<serde_json::Value> {
@@ -118,7 +119,7 @@ pub(crate) async fn earnings(
     };
     Ok(Json(json!({
         "affiliate_id": id,
-        "owed": owed.iter().map(|(u, v)| json!({"unit": u, "amount_minor": v})).collect::<Vec<_>>(),
+        "owed": owed.iter().map(|o| json!({"unit": o.unit, "amount_minor": o.amount_minor})).collect::<Vec<_>>(),
         "pending": by("pending"),
         "held_for_review": by("held"),
         "commissions": lines.iter().take(200).collect::<Vec<_>>(),

@@ -16,7 +16,6 @@ use crate::AppState;
 pub use error::ApiError;
 pub use extract::{Admin, Body, id, optional_body};
 
-
 /// The admin API's routes (affiliates, cards, kill-switches, analytics, OpenAPI).
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -28,7 +27,10 @@ pub fn routes() -> Router<AppState> {
             "/api/admin/affiliates/{id}",
             get(partners::get_affiliate).patch(partners::update_affiliate),
         )
-        .route("/api/admin/affiliates/{id}/suspend", post(partners::suspend))
+        .route(
+            "/api/admin/affiliates/{id}/suspend",
+            post(partners::suspend),
+        )
         .route(
             "/api/admin/affiliates/{id}/reactivate",
             post(partners::reactivate),

@@ -1,10 +1,18 @@
 //! The money side: signed conversion webhooks turn attributed bookings into commissions
 //! on a double-entry ledger, closed monthly into payouts.
 //!
-//! [`conversions`] receives the webhooks; [`rules`] prices a conversion from the
-//! program's configuration.
+//! A webhook goes [`wire`] (signature and body) → [`conversions`] (load the booking's
+//! facts once) → [`attribution`] (stamp its first event) → [`policy`] (the pure
+//! decision, priced by [`rules`]) → [`posting`] (the one writer, to the commission log
+//! and the double-entry ledger). A held booking waits in [`reviews`], whose verdict is
+//! written by the same writer.
 
+pub mod attribution;
 pub mod conversions;
+pub mod payouts;
+pub mod policy;
+pub mod posting;
+pub mod reviews;
 pub mod rules;
 pub mod wire;
 
@@ -17,26 +25,23 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/conversions", post(conversions::receive))
-        .route("/api/admin/reviews", get(conversions::list_reviews))
+        .route("/api/admin/reviews", get(reviews::list_route))
         .route(
             "/api/admin/reviews/{id}/{verdict}",
-            post(conversions::decide),
+            post(reviews::decide_route),
         )
-        .route("/api/admin/periods", get(crate::payouts::list_periods))
+        .route("/api/admin/periods", get(payouts::list_periods))
         .route(
             "/api/admin/periods/{period}/close",
-            post(crate::payouts::close_route),
+            post(payouts::close_route),
         )
         .route(
             "/api/admin/periods/{period}/payouts.csv",
-            get(crate::payouts::csv_route),
+            get(payouts::csv_route),
         )
         .route(
             "/api/admin/periods/{period}/payouts.pdf",
-            get(crate::payouts::pdf_route),
+            get(payouts::pdf_route),
         )
-        .route(
-            "/api/admin/payouts/{id}/paid",
-            post(crate::payouts::mark_paid),
-        )
+        .route("/api/admin/payouts/{id}/paid", post(payouts::mark_paid))
 }

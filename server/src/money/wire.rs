@@ -28,7 +28,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn parse(s: &str) -> Option<Self> {
+    /// The kind with this wire name.
+    pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "lead" => Self::Lead,
             "booking_paid" => Self::BookingPaid,

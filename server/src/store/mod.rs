@@ -10,6 +10,7 @@
 
 pub(crate) mod click_db;
 pub mod money;
+pub mod vocab;
 pub mod web;
 
 use serde::Serialize;
@@ -72,6 +73,9 @@ pub enum StoreError {
     /// What SQLite said to the click writer's own connection.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A row holds a word of a vocabulary this version does not know.
+    #[error(transparent)]
+    Vocab(#[from] vocab::UnknownWord),
 }
 
 /// Unix time in milliseconds.
@@ -359,11 +363,11 @@ impl Store {
                     .parse::<sqlx::sqlite::SqliteConnectOptions>()?
                     .get_filename()
                     .to_owned();
-                let db = tokio::task::spawn_blocking(move || {
-                    click_db::ClickDb::open(&path, sync)
-                })
-                .await
-                .map_err(|e| sqlx::Error::Protocol(format!("opening the click database: {e}")))??;
+                let db = tokio::task::spawn_blocking(move || click_db::ClickDb::open(&path, sync))
+                    .await
+                    .map_err(|e| {
+                        sqlx::Error::Protocol(format!("opening the click database: {e}"))
+                    })??;
                 Some(std::sync::Arc::new(std::sync::Mutex::new(db)))
             }
             Backend::Postgres => {
@@ -827,20 +831,22 @@ impl Store {
         Ok(())
     }
 
-    /// A click's affiliate and time, if it exists (to re-validate attribution tokens).
+    /// A click's affiliate, time and outcome, if it exists (the same query attribution
+    /// uses inside a money transaction).
     pub async fn click(&self, id: i64) -> Result<Option<(Option<i64>, i64, String)>, StoreError> {
-        let row = sqlx::query("SELECT affiliate_id, at, outcome FROM clicks WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(r) => Some((
-                r.try_get("affiliate_id")?,
-                r.try_get("at")?,
-                r.try_get("outcome")?,
-            )),
-            None => None,
-        })
+        Ok(money::click(&self.pool, id)
+            .await?
+            .map(|c| (c.affiliate_id, c.at, c.outcome)))
+    }
+
+    /// Whether a channel is off for this affiliate (or its whole program).
+    pub async fn channel_killed(
+        &self,
+        program_id: i64,
+        affiliate_id: i64,
+        channel: &str,
+    ) -> Result<bool, StoreError> {
+        money::channel_killed(&self.pool, program_id, affiliate_id, channel).await
     }
 
     /// Number of clicks (tests and benchmarks compare it with the 302s sent).
@@ -930,25 +936,6 @@ impl Store {
         .await?
         .try_get("next_id")?;
         Ok(end - n..end)
-    }
-
-    /// Whether a channel is off for this affiliate (or its whole program).
-    pub async fn channel_killed(
-        &self,
-        program_id: i64,
-        affiliate_id: i64,
-        channel: &str,
-    ) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM kill_switches WHERE program_id = $1 AND channel = $3 \
-             AND (affiliate_id IS NULL OR affiliate_id = $2)",
-        )
-        .bind(program_id)
-        .bind(affiliate_id)
-        .bind(channel)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
     /// Traffic per day and affiliate, and per day and card binding, for days

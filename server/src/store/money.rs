@@ -10,46 +10,19 @@
 //! Ledger conventions: a posting's amount is positive for a debit and negative for a
 //! credit, and a transaction's postings sum to zero per unit (the database refuses
 //! anything else, see migration 0005). The partner's account is `partner_payable`; what
-//! the program owes a partner is minus that account's balance.
+//! the program owes a partner is minus that account's balance. Which accounts a
+//! commission moves between is [`crate::money::posting`]'s business; this module only
+//! reads and writes rows.
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::vocab::{
+    Account, BookingAttribution, CommissionStatus, ConversionOutcome, HoldReason, TransactionKind,
+    UnattributedReason, Verdict,
+};
 use crate::store::{Backend, Store, StoreError};
-
-/// Account of the program's commission expense (cash).
-pub const EXPENSE: &str = "commission_expense";
-/// Account credit rewards are drawn from.
-pub const CREDIT_POOL: &str = "credit_pool";
-/// Account vouchers are drawn from.
-pub const VOUCHER_POOL: &str = "voucher_pool";
-/// What the program owes each partner (with its affiliate id).
-pub const PARTNER: &str = "partner_payable";
-/// Payouts computed at a month close, not yet marked paid.
-pub const PAYOUTS_DUE: &str = "payouts_due";
-
-/// The account a reward unit is drawn from.
-pub fn source_account(unit: &str) -> &'static str {
-    if unit.starts_with("credit:") {
-        CREDIT_POOL
-    } else if unit.starts_with("voucher:") {
-        VOUCHER_POOL
-    } else {
-        EXPENSE
-    }
-}
-
-/// The account a paid payout leaves through.
-pub fn settlement_account(unit: &str) -> &'static str {
-    if unit.starts_with("credit:") {
-        "credit_issued"
-    } else if unit.starts_with("voucher:") {
-        "vouchers_issued"
-    } else {
-        "cash"
-    }
-}
 
 /// A booking as stamped by its first event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,10 +31,10 @@ pub struct Booking {
     pub id: i64,
     /// The booking system's id.
     pub booking_id: String,
-    /// `attributed` or `none`.
-    pub attribution: String,
+    /// Attributed to a click, or to nobody.
+    pub attribution: BookingAttribution,
     /// Why not attributed.
-    pub reason: Option<String>,
+    pub reason: Option<UnattributedReason>,
     /// The click it is attributed to.
     pub click_id: Option<i64>,
     /// The affiliate it is attributed to.
@@ -80,12 +53,30 @@ pub struct Booking {
 
 const BOOKING_COLS: &str = "id, booking_id, attribution, reason, click_id, affiliate_id, channel, click_at, click_ip_hash, customer_id, stamped_at";
 
-fn booking(r: &AnyRow) -> Result<Booking, sqlx::Error> {
+/// A stored word of a vocabulary.
+fn word<T: std::str::FromStr<Err = super::vocab::UnknownWord>>(
+    r: &AnyRow,
+    col: &str,
+) -> Result<T, StoreError> {
+    Ok(r.try_get::<String, _>(col)?.parse()?)
+}
+
+/// A stored word of a vocabulary, or NULL.
+fn word_opt<T: std::str::FromStr<Err = super::vocab::UnknownWord>>(
+    r: &AnyRow,
+    col: &str,
+) -> Result<Option<T>, StoreError> {
+    Ok(r.try_get::<Option<String>, _>(col)?
+        .map(|w| w.parse())
+        .transpose()?)
+}
+
+fn booking(r: &AnyRow) -> Result<Booking, StoreError> {
     Ok(Booking {
         id: r.try_get("id")?,
         booking_id: r.try_get("booking_id")?,
-        attribution: r.try_get("attribution")?,
-        reason: r.try_get("reason")?,
+        attribution: word(r, "attribution")?,
+        reason: word_opt(r, "reason")?,
         click_id: r.try_get("click_id")?,
         affiliate_id: r.try_get("affiliate_id")?,
         channel: r.try_get("channel")?,
@@ -120,8 +111,8 @@ pub struct CommissionLine {
     pub booking_ref: i64,
     /// Affiliate.
     pub affiliate_id: i64,
-    /// `pending`, `held`, `earned`, `reversed`, `refused`.
-    pub status: String,
+    /// Where the commission stands after this line.
+    pub status: CommissionStatus,
     /// Unit.
     pub unit: String,
     /// Amount (reversals are negative).
@@ -146,12 +137,12 @@ pub struct CommissionLine {
 
 const COMMISSION_COLS: &str = "id, booking_ref, affiliate_id, status, unit, amount_minor, basis_minor, tier, rule, month, payable_at, transaction_id, reason, created_at";
 
-fn commission(r: &AnyRow) -> Result<CommissionLine, sqlx::Error> {
+fn commission(r: &AnyRow) -> Result<CommissionLine, StoreError> {
     Ok(CommissionLine {
         id: r.try_get("id")?,
         booking_ref: r.try_get("booking_ref")?,
         affiliate_id: r.try_get("affiliate_id")?,
-        status: r.try_get("status")?,
+        status: word(r, "status")?,
         unit: r.try_get("unit")?,
         amount_minor: r.try_get("amount_minor")?,
         basis_minor: r.try_get("basis_minor")?,
@@ -175,7 +166,7 @@ pub struct NewCommission<'a> {
     /// Affiliate.
     pub affiliate_id: i64,
     /// Status.
-    pub status: &'a str,
+    pub status: CommissionStatus,
     /// Unit.
     pub unit: &'a str,
     /// Amount.
@@ -220,7 +211,7 @@ pub struct NewEvent<'a> {
     /// Customer's email domain (fraud rule), lower case.
     pub email_domain: Option<&'a str>,
     /// What it did.
-    pub outcome: &'a str,
+    pub outcome: ConversionOutcome,
     /// Why.
     pub reason: Option<&'a str>,
 }
@@ -229,7 +220,7 @@ pub struct NewEvent<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posting {
     /// Account.
-    pub account: &'static str,
+    pub account: Account,
     /// The partner, for partner accounts.
     pub affiliate_id: Option<i64>,
     /// Unit.
@@ -243,8 +234,8 @@ pub struct Posting {
 pub struct NewTransaction<'a> {
     /// Period `YYYY-MM` (must be open).
     pub period: &'a str,
-    /// `accrual`, `reversal`, `payout`, `settlement`.
-    pub kind: &'a str,
+    /// What the transaction is.
+    pub kind: TransactionKind,
     /// Partner concerned.
     pub affiliate_id: Option<i64>,
     /// Booking concerned.
@@ -267,11 +258,11 @@ pub struct Review {
     /// Affiliate.
     pub affiliate_id: Option<i64>,
     /// Why it was held.
-    pub reason: String,
+    pub reason: HoldReason,
     /// Held, Unix ms.
     pub created_at: i64,
-    /// `approved` / `rejected`, once decided.
-    pub decision: Option<String>,
+    /// The verdict, once decided.
+    pub decision: Option<Verdict>,
     /// Decided, Unix ms.
     pub decided_at: Option<i64>,
 }
@@ -319,6 +310,64 @@ pub struct MoneyTx {
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
+/// Whether a program already accepted an event id: one query for the pool (the fast
+/// path) and for a money transaction.
+async fn event_seen<'e>(
+    db: impl sqlx::Executor<'e, Database = Any>,
+    program_id: i64,
+    event_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "SELECT 1 AS one FROM conversion_events WHERE program_id = $1 AND event_id = $2",
+    )
+    .bind(program_id)
+    .bind(event_id)
+    .fetch_optional(db)
+    .await?
+    .is_some())
+}
+
+/// A click, for re-validating an attribution token.
+pub(super) async fn click<'e>(
+    db: impl sqlx::Executor<'e, Database = Any>,
+    id: i64,
+) -> Result<Option<ClickRow>, StoreError> {
+    let row =
+        sqlx::query("SELECT affiliate_id, at, outcome, channel, ip_hash FROM clicks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    Ok(row
+        .map(|r| {
+            Ok::<_, sqlx::Error>(ClickRow {
+                affiliate_id: r.try_get("affiliate_id")?,
+                at: r.try_get("at")?,
+                outcome: r.try_get("outcome")?,
+                channel: r.try_get("channel")?,
+                ip_hash: r.try_get("ip_hash")?,
+            })
+        })
+        .transpose()?)
+}
+
+/// Whether a channel is switched off for the program or the affiliate.
+pub(super) async fn channel_killed<'e>(
+    db: impl sqlx::Executor<'e, Database = Any>,
+    program_id: i64,
+    affiliate_id: i64,
+    channel: &str,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "SELECT 1 AS one FROM kill_switches WHERE program_id = $1 AND channel = $2 AND (affiliate_id IS NULL OR affiliate_id = $3)",
+    )
+    .bind(program_id)
+    .bind(channel)
+    .bind(affiliate_id)
+    .fetch_optional(db)
+    .await?
+    .is_some())
+}
+
 fn sum(expr: &str) -> String {
     // PostgreSQL's SUM(bigint) is NUMERIC, which the Any driver cannot decode.
     format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)")
@@ -349,31 +398,30 @@ impl Store {
         })
     }
 
-    /// Whether an event id was already accepted (the fast path for duplicate deliveries).
+    /// Whether an event id was already accepted (the fast path for duplicate deliveries,
+    /// outside the money lock).
     pub async fn event_seen(&self, program_id: i64, event_id: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
-            "SELECT 1 AS one FROM conversion_events WHERE program_id = $1 AND event_id = $2",
-        )
-        .bind(program_id)
-        .bind(event_id)
-        .fetch_optional(self.pool())
-        .await?
-        .is_some())
+        event_seen(self.pool(), program_id, event_id).await
     }
 
     /// What the program owes an affiliate per unit (minus its `partner_payable` balance).
-    pub async fn owed(&self, affiliate_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn owed(&self, affiliate_id: i64) -> Result<Vec<UnitAmount>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT unit, {} AS owed FROM ledger_postings WHERE account = $1 AND affiliate_id = $2 GROUP BY unit ORDER BY unit",
             sum("-amount_minor")
         ))
-        .bind(PARTNER)
+        .bind(Account::PartnerPayable.as_str())
         .bind(affiliate_id)
         .fetch_all(self.pool())
         .await?;
         Ok(rows
             .iter()
-            .map(|r| Ok((r.try_get("unit")?, r.try_get("owed")?)))
+            .map(|r| {
+                Ok(UnitAmount {
+                    unit: r.try_get("unit")?,
+                    amount_minor: r.try_get("owed")?,
+                })
+            })
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
@@ -390,7 +438,7 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(commission).collect::<Result<_, _>>()?)
+        rows.iter().map(commission).collect()
     }
 
     /// Reviews, oldest first; `open` keeps the undecided ones.
@@ -405,21 +453,20 @@ impl Store {
         .bind(program_id)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 Ok(Review {
                     id: r.try_get("id")?,
                     booking_ref: r.try_get("booking_ref")?,
                     booking_id: r.try_get("booking_id")?,
                     affiliate_id: r.try_get("affiliate_id")?,
-                    reason: r.try_get("reason")?,
+                    reason: word(r, "reason")?,
                     created_at: r.try_get("created_at")?,
-                    decision: r.try_get("decision")?,
+                    decision: word_opt(r, "decision")?,
                     decided_at: r.try_get("decided_at")?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?)
+            .collect::<Result<_, StoreError>>()
     }
 
     /// Closed periods, newest first, with their close time.
@@ -493,13 +540,12 @@ impl Store {
     }
 
     /// Commission lines that landed on the ledger in a period (earned and reversed), for
-    /// the payout report's per-partner pages: (line, booking system id, channel, ledger
-    /// period).
+    /// the payout report's per-partner pages.
     pub async fn period_commissions(
         &self,
         program_id: i64,
         period: &str,
-    ) -> Result<Vec<(CommissionLine, String, Option<String>)>, StoreError> {
+    ) -> Result<Vec<PeriodCommission>, StoreError> {
         let cols = COMMISSION_COLS
             .split(", ")
             .map(|c| format!("c.{c}"))
@@ -515,25 +561,19 @@ impl Store {
         .bind(period)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
-                Ok((
-                    commission(r)?,
-                    r.try_get("ext_booking")?,
-                    r.try_get("channel")?,
-                ))
+                Ok(PeriodCommission {
+                    line: commission(r)?,
+                    booking_id: r.try_get("ext_booking")?,
+                    channel: r.try_get("channel")?,
+                })
             })
-            .collect::<Result<_, sqlx::Error>>()?)
+            .collect::<Result<_, StoreError>>()
     }
 
-    /// Every ledger transaction with its postings (checks and exports), oldest first:
-    /// (id, period, kind, affiliate, postings).
-    #[allow(clippy::type_complexity)]
-    pub async fn ledger(
-        &self,
-        program_id: i64,
-    ) -> Result<Vec<(i64, String, String, Option<i64>, Vec<Posting>)>, StoreError> {
+    /// Every ledger transaction with its postings (checks and exports), oldest first.
+    pub async fn ledger(&self, program_id: i64) -> Result<Vec<LedgerTransaction>, StoreError> {
         let rows = sqlx::query(
             "SELECT t.id, t.period, t.kind, t.affiliate_id AS t_aff, p.account, p.affiliate_id, p.unit, p.amount_minor \
              FROM ledger_transactions t JOIN ledger_postings p ON p.transaction_id = t.id \
@@ -542,45 +582,113 @@ impl Store {
         .bind(program_id)
         .fetch_all(self.pool())
         .await?;
-        let mut out: Vec<(i64, String, String, Option<i64>, Vec<Posting>)> = Vec::new();
+        let mut out: Vec<LedgerTransaction> = Vec::new();
         for r in &rows {
             let id: i64 = r.try_get("id")?;
-            let account: String = r.try_get("account")?;
             let posting = Posting {
-                account: known_account(&account),
+                account: word(r, "account")?,
                 affiliate_id: r.try_get("affiliate_id")?,
                 unit: r.try_get("unit")?,
                 amount_minor: r.try_get("amount_minor")?,
             };
             match out.last_mut() {
-                Some(last) if last.0 == id => last.4.push(posting),
-                _ => out.push((
+                Some(last) if last.id == id => last.postings.push(posting),
+                _ => out.push(LedgerTransaction {
                     id,
-                    r.try_get("period")?,
-                    r.try_get("kind")?,
-                    r.try_get("t_aff")?,
-                    vec![posting],
-                )),
+                    period: r.try_get("period")?,
+                    kind: word(r, "kind")?,
+                    affiliate_id: r.try_get("t_aff")?,
+                    postings: vec![posting],
+                }),
             }
         }
         Ok(out)
     }
 }
 
-fn known_account(a: &str) -> &'static str {
-    [
-        EXPENSE,
-        CREDIT_POOL,
-        VOUCHER_POOL,
-        PARTNER,
-        PAYOUTS_DUE,
-        "cash",
-        "credit_issued",
-        "vouchers_issued",
-    ]
-    .into_iter()
-    .find(|k| *k == a)
-    .unwrap_or("unknown")
+/// A commission line on the ledger of a period, with its booking's id and channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodCommission {
+    /// The line.
+    pub line: CommissionLine,
+    /// The booking system's id of its booking.
+    pub booking_id: String,
+    /// The channel of the click the booking is attributed to.
+    pub channel: Option<String>,
+}
+
+/// A ledger transaction with its postings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerTransaction {
+    /// Id.
+    pub id: i64,
+    /// Period `YYYY-MM`.
+    pub period: String,
+    /// What it is.
+    pub kind: TransactionKind,
+    /// The partner concerned.
+    pub affiliate_id: Option<i64>,
+    /// Its postings (they sum to zero per unit).
+    pub postings: Vec<Posting>,
+}
+
+/// A partner's balance in one unit over a period (see [`MoneyTx::period_balances`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodBalance {
+    /// Affiliate.
+    pub affiliate_id: i64,
+    /// Unit.
+    pub unit: String,
+    /// Owed before the period.
+    pub opening_minor: i64,
+    /// Accrued in it.
+    pub earned_minor: i64,
+    /// Reversed in it (positive).
+    pub reversed_minor: i64,
+}
+
+/// Earned commissions still inside their holding period (see [`MoneyTx::held_back`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBack {
+    /// Affiliate.
+    pub affiliate_id: i64,
+    /// Unit.
+    pub unit: String,
+    /// Amount held.
+    pub held_minor: i64,
+}
+
+/// A stored payout line as marking it paid needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutState {
+    /// Affiliate.
+    pub affiliate_id: i64,
+    /// Unit.
+    pub unit: String,
+    /// Amount paid out.
+    pub payout_minor: i64,
+    /// The closed period it belongs to.
+    pub period: String,
+    /// Whether it was already marked paid.
+    pub paid: bool,
+}
+
+/// A review as deciding it needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReviewState {
+    /// The booking row reviewed.
+    pub booking_ref: i64,
+    /// Its verdict, if decided.
+    pub decision: Option<Verdict>,
+}
+
+/// An amount in one unit (what is owed to a partner, a line of an answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitAmount {
+    /// `USD`, `credit:USD` or `voucher:<name>`.
+    pub unit: String,
+    /// Minor units (vouchers: a count).
+    pub amount_minor: i64,
 }
 
 impl MoneyTx {
@@ -590,16 +698,9 @@ impl MoneyTx {
         Ok(())
     }
 
-    /// Whether the event id was already accepted.
+    /// Whether the event id was already accepted (under the money lock).
     pub async fn event_seen(&mut self, event_id: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
-            "SELECT 1 AS one FROM conversion_events WHERE program_id = $1 AND event_id = $2",
-        )
-        .bind(self.program_id)
-        .bind(event_id)
-        .fetch_optional(&mut *self.tx)
-        .await?
-        .is_some())
+        event_seen(&mut *self.tx, self.program_id, event_id).await
     }
 
     /// Whether the booking already took this kind (and lead action) of event.
@@ -655,7 +756,7 @@ impl MoneyTx {
         .bind(booking_id)
         .fetch_optional(&mut *self.tx)
         .await?;
-        Ok(row.as_ref().map(booking).transpose()?)
+        row.as_ref().map(booking).transpose()
     }
 
     /// A booking by row id.
@@ -667,7 +768,7 @@ impl MoneyTx {
         .fetch_optional(&mut *self.tx)
         .await?
         .ok_or(StoreError::NotFound("booking"))?;
-        Ok(booking(&row)?)
+        booking(&row)
     }
 
     /// Stamps a booking's attribution (once: the row never changes afterwards).
@@ -678,8 +779,8 @@ impl MoneyTx {
         ))
         .bind(self.program_id)
         .bind(&b.booking_id)
-        .bind(&b.attribution)
-        .bind(&b.reason)
+        .bind(b.attribution.as_str())
+        .bind(b.reason.map(|r| r.as_str()))
         .bind(b.click_id)
         .bind(b.affiliate_id)
         .bind(&b.channel)
@@ -689,28 +790,12 @@ impl MoneyTx {
         .bind(b.stamped_at)
         .fetch_one(&mut *self.tx)
         .await?;
-        Ok(booking(&row)?)
+        booking(&row)
     }
 
     /// A click, for re-validating an attribution token.
     pub async fn click(&mut self, id: i64) -> Result<Option<ClickRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT affiliate_id, at, outcome, channel, ip_hash FROM clicks WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        Ok(row
-            .map(|r| {
-                Ok::<_, sqlx::Error>(ClickRow {
-                    affiliate_id: r.try_get("affiliate_id")?,
-                    at: r.try_get("at")?,
-                    outcome: r.try_get("outcome")?,
-                    channel: r.try_get("channel")?,
-                    ip_hash: r.try_get("ip_hash")?,
-                })
-            })
-            .transpose()?)
+        click(&mut *self.tx, id).await
     }
 
     /// An affiliate's kind, status, tier override and customer identity.
@@ -738,15 +823,7 @@ impl MoneyTx {
         affiliate_id: i64,
         channel: &str,
     ) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
-            "SELECT 1 AS one FROM kill_switches WHERE program_id = $1 AND channel = $2 AND (affiliate_id IS NULL OR affiliate_id = $3)",
-        )
-        .bind(self.program_id)
-        .bind(channel)
-        .bind(affiliate_id)
-        .fetch_optional(&mut *self.tx)
-        .await?
-        .is_some())
+        channel_killed(&mut *self.tx, self.program_id, affiliate_id, channel).await
     }
 
     /// Records an accepted event.
@@ -766,7 +843,7 @@ impl MoneyTx {
         .bind(e.currency)
         .bind(e.customer_id)
         .bind(e.email_domain)
-        .bind(e.outcome)
+        .bind(e.outcome.as_str())
         .bind(e.reason)
         .fetch_one(&mut *self.tx)
         .await?;
@@ -811,7 +888,7 @@ impl MoneyTx {
         .bind(c.booking_ref)
         .bind(c.event_ref)
         .bind(c.affiliate_id)
-        .bind(c.status)
+        .bind(c.status.as_str())
         .bind(c.unit)
         .bind(c.amount_minor)
         .bind(c.basis_minor)
@@ -886,6 +963,17 @@ impl MoneyTx {
         .try_get("n")?)
     }
 
+    /// The last number a program's sequence gave out (0 before the first), without
+    /// taking one: the money lock makes "read, decide, then take" exact.
+    pub async fn sequence_value(&mut self, name: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT n FROM money_counters WHERE program_id = $1 AND name = $2")
+            .bind(self.program_id)
+            .bind(name)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.map(|r| r.try_get("n")).transpose()?.unwrap_or(0))
+    }
+
     /// Attributed bookings stamped since `since` whose click came from this hashed IP.
     pub async fn bookings_from_ip(&mut self, ip_hash: &str, since: i64) -> Result<i64, StoreError> {
         Ok(sqlx::query(
@@ -956,7 +1044,7 @@ impl MoneyTx {
     pub async fn add_review(
         &mut self,
         booking_ref: i64,
-        reason: &str,
+        reason: HoldReason,
         now: i64,
     ) -> Result<i64, StoreError> {
         let row = sqlx::query(
@@ -964,15 +1052,15 @@ impl MoneyTx {
         )
         .bind(self.program_id)
         .bind(booking_ref)
-        .bind(reason)
+        .bind(reason.as_str())
         .bind(now)
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(row.try_get("id")?)
     }
 
-    /// A review: (booking row, decision if any).
-    pub async fn review(&mut self, id: i64) -> Result<(i64, Option<String>), StoreError> {
+    /// A review: its booking row and verdict, if decided.
+    pub async fn review(&mut self, id: i64) -> Result<ReviewState, StoreError> {
         let r = sqlx::query(
             "SELECT r.booking_ref, d.decision FROM reviews r LEFT JOIN review_decisions d ON d.review_id = r.id \
              WHERE r.id = $1 AND r.program_id = $2",
@@ -982,14 +1070,17 @@ impl MoneyTx {
         .fetch_optional(&mut *self.tx)
         .await?
         .ok_or(StoreError::NotFound("review"))?;
-        Ok((r.try_get("booking_ref")?, r.try_get("decision")?))
+        Ok(ReviewState {
+            booking_ref: r.try_get("booking_ref")?,
+            decision: word_opt(&r, "decision")?,
+        })
     }
 
     /// Records a review decision.
     pub async fn decide(
         &mut self,
         review_id: i64,
-        decision: &str,
+        decision: Verdict,
         note: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -997,7 +1088,7 @@ impl MoneyTx {
             "INSERT INTO review_decisions (review_id, decision, note, decided_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(review_id)
-        .bind(decision)
+        .bind(decision.as_str())
         .bind(note)
         .bind(now)
         .execute(&mut *self.tx)
@@ -1012,15 +1103,6 @@ impl MoneyTx {
             .fetch_one(&mut *self.tx)
             .await?;
         Ok(row.try_get("p")?)
-    }
-
-    /// The period a transaction dated in `month` lands in: that month, or the first
-    /// month after the last closed one (corrections never reopen a closed period).
-    pub async fn open_period(&mut self, month: &str) -> Result<String, StoreError> {
-        Ok(match self.last_closed().await? {
-            Some(closed) if closed.as_str() >= month => next_month(&closed),
-            _ => month.to_owned(),
-        })
     }
 
     /// Writes a balanced transaction: postings first, then the header, whose insert
@@ -1043,7 +1125,7 @@ impl MoneyTx {
                 "INSERT INTO ledger_postings (transaction_id, account, affiliate_id, unit, amount_minor) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(id)
-            .bind(p.account)
+            .bind(p.account.as_str())
             .bind(p.affiliate_id)
             .bind(&p.unit)
             .bind(p.amount_minor)
@@ -1057,7 +1139,7 @@ impl MoneyTx {
         .bind(id)
         .bind(self.program_id)
         .bind(t.period)
-        .bind(t.kind)
+        .bind(t.kind.as_str())
         .bind(t.affiliate_id)
         .bind(t.booking_ref)
         .bind(&t.memo)
@@ -1102,7 +1184,7 @@ impl MoneyTx {
     pub async fn period_balances(
         &mut self,
         period: &str,
-    ) -> Result<Vec<(i64, String, i64, i64, i64)>, StoreError> {
+    ) -> Result<Vec<PeriodBalance>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT p.affiliate_id, p.unit, \
                {} AS opening, \
@@ -1116,20 +1198,20 @@ impl MoneyTx {
             sum("CASE WHEN t.period = $3 AND t.kind = 'reversal' THEN p.amount_minor ELSE 0 END"),
         ))
         .bind(self.program_id)
-        .bind(PARTNER)
+        .bind(Account::PartnerPayable.as_str())
         .bind(period)
         .fetch_all(&mut *self.tx)
         .await?;
         Ok(rows
             .iter()
             .map(|r| {
-                Ok((
-                    r.try_get("affiliate_id")?,
-                    r.try_get("unit")?,
-                    r.try_get("opening")?,
-                    r.try_get("earned")?,
-                    r.try_get("reversed")?,
-                ))
+                Ok(PeriodBalance {
+                    affiliate_id: r.try_get("affiliate_id")?,
+                    unit: r.try_get("unit")?,
+                    opening_minor: r.try_get("opening")?,
+                    earned_minor: r.try_get("earned")?,
+                    reversed_minor: r.try_get("reversed")?,
+                })
             })
             .collect::<Result<_, sqlx::Error>>()?)
     }
@@ -1140,7 +1222,7 @@ impl MoneyTx {
         &mut self,
         period: &str,
         end_ms: i64,
-    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+    ) -> Result<Vec<HeldBack>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT c.affiliate_id, c.unit, {} AS held FROM commissions c \
              JOIN ledger_transactions t ON t.id = c.transaction_id \
@@ -1158,11 +1240,11 @@ impl MoneyTx {
         Ok(rows
             .iter()
             .map(|r| {
-                Ok((
-                    r.try_get("affiliate_id")?,
-                    r.try_get("unit")?,
-                    r.try_get("held")?,
-                ))
+                Ok(HeldBack {
+                    affiliate_id: r.try_get("affiliate_id")?,
+                    unit: r.try_get("unit")?,
+                    held_minor: r.try_get("held")?,
+                })
             })
             .collect::<Result<_, sqlx::Error>>()?)
     }
@@ -1207,11 +1289,8 @@ impl MoneyTx {
         Ok(())
     }
 
-    /// A payout line: (affiliate, unit, amount, already paid).
-    pub async fn payout(
-        &mut self,
-        id: i64,
-    ) -> Result<(i64, String, i64, String, bool), StoreError> {
+    /// A stored payout line.
+    pub async fn payout(&mut self, id: i64) -> Result<PayoutState, StoreError> {
         let r = sqlx::query(
             "SELECT p.affiliate_id, p.unit, p.payout_minor, p.period, pp.payout_id AS paid FROM payouts p \
              LEFT JOIN payout_payments pp ON pp.payout_id = p.id WHERE p.id = $1 AND p.program_id = $2",
@@ -1221,13 +1300,13 @@ impl MoneyTx {
         .fetch_optional(&mut *self.tx)
         .await?
         .ok_or(StoreError::NotFound("payout"))?;
-        Ok((
-            r.try_get("affiliate_id")?,
-            r.try_get("unit")?,
-            r.try_get("payout_minor")?,
-            r.try_get("period")?,
-            r.try_get::<Option<i64>, _>("paid")?.is_some(),
-        ))
+        Ok(PayoutState {
+            affiliate_id: r.try_get("affiliate_id")?,
+            unit: r.try_get("unit")?,
+            payout_minor: r.try_get("payout_minor")?,
+            period: r.try_get("period")?,
+            paid: r.try_get::<Option<i64>, _>("paid")?.is_some(),
+        })
     }
 
     /// Records that a payout was paid.
@@ -1266,26 +1345,4 @@ pub struct AffiliateMoney {
     pub email_sha256: Option<String>,
     /// SHA-256 hex of its normalised phone.
     pub phone_sha256: Option<String>,
-}
-
-/// The month after `YYYY-MM`.
-pub fn next_month(period: &str) -> String {
-    match tapkit_core::date::parse_month(period) {
-        Some((_, next)) => tapkit_core::date::month_of_ms(next),
-        None => period.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn months_follow_each_other() {
-        assert_eq!(next_month("2026-11"), "2026-12");
-        assert_eq!(next_month("2026-12"), "2027-01");
-        assert_eq!(source_account("USD"), EXPENSE);
-        assert_eq!(source_account("credit:USD"), CREDIT_POOL);
-        assert_eq!(settlement_account("voucher:x"), "vouchers_issued");
-    }
 }

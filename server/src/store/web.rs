@@ -352,7 +352,7 @@ impl Store {
              WHERE p.account = $1 AND p.affiliate_id = $2 AND t.kind IN ('accrual', 'reversal') \
              GROUP BY t.period, p.unit, t.kind",
         )
-        .bind(crate::store::money::PARTNER)
+        .bind(crate::store::vocab::Account::PartnerPayable.as_str())
         .bind(affiliate_id)
         .fetch_all(self.pool())
         .await?;

@@ -56,11 +56,7 @@ impl IpKeys {
             .map(|(_, k)| k.clone())
     }
 
-    async fn fetch(
-        &self,
-        store: &Store,
-        day: i64,
-    ) -> Result<HmacSha256, StoreError> {
+    async fn fetch(&self, store: &Store, day: i64) -> Result<HmacSha256, StoreError> {
         let mut fresh = [0u8; 32];
         getrandom::fill(&mut fresh).map_err(|e| {
             StoreError::Db(sqlx::Error::Protocol(format!(

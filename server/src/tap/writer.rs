@@ -79,10 +79,7 @@ pub struct ClickWriter {
 impl ClickWriter {
     /// Starts the writer (on SQLite a thread of its own, on PostgreSQL a task on the
     /// current runtime); `limit_per_hour` is the per-IP click limit (0: off).
-    pub fn start(
-        store: Store,
-        limit_per_hour: u32,
-    ) -> Result<Self, StoreError> {
+    pub fn start(store: Store, limit_per_hour: u32) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<(NewClick, Reply)>(4 * MAX_BATCH);
         let stats = Arc::new(WriterStats::default());
         let done = Finish {

@@ -14,14 +14,14 @@ use maud::{Markup, html};
 use super::auth::{
     ADMIN_MADE_LINK_MS, AdminForm, AdminSession, Role, Session, make_link, verify_password,
 };
-use crate::store::web::Export;
 use super::{
     Fields, channel_name, chart, date, day_range, download, message_page, money, page, respond,
     respond_setting, server_error, shell, signin, when,
 };
 use crate::AppState;
-use crate::api::Admin;
 use crate::api::ApiError;
+use crate::money::reviews;
+use crate::store::web::Export;
 use crate::store::{Affiliate, now_ms};
 
 /// The console's navigation.
@@ -571,7 +571,7 @@ async fn affiliate_page(
             dt { "Tier" } dd { (a.tier.as_deref().unwrap_or("by volume")) }
             dt { "Owed" } dd {
                 @if owed.is_empty() { "nothing" }
-                @for (i, (unit, v)) in owed.iter().enumerate() { @if i > 0 { ", " } (money(*v, unit)) }
+                @for (i, o) in owed.iter().enumerate() { @if i > 0 { ", " } (money(o.amount_minor, &o.unit)) }
             }
             dt { "Created" } dd { (when(a.created_at)) }
         }
@@ -664,9 +664,11 @@ async fn affiliate_action(
         "reactivate" => crate::api::partners::set_status(&s, a.id, "active")
             .await
             .map(|_| back("reactivated")),
-        "kill" => crate::api::partners::kill_channel(&s, Some(a.id), f.get("channel").unwrap_or(""))
-            .await
-            .map(|()| back("killed")),
+        "kill" => {
+            crate::api::partners::kill_channel(&s, Some(a.id), f.get("channel").unwrap_or(""))
+                .await
+                .map(|()| back("killed"))
+        }
         "sign-in-link" => {
             let url = match make_link(&s, Role::Partner, a.id, ADMIN_MADE_LINK_MS).await {
                 Ok(u) => u,
@@ -887,7 +889,7 @@ async fn reviews(
                 tbody { @for r in &open { tr {
                     td { code { (r.booking_id) } }
                     td { (name(r.affiliate_id)) }
-                    td { (r.reason.replace('_', " ")) }
+                    td { (r.reason.as_str().replace('_', " ")) }
                     td { (when(r.created_at)) }
                     td { div.row {
                         (button_form(&sess, &format!("/admin/reviews/{}/approve", r.id), "Approve", ""))
@@ -903,8 +905,8 @@ async fn reviews(
                 tbody { @for r in &decided { tr {
                     td { code { (r.booking_id) } }
                     td { (name(r.affiliate_id)) }
-                    td { (r.reason.replace('_', " ")) }
-                    td { (status_badge(r.decision.as_deref().unwrap_or(""))) }
+                    td { (r.reason.as_str().replace('_', " ")) }
+                    td { (status_badge(r.decision.map_or("", |d| d.as_str()))) }
                     td { (r.decided_at.map(when).unwrap_or_default()) }
                 } } }
             } }
@@ -945,25 +947,14 @@ async fn decide(
     Path((raw, verdict)): Path<(String, String)>,
     AdminForm(..): AdminForm,
 ) -> Response {
-    // The same decision the API makes (one code path); the console has checked the
-    // session in place of the bearer token.
-    match crate::money::conversions::decide(
-        Admin,
-        State(s.clone()),
-        Path((raw, verdict.clone())),
-        Bytes::new(),
-    )
-    .await
-    {
-        Ok(_) => Redirect::to(&format!(
-            "/admin/reviews?done={}",
-            if verdict == "approve" {
-                "approved"
-            } else {
-                "rejected"
-            }
-        ))
-        .into_response(),
+    // The service the API calls too; the console has checked the session in place of
+    // the bearer token.
+    let decided = async {
+        let (id, v) = reviews::parse_route(&raw, &verdict)?;
+        reviews::verdict(&s, id, v, None).await
+    };
+    match decided.await {
+        Ok(d) => Redirect::to(&format!("/admin/reviews?done={}", d.decision)).into_response(),
         Err(e) => error_redirect(&s, "/admin/reviews", &e),
     }
 }
@@ -1056,7 +1047,7 @@ async fn payouts(
 
 async fn close(State(s): State<AppState>, AdminForm(_, f): AdminForm) -> Response {
     let period = f.get("period").unwrap_or("").trim().to_owned();
-    match crate::payouts::close(&s, &period, now_ms()).await {
+    match crate::money::payouts::close(&s, &period, now_ms()).await {
         Ok(r) => {
             tracing::info!(period = %r.period, lines = r.lines.len(), "period closed in the console");
             Redirect::to(&format!("/admin/payouts?period={}&done=closed", r.period)).into_response()
@@ -1071,8 +1062,7 @@ async fn paid(
     AdminForm(_, f): AdminForm,
 ) -> Response {
     let reference = f.get("reference").map(str::trim).filter(|r| !r.is_empty());
-    let json = serde_json::json!({ "reference": reference }).to_string();
-    match crate::payouts::mark_paid(Admin, State(s.clone()), Path(raw), Bytes::from(json)).await {
+    match crate::money::payouts::pay(&s, &raw, reference).await {
         Ok(_) => Redirect::to("/admin/payouts?done=paid").into_response(),
         Err(e) => error_redirect(&s, "/admin/payouts", &e),
     }
@@ -1084,8 +1074,8 @@ async fn period_file(
     Path(file): Path<String>,
 ) -> Response {
     let (period, ext) = file.rsplit_once('.').unwrap_or((&file, ""));
-    let r = match crate::payouts::period_param(period) {
-        Ok(p) => crate::payouts::closed_report(&s, &p).await,
+    let r = match crate::money::payouts::period_param(period) {
+        Ok(p) => crate::money::payouts::closed_report(&s, &p).await,
         Err(e) => Err(e),
     };
     let r = match r {
@@ -1102,7 +1092,7 @@ async fn period_file(
         }
     };
     match ext {
-        "csv" => match crate::payouts::csv(&r) {
+        "csv" => match crate::money::payouts::csv(&r) {
             Ok(b) => download(
                 "text/csv; charset=utf-8",
                 &format!("payouts-{period}.csv"),
@@ -1116,7 +1106,8 @@ async fn period_file(
                 Err(e) => return server_error(&e.to_string()),
             };
             let name = s.program.name.clone();
-            match tokio::task::spawn_blocking(move || crate::payouts::pdf(&r, &name, &lines)).await
+            match tokio::task::spawn_blocking(move || crate::money::payouts::pdf(&r, &name, &lines))
+                .await
             {
                 Ok(b) => download("application/pdf", &format!("payouts-{period}.pdf"), b),
                 Err(e) => server_error(&e.to_string()),
@@ -1202,7 +1193,7 @@ async fn export(
                 if c.parse::<i64>().is_ok() {
                     c.clone()
                 } else {
-                    crate::payouts::cell(c)
+                    crate::money::payouts::cell(c)
                 }
             }))
             .map_err(|e| e.to_string())?;

@@ -314,7 +314,7 @@ pub fn channel_name(c: &str) -> &str {
 
 /// Money as people read it (`12.50 USD`, `2 x free-wash`).
 pub fn money(amount: i64, unit: &str) -> String {
-    crate::payouts::money(amount, unit)
+    crate::money::payouts::money(amount, unit)
 }
 
 /// Date range of a page's query (`from`/`to` as `YYYY-MM-DD`; default the last 30

@@ -321,7 +321,8 @@ async fn earnings(PartnerSession(sess, a): PartnerSession, State(s): State<AppSt
     }
     // Not paid yet: the payable balance, plus closed months' payouts not marked paid
     // (closing a month moves them out of the payable balance).
-    let mut payable: BTreeMap<String, i64> = owed.into_iter().collect();
+    let mut payable: BTreeMap<String, i64> =
+        owed.into_iter().map(|o| (o.unit, o.amount_minor)).collect();
     let mut paid: BTreeMap<String, i64> = BTreeMap::new();
     for (_, unit, amount, at) in &payouts {
         let bucket = if at.is_some() {

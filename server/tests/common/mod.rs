@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use tapkit_core::date::{month_of_ms, parse_month};
 use tapkit_server::config::{Config, Fraud, ProgramConfig, Secret};
-use tapkit_server::money::wire::sign;
 use tapkit_server::keys::{new_api_token, token_hash};
+use tapkit_server::money::wire::sign;
 use tapkit_server::store::{NewClick, now_ms};
 use tapkit_server::{AppState, app};
 use tower::ServiceExt;
@@ -304,7 +304,8 @@ impl Server {
     }
 
     pub async fn owed(&self, affiliate_id: i64) -> Vec<(String, i64)> {
-        self.state.store.owed(affiliate_id).await.unwrap()
+        let owed = self.state.store.owed(affiliate_id).await.unwrap();
+        owed.into_iter().map(|o| (o.unit, o.amount_minor)).collect()
     }
 
     pub async fn count(&self, table: &str) -> i64 {

@@ -24,9 +24,9 @@ use tapkit_print::report::{
 use crate::AppState;
 use crate::api::Admin;
 use crate::api::ApiError;
-use crate::store::money::{
-    CommissionLine, NewTransaction, PARTNER, PAYOUTS_DUE, PayoutLine, Posting, settlement_account,
-};
+use crate::money::posting::{period_for, settlement_account};
+use crate::store::money::{NewTransaction, PayoutLine, PeriodCommission, Posting};
+use crate::store::vocab::{Account, TransactionKind};
 use crate::store::{StoreError, now_ms};
 
 /// Why a period cannot be closed.
@@ -89,15 +89,17 @@ pub async fn close(s: &AppState, period: &str, now: i64) -> Result<Report, Close
         let minimum = s.config.program.commission.minimum_payout_minor;
         let cash = s.config.program.commission.currency.as_str();
         let mut by_affiliate: Vec<(i64, Vec<PayoutLine>)> = Vec::new();
-        for (affiliate_id, unit, opening, earned, reversed) in balances {
+        for b in balances {
+            let (affiliate_id, unit) = (b.affiliate_id, b.unit);
+            let (opening, earned, reversed) = (b.opening_minor, b.earned_minor, b.reversed_minor);
             let balance = opening + earned - reversed;
             if opening == 0 && earned == 0 && reversed == 0 {
                 continue;
             }
             let held_minor = held
                 .iter()
-                .find(|(a, u, _)| *a == affiliate_id && *u == unit)
-                .map_or(0, |h| h.2)
+                .find(|h| h.affiliate_id == affiliate_id && h.unit == unit)
+                .map_or(0, |h| h.held_minor)
                 .clamp(0, balance.max(0));
             let available = balance - held_minor;
             let payout = if available > 0 && (unit != cash || available >= minimum) {
@@ -133,13 +135,13 @@ pub async fn close(s: &AppState, period: &str, now: i64) -> Result<Report, Close
                 .flat_map(|l| {
                     [
                         Posting {
-                            account: PARTNER,
+                            account: Account::PartnerPayable,
                             affiliate_id: Some(*affiliate_id),
                             unit: l.unit.clone(),
                             amount_minor: l.payout_minor,
                         },
                         Posting {
-                            account: PAYOUTS_DUE,
+                            account: Account::PayoutsDue,
                             affiliate_id: Some(*affiliate_id),
                             unit: l.unit.clone(),
                             amount_minor: -l.payout_minor,
@@ -154,7 +156,7 @@ pub async fn close(s: &AppState, period: &str, now: i64) -> Result<Report, Close
                     tx.post(
                         &NewTransaction {
                             period,
-                            kind: "payout",
+                            kind: TransactionKind::Payout,
                             affiliate_id: Some(*affiliate_id),
                             booking_ref: None,
                             memo: format!("payout for {period}"),
@@ -280,11 +282,7 @@ fn table(columns: &[(f32, &str)], size_pt: f32, row_gap_mm: f32, rows: Vec<Row>)
 
 /// The report as text-report data: a summary chapter (totals and one row per partner
 /// line) and one chapter per partner with its lines and the commissions of the month.
-fn pdf_report(
-    r: &Report,
-    program: &str,
-    commissions: &[(CommissionLine, String, Option<String>)],
-) -> TextReport {
+fn pdf_report(r: &Report, program: &str, commissions: &[PeriodCommission]) -> TextReport {
     let title = format!("Payout report {}", r.period);
     let partners = {
         let mut v: Vec<i64> = r.lines.iter().map(|l| l.affiliate_id).collect();
@@ -389,14 +387,15 @@ fn pdf_report(
         }
         let mine = commissions
             .iter()
-            .filter(|(c, ..)| c.affiliate_id == aff)
-            .map(|(c, booking, channel)| {
+            .filter(|pc| pc.line.affiliate_id == aff)
+            .map(|pc| {
+                let c = &pc.line;
                 row(
                     &[
                         &format_date(c.created_at.div_euclid(86_400_000)),
-                        booking,
-                        channel.as_deref().unwrap_or(""),
-                        &c.status,
+                        &pc.booking_id,
+                        pc.channel.as_deref().unwrap_or(""),
+                        c.status.as_str(),
                         &money(c.amount_minor, &c.unit),
                     ],
                     false,
@@ -437,11 +436,7 @@ fn pdf_report(
 /// long, each headed "(continued)"). Set in the print crate's text reports with
 /// embedded Liberation Sans, so names print as written; text wider than its column is
 /// cut with "…", and a character the font lacks prints as "□" and is logged.
-pub fn pdf(
-    r: &Report,
-    program: &str,
-    commissions: &[(CommissionLine, String, Option<String>)],
-) -> Vec<u8> {
+pub fn pdf(r: &Report, program: &str, commissions: &[PeriodCommission]) -> Vec<u8> {
     let out =
         tapkit_print::report::render(&pdf_report(r, program, commissions), ReportFonts::builtin());
     if !out.layout.replaced.is_empty() {
@@ -570,11 +565,20 @@ pub async fn mark_paid(
     Path(raw): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
+    let reference = crate::api::optional_body::<Paid>(&body)?.and_then(|p| p.reference);
+    let (id, now) = pay(&s, &raw, reference.as_deref()).await?;
+    Ok(Json(
+        json!({"payout_id": id, "paid_at": now, "status": "paid"}),
+    ))
+}
+
+/// Marks a payout paid (the console and the API): its id as given in the URL and the
+/// payment's reference. Returns the id and when.
+pub async fn pay(s: &AppState, raw: &str, reference: Option<&str>) -> Result<(i64, i64), ApiError> {
     let id: i64 = raw
         .parse()
         .map_err(|_| ApiError::field("id", format!("payout id {raw:?} is not a number")))?;
-    let reference = crate::api::optional_body::<Paid>(&body)?.and_then(|p| p.reference);
-    if reference.as_ref().is_some_and(|r| r.len() > 200) {
+    if reference.is_some_and(|r| r.len() > 200) {
         return Err(ApiError::field(
             "reference",
             "reference must be at most 200 characters",
@@ -582,7 +586,9 @@ pub async fn mark_paid(
     }
     let now = now_ms();
     let mut tx = s.store.begin_money(s.program.id).await?;
-    let (affiliate_id, unit, amount, period, paid) = tx.payout(id).await?;
+    let p = tx.payout(id).await?;
+    let (affiliate_id, unit, amount, period, paid) =
+        (p.affiliate_id, p.unit, p.payout_minor, p.period, p.paid);
     if paid {
         return Err(ApiError::Conflict(format!(
             "payout {id} is already marked paid"
@@ -593,18 +599,21 @@ pub async fn mark_paid(
             "payout {id} is zero (carried to the next month); nothing to pay"
         )));
     }
-    let open = tx.open_period(&tapkit_core::date::month_of_ms(now)).await?;
+    let open = period_for(
+        &tapkit_core::date::month_of_ms(now),
+        tx.last_closed().await?.as_deref(),
+    );
     let txn = tx
         .post(
             &NewTransaction {
                 period: &open,
-                kind: "settlement",
+                kind: TransactionKind::Settlement,
                 affiliate_id: Some(affiliate_id),
                 booking_ref: None,
                 memo: format!("payout {id} for {period} paid"),
                 postings: vec![
                     Posting {
-                        account: PAYOUTS_DUE,
+                        account: Account::PayoutsDue,
                         affiliate_id: Some(affiliate_id),
                         unit: unit.clone(),
                         amount_minor: amount,
@@ -620,11 +629,9 @@ pub async fn mark_paid(
             now,
         )
         .await?;
-    tx.add_payment(id, reference.as_deref(), txn, now).await?;
+    tx.add_payment(id, reference, txn, now).await?;
     tx.commit().await?;
-    Ok(Json(
-        json!({"payout_id": id, "paid_at": now, "status": "paid"}),
-    ))
+    Ok((id, now))
 }
 
 #[cfg(test)]
@@ -667,12 +674,12 @@ mod tests {
         }
     }
 
-    fn commission(affiliate_id: i64, i: i64) -> (CommissionLine, String, Option<String>) {
-        let c = CommissionLine {
+    fn commission(affiliate_id: i64, i: i64) -> PeriodCommission {
+        let c = crate::store::money::CommissionLine {
             id: i,
             booking_ref: i,
             affiliate_id,
-            status: "earned".into(),
+            status: crate::store::vocab::CommissionStatus::Earned,
             unit: "USD".into(),
             amount_minor: 250,
             basis_minor: Some(2500),
@@ -684,7 +691,11 @@ mod tests {
             reason: None,
             created_at: 1_778_000_000_000,
         };
-        (c, format!("résa-{i}"), Some("nfc".into()))
+        PeriodCommission {
+            line: c,
+            booking_id: format!("résa-{i}"),
+            channel: Some("nfc".into()),
+        }
     }
 
     fn poppler(tool: &str, pdf: &[u8]) -> String {
