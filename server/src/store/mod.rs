@@ -9,6 +9,7 @@
 //! rusqlite on the same bundled SQLite), the hot path of every tap.
 
 pub(crate) mod click_db;
+pub mod kiosks;
 pub mod money;
 pub mod vocab;
 pub mod web;
@@ -264,7 +265,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     /// Serialises this process's money transactions (see [`crate::store::money`]).
-    pub(crate) money: std::sync::Arc<tokio::sync::Mutex<()>>,
+    money: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// On SQLite: the connection clicks are written through (see [`click_db`]).
     click_db: Option<ClickDbHandle>,
 }
@@ -403,7 +404,7 @@ impl Store {
     }
 
     /// The connection pool (for the other store modules).
-    pub(crate) fn pool(&self) -> &AnyPool {
+    fn pool(&self) -> &AnyPool {
         &self.pool
     }
 

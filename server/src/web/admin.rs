@@ -239,7 +239,7 @@ async fn overview(
         let conv = s.store.conversions_per_day(s.program.id, from, to).await?;
         let flagged = s.store.flagged_reasons(from, to).await?;
         let affiliates = s.store.affiliates(false).await?;
-        let kiosks = crate::kiosks::kiosks_of(&s, None).await?;
+        let kiosks = crate::kiosks::admin::kiosks_of(&s, None).await?;
         Ok::<_, crate::store::StoreError>((days, conv, flagged, affiliates, kiosks))
     }
     .await;
@@ -293,7 +293,7 @@ async fn overview(
     let now = now_ms();
     let online = kiosks
         .iter()
-        .filter(|k| crate::kiosks::is_online(&s, k, now))
+        .filter(|k| crate::kiosks::admin::is_online(&s, k, now))
         .count();
     let active_kiosks = kiosks.iter().filter(|k| k.status == "active").count();
     let series: Vec<&str> = CHANNELS.iter().map(|c| channel_name(c)).collect();
@@ -546,7 +546,7 @@ async fn affiliate_page(
 ) -> Response {
     let result = async {
         let cards = s.store.cards(Some(a.id)).await?;
-        let kiosks = crate::kiosks::kiosks_of(s, Some(a.id)).await?;
+        let kiosks = crate::kiosks::admin::kiosks_of(s, Some(a.id)).await?;
         let owed = s.store.owed(a.id).await?;
         Ok::<_, crate::store::StoreError>((cards, kiosks, owed))
     }
@@ -625,7 +625,7 @@ async fn affiliate_page(
                 thead { tr { th scope="col" { "Name" } th scope="col" { "Status" } th scope="col" { "Last seen" } th scope="col" { "Last problem" } } }
                 tbody { @for k in &kiosks { tr {
                     td { (k.name) }
-                    td { @if k.status == "retired" { (status_badge("retired")) } @else if crate::kiosks::is_online(s, k, now) { (status_badge("online")) } @else { (status_badge("offline")) } }
+                    td { @if k.status == "retired" { (status_badge("retired")) } @else if crate::kiosks::admin::is_online(s, k, now) { (status_badge("online")) } @else { (status_badge("offline")) } }
                     td { (k.last_seen.map(when).unwrap_or_else(|| "never".into())) }
                     td { (k.last_error.as_deref().unwrap_or("—")) }
                 } } }
