@@ -268,7 +268,7 @@ impl FromRequestParts<AppState> for AdminSession {
         match Session::from_headers(s, &parts.headers, Role::Admin).await {
             Ok(Some(session)) => Ok(Self(session)),
             Ok(None) => Err(to_sign_in(Role::Admin)),
-            Err(e) => Err(super::server_error(&e.to_string())),
+            Err(e) => Err(super::WebError::internal(e).into_response()),
         }
     }
 }
@@ -280,10 +280,10 @@ impl FromRequestParts<AppState> for PartnerSession {
             Ok(Some(session)) => match s.store.affiliate(session.subject_id).await {
                 Ok(a) if a.program_id == s.program.id => Ok(Self(session, a)),
                 Ok(_) | Err(StoreError::NotFound(_)) => Err(to_sign_in(Role::Partner)),
-                Err(e) => Err(super::server_error(&e.to_string())),
+                Err(e) => Err(super::WebError::internal(e).into_response()),
             },
             Ok(None) => Err(to_sign_in(Role::Partner)),
-            Err(e) => Err(super::server_error(&e.to_string())),
+            Err(e) => Err(super::WebError::internal(e).into_response()),
         }
     }
 }

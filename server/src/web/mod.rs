@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod auth;
 pub mod chart;
+pub mod error;
 pub mod portal;
 pub mod signin;
 
@@ -19,6 +20,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::AppState;
 use auth::Role;
+pub use error::WebError;
 
 /// The console's and portal's routes.
 pub fn routes() -> Router<AppState> {
@@ -255,19 +257,6 @@ pub fn message_page(
         p { a href=(back) { "Go back" } }
     };
     respond(status, &page(s, role, title, "", None, body))
-}
-
-/// A 500 without detail for the browser (logged).
-pub fn server_error(detail: &str) -> Response {
-    tracing::error!(%detail, "console/portal: internal error");
-    let body = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head { meta charset="utf-8"; title { "Something went wrong" } }
-            body { main { h1 { "Something went wrong" } p { "The server log has the details. Try again in a moment." } } }
-        }
-    };
-    respond(StatusCode::INTERNAL_SERVER_ERROR, &body)
 }
 
 /// The answer to a form whose CSRF token is missing or wrong.

@@ -12,11 +12,10 @@ use axum::routing::{get, post};
 use maud::{Markup, PreEscaped, html};
 
 use super::auth::{EMAILED_LINK_MS, PartnerSession, Role, make_link, send_link};
-use super::{
-    Fields, channel_name, date, download, money, page, respond_setting, server_error, shell, signin,
-};
+use super::{Fields, channel_name, date, download, money, page, respond_setting, shell, signin};
 use crate::AppState;
 use crate::store::{Affiliate, now_ms};
+use crate::web::WebError;
 
 /// The portal's navigation.
 pub const NAV: super::Nav = &[
@@ -181,15 +180,12 @@ fn enc(s: &str) -> String {
 
 const COPY_SCRIPT: &str = "document.querySelectorAll('[data-copy]').forEach(function(b){b.hidden=false;b.addEventListener('click',function(){var i=document.getElementById(b.getAttribute('data-copy'));var done=function(){b.textContent='Copied';setTimeout(function(){b.textContent='Copy link'},2000)};if(navigator.clipboard){navigator.clipboard.writeText(i.value).then(done,function(){i.select()})}else{i.select()}})})";
 
-async fn home(PartnerSession(sess, a): PartnerSession, State(s): State<AppState>) -> Response {
-    let cards = match s.store.cards(Some(a.id)).await {
-        Ok(c) => c,
-        Err(e) => return server_error(&e.to_string()),
-    };
-    let tier = match tier_progress(&s, &a).await {
-        Ok(t) => t,
-        Err(e) => return server_error(&e),
-    };
+async fn home(
+    PartnerSession(sess, a): PartnerSession,
+    State(s): State<AppState>,
+) -> Result<Response, WebError> {
+    let cards = s.store.cards(Some(a.id)).await?;
+    let tier = tier_progress(&s, &a).await?;
     let link = crate::api::partners::link_of(&s, &a.code);
     let text = format!("Book with {} through my link: {link}", s.program.name);
     let active: Vec<_> = cards.iter().filter(|c| c.status == "active").collect();
@@ -246,7 +242,7 @@ async fn home(PartnerSession(sess, a): PartnerSession, State(s): State<AppState>
         }
         script { (PreEscaped(COPY_SCRIPT)) }
     };
-    shell(&s, &sess, "My link and card", "/portal", body)
+    Ok(shell(&s, &sess, "My link and card", "/portal", body))
 }
 
 async fn tier_progress(s: &AppState, a: &Affiliate) -> Result<Markup, String> {
@@ -297,7 +293,10 @@ fn status_text(status: &str, amount: i64) -> &'static str {
     }
 }
 
-async fn earnings(PartnerSession(sess, a): PartnerSession, State(s): State<AppState>) -> Response {
+async fn earnings(
+    PartnerSession(sess, a): PartnerSession,
+    State(s): State<AppState>,
+) -> Result<Response, WebError> {
     let result = async {
         let owed = s.store.owed(a.id).await?;
         let months = s.store.earnings_by_month(a.id).await?;
@@ -306,14 +305,8 @@ async fn earnings(PartnerSession(sess, a): PartnerSession, State(s): State<AppSt
         Ok::<_, crate::store::StoreError>((owed, months, refs, payouts))
     }
     .await;
-    let (owed, months, refs, payouts) = match result {
-        Ok(v) => v,
-        Err(e) => return server_error(&e.to_string()),
-    };
-    let tier = match tier_progress(&s, &a).await {
-        Ok(t) => t,
-        Err(e) => return server_error(&e),
-    };
+    let (owed, months, refs, payouts) = result?;
+    let tier = tier_progress(&s, &a).await?;
     use std::collections::BTreeMap;
     let mut pending: BTreeMap<String, i64> = BTreeMap::new();
     for m in &months {
@@ -384,7 +377,7 @@ async fn earnings(PartnerSession(sess, a): PartnerSession, State(s): State<AppSt
         h2 { "Tier" }
         (tier)
     };
-    shell(&s, &sess, "Earnings", "/portal/earnings", body)
+    Ok(shell(&s, &sess, "Earnings", "/portal/earnings", body))
 }
 
 // ---------------------------------------------------------------- downloads
@@ -393,14 +386,20 @@ fn qr_files(s: &AppState, a: &Affiliate) -> Result<(Vec<u8>, String), String> {
     tapkit_print::portal_qr(&tapkit_print::qr_url(&s.config.program.domain, &a.code))
 }
 
-async fn qr_png(PartnerSession(_, a): PartnerSession, State(s): State<AppState>) -> Response {
+async fn qr_png(
+    PartnerSession(_, a): PartnerSession,
+    State(s): State<AppState>,
+) -> Result<Response, WebError> {
     match qr_files(&s, &a) {
-        Ok((png, _)) => download("image/png", &format!("{}-qr.png", a.code), png),
-        Err(e) => server_error(&e),
+        Ok((png, _)) => Ok(download("image/png", &format!("{}-qr.png", a.code), png)),
+        Err(e) => Err(WebError::internal(e)),
     }
 }
 
-async fn qr_svg(PartnerSession(_, a): PartnerSession, State(s): State<AppState>) -> Response {
+async fn qr_svg(
+    PartnerSession(_, a): PartnerSession,
+    State(s): State<AppState>,
+) -> Result<Response, WebError> {
     match qr_files(&s, &a) {
         Ok((_, svg)) => {
             let mut r = download(
@@ -413,16 +412,29 @@ async fn qr_svg(PartnerSession(_, a): PartnerSession, State(s): State<AppState>)
                 header::CONTENT_DISPOSITION,
                 header::HeaderValue::from_static("inline"),
             );
-            r
+            Ok(r)
         }
-        Err(e) => server_error(&e),
+        Err(e) => Err(WebError::internal(e)),
     }
 }
 
-async fn card_pdf(PartnerSession(_, a): PartnerSession, State(s): State<AppState>) -> Response {
+async fn card_pdf(
+    PartnerSession(_, a): PartnerSession,
+    State(s): State<AppState>,
+) -> Result<Response, WebError> {
     let code = a.code.clone();
-    match super::admin::print_pdf(&s, vec![a], tapkit_print::layout::SheetKind::PerCard).await {
-        Ok(pdf) => download("application/pdf", &format!("{code}-card.pdf"), pdf),
-        Err(e) => server_error(&e),
+    match super::admin::provisioning::print_pdf(
+        &s,
+        vec![a],
+        tapkit_print::layout::SheetKind::PerCard,
+    )
+    .await
+    {
+        Ok(pdf) => Ok(download(
+            "application/pdf",
+            &format!("{code}-card.pdf"),
+            pdf,
+        )),
+        Err(e) => Err(WebError::internal(e)),
     }
 }

@@ -8,10 +8,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use super::auth::{Role, Session, pre_session, pre_session_ok};
-use super::{Fields, csrf_failed, page, respond, respond_setting, server_error};
+use super::{Fields, csrf_failed, page, respond, respond_setting};
 use crate::AppState;
 use crate::keys::token_hash;
 use crate::store::now_ms;
+use crate::web::WebError;
 
 fn link_ok(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
@@ -39,34 +40,36 @@ fn dead_link(s: &AppState, role: Role, why: &str) -> Response {
 
 /// `GET …/link/{token}`: says whose link it is and offers one button (mail scanners that
 /// open links do not use them up).
-pub async fn open(s: &AppState, role: Role, token: &str, headers: &HeaderMap) -> Response {
+pub async fn open(
+    s: &AppState,
+    role: Role,
+    token: &str,
+    headers: &HeaderMap,
+) -> Result<Response, WebError> {
     if !link_ok(token) {
-        return dead_link(
+        return Ok(dead_link(
             s,
             role,
             "The link is incomplete: copy the whole link from the message.",
-        );
+        ));
     }
-    let row = match s.store.link(&token_hash(token)).await {
-        Ok(r) => r,
-        Err(e) => return server_error(&e.to_string()),
-    };
+    let row = s.store.link(&token_hash(token)).await?;
     let Some(row) = row.filter(|r| r.subject == role.as_str()) else {
-        return dead_link(
+        return Ok(dead_link(
             s,
             role,
             "The link is not known here: copy the whole link from the message.",
-        );
+        ));
     };
     if row.used_at.is_some() {
-        return dead_link(
+        return Ok(dead_link(
             s,
             role,
             "The link has already been used (each link works once).",
-        );
+        ));
     }
     if row.expires_at <= now_ms() {
-        return dead_link(s, role, "The link has expired.");
+        return Ok(dead_link(s, role, "The link has expired."));
     }
     let who = match role {
         Role::Admin => s.store.admin_email(row.subject_id).await.ok().flatten(),
@@ -85,11 +88,11 @@ pub async fn open(s: &AppState, role: Role, token: &str, headers: &HeaderMap) ->
             p.muted { "The link works once. Not you? Close this page." }
         }
     };
-    respond_setting(
+    Ok(respond_setting(
         StatusCode::OK,
         &page(s, role, "Sign in", "", None, body),
         set,
-    )
+    ))
 }
 
 /// `POST …/link/{token}`: uses the link up and starts a session.
@@ -99,26 +102,30 @@ pub async fn use_link(
     token: &str,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Response {
+) -> Result<Response, WebError> {
     let f = Fields::parse(body);
     if !pre_session_ok(s, headers, f.get("csrf").unwrap_or("")) {
-        return csrf_failed(s, role);
+        return Ok(csrf_failed(s, role));
     }
     if !link_ok(token) {
-        return dead_link(s, role, "The link is incomplete.");
+        return Ok(dead_link(s, role, "The link is incomplete."));
     }
     let hash = token_hash(token);
     let row = match s.store.link(&hash).await {
         Ok(Some(r)) if r.subject == role.as_str() => r,
-        Ok(_) => return dead_link(s, role, "The link is not known here."),
-        Err(e) => return server_error(&e.to_string()),
+        Ok(_) => return Ok(dead_link(s, role, "The link is not known here.")),
+        Err(e) => return Err(WebError::internal(e)),
     };
     match s.store.use_link(&hash, now_ms()).await {
         Ok(true) => {}
         Ok(false) => {
-            return dead_link(s, role, "The link has already been used or has expired.");
+            return Ok(dead_link(
+                s,
+                role,
+                "The link has already been used or has expired.",
+            ));
         }
-        Err(e) => return server_error(&e.to_string()),
+        Err(e) => return Err(WebError::internal(e)),
     }
     match Session::start(s, role, row.subject_id).await {
         Ok(cookie) => {
@@ -129,9 +136,9 @@ pub async fn use_link(
             );
             let mut r = Redirect::to(role.base()).into_response();
             r.headers_mut().append(header::SET_COOKIE, cookie);
-            r
+            Ok(r)
         }
-        Err(e) => server_error(&e.to_string()),
+        Err(e) => Err(WebError::internal(e)),
     }
 }
 
@@ -177,24 +184,29 @@ pub fn posted_form(
 }
 
 /// `POST …/sign-out`.
-pub async fn sign_out(s: &AppState, role: Role, headers: &HeaderMap, body: &Bytes) -> Response {
+pub async fn sign_out(
+    s: &AppState,
+    role: Role,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, WebError> {
     let f = Fields::parse(body);
     let session = match Session::from_headers(s, headers, role).await {
         Ok(Some(session)) => session,
-        Ok(None) => return Redirect::to(&format!("{}/sign-in", role.base())).into_response(),
-        Err(e) => return server_error(&e.to_string()),
+        Ok(None) => return Ok(Redirect::to(&format!("{}/sign-in", role.base())).into_response()),
+        Err(e) => return Err(WebError::internal(e)),
     };
     if !session.csrf_ok(f.get("csrf").unwrap_or("")) {
-        return csrf_failed(s, role);
+        return Ok(csrf_failed(s, role));
     }
     match session.end(s).await {
         Ok(clear) => {
             let mut r =
                 Redirect::to(&format!("{}/sign-in?signed_out=1", role.base())).into_response();
             r.headers_mut().append(header::SET_COOKIE, clear);
-            r
+            Ok(r)
         }
-        Err(e) => server_error(&e.to_string()),
+        Err(e) => Err(WebError::internal(e)),
     }
 }
 
@@ -203,7 +215,7 @@ pub async fn admin_open(
     State(s): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, WebError> {
     open(&s, Role::Admin, &token, &headers).await
 }
 
@@ -213,7 +225,7 @@ pub async fn admin_use(
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, WebError> {
     use_link(&s, Role::Admin, &token, &headers, &body).await
 }
 
@@ -222,7 +234,7 @@ pub async fn portal_open(
     State(s): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, WebError> {
     open(&s, Role::Partner, &token, &headers).await
 }
 
@@ -232,7 +244,7 @@ pub async fn portal_use(
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, WebError> {
     use_link(&s, Role::Partner, &token, &headers, &body).await
 }
 
@@ -241,7 +253,7 @@ pub async fn admin_sign_out(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, WebError> {
     sign_out(&s, Role::Admin, &headers, &body).await
 }
 
@@ -250,6 +262,6 @@ pub async fn portal_sign_out(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, WebError> {
     sign_out(&s, Role::Partner, &headers, &body).await
 }
