@@ -360,6 +360,22 @@ impl Fields {
     }
 }
 
+/// A page's query string as [`Fields`] (`?from=…&to=…`), empty when there is none.
+#[derive(Debug, Default)]
+pub struct QueryFields(pub Fields);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryFields {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(Fields::parse(
+            parts.uri.query().unwrap_or_default().as_bytes(),
+        )))
+    }
+}
+
 fn form_urlencoded_pairs(raw: &[u8]) -> Vec<(String, String)> {
     fn decode(s: &[u8]) -> String {
         let mut out = Vec::with_capacity(s.len());

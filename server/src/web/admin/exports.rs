@@ -1,24 +1,17 @@
 //! CSV exports of clicks, conversions, commissions and the ledger.
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use maud::html;
+use super::prelude::*;
+use crate::web::QueryFields;
 
-use super::*;
-use crate::AppState;
-use crate::api::ApiError;
 use crate::store::web::Export;
-use crate::web::WebError;
 use crate::web::auth::{AdminSession, Role};
 use crate::web::{Fields, day_range, download, message_page, shell};
 
 pub(super) async fn exports(
     AdminSession(sess): AdminSession,
     State(s): State<AppState>,
-    RawQuery(q): RawQuery,
+    QueryFields(q): QueryFields,
 ) -> Response {
-    let q = Fields::parse(q.unwrap_or_default().as_bytes());
     let (from, to) = day_range(None, None).unwrap_or((0, 0));
     let body = html! {
         h1 { "Exports" }

@@ -7,6 +7,7 @@ pub mod exports;
 mod overview;
 mod partners;
 mod payouts;
+mod prelude;
 mod program;
 pub mod provisioning;
 mod review_queue;
@@ -40,8 +41,6 @@ pub const NAV: crate::web::Nav = &[
     ("Exports", "/admin/exports"),
     ("Program", "/admin/program"),
 ];
-
-const CHANNELS: [&str; 4] = ["nfc", "qr", "kiosk", "link"];
 
 /// The console's routes.
 pub fn routes() -> Router<AppState> {

@@ -1,22 +1,17 @@
 //! The overview: clicks, visitors and conversions per day and channel, flagged traffic, the affiliates' table.
 
-use axum::extract::{RawQuery, State};
-use axum::response::Response;
-use maud::html;
+use super::prelude::*;
+use crate::web::QueryFields;
 
-use super::*;
-use crate::AppState;
-use crate::store::{Affiliate, now_ms};
-use crate::web::WebError;
+use crate::store::Affiliate;
 use crate::web::auth::AdminSession;
-use crate::web::{Fields, channel_name, chart, day_range, shell};
+use crate::web::{channel_name, chart, day_range, shell};
 
 pub(super) async fn overview(
     AdminSession(sess): AdminSession,
     State(s): State<AppState>,
-    RawQuery(q): RawQuery,
+    QueryFields(q): QueryFields,
 ) -> Result<Response, WebError> {
-    let q = Fields::parse(q.unwrap_or_default().as_bytes());
     let (from, to, range_error) = match day_range(q.get("from"), q.get("to")) {
         Ok((f, t)) => (f, t, None),
         Err(e) => {

@@ -1,24 +1,17 @@
 //! Affiliates: search and create, one affiliate's page (cards, kiosks, owed, sign-in link), and its actions (suspend, reactivate, kill a channel).
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
-use maud::{Markup, html};
+use super::prelude::*;
+use crate::web::QueryFields;
 
-use super::*;
-use crate::AppState;
-use crate::api::ApiError;
-use crate::store::{Affiliate, now_ms};
-use crate::web::WebError;
+use crate::store::Affiliate;
 use crate::web::auth::{ADMIN_MADE_LINK_MS, AdminForm, AdminSession, Role, Session, make_link};
 use crate::web::{Fields, channel_name, date, message_page, money, page, respond, when};
 
 pub(super) async fn affiliates(
     AdminSession(sess): AdminSession,
     State(s): State<AppState>,
-    RawQuery(q): RawQuery,
+    QueryFields(q): QueryFields,
 ) -> Result<Response, WebError> {
-    let q = Fields::parse(q.unwrap_or_default().as_bytes());
     list_page(&s, &sess, &q, None, &Fields::default(), StatusCode::OK).await
 }
 

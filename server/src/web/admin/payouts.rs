@@ -1,24 +1,16 @@
 //! Month close and payouts: closed periods, their CSV and PDF reports, marking payouts paid.
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
-use maud::html;
+use super::prelude::*;
+use crate::web::QueryFields;
 
-use super::*;
-use crate::AppState;
-use crate::api::ApiError;
-use crate::store::now_ms;
-use crate::web::WebError;
 use crate::web::auth::{AdminForm, AdminSession, Role};
-use crate::web::{Fields, date, download, message_page, money, shell, when};
+use crate::web::{date, download, message_page, money, shell, when};
 
 pub(super) async fn payouts(
     AdminSession(sess): AdminSession,
     State(s): State<AppState>,
-    RawQuery(q): RawQuery,
+    QueryFields(q): QueryFields,
 ) -> Result<Response, WebError> {
-    let q = Fields::parse(q.unwrap_or_default().as_bytes());
     let periods = s.store.closed_periods(s.program.id).await?;
     let shown = q
         .get("period")

@@ -1,11 +1,7 @@
 //! The program's configuration as it is in force: domain, cookie, fraud rules, tiers and rules.
 
-use axum::extract::State;
-use axum::response::Response;
-use maud::html;
+use super::prelude::*;
 
-use super::*;
-use crate::AppState;
 use crate::web::auth::AdminSession;
 use crate::web::{channel_name, money, shell};
 

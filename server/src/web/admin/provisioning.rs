@@ -1,23 +1,17 @@
 //! Provisioning: which partners still need a card, and the print PDF of their cards.
 
-use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
-use maud::html;
+use super::prelude::*;
+use crate::web::QueryFields;
 
-use super::*;
-use crate::AppState;
 use crate::store::Affiliate;
-use crate::web::WebError;
 use crate::web::auth::{AdminSession, Role};
 use crate::web::{Fields, date, download, message_page, shell};
 
 pub(super) async fn provisioning(
     AdminSession(sess): AdminSession,
     State(s): State<AppState>,
-    RawQuery(q): RawQuery,
+    QueryFields(q): QueryFields,
 ) -> Result<Response, WebError> {
-    let q = Fields::parse(q.unwrap_or_default().as_bytes());
     let need = s.store.affiliates(true).await?;
     let need: Vec<&Affiliate> = need.iter().filter(|a| a.status == "active").collect();
     let body = html! {

@@ -1,22 +1,17 @@
 //! The review queue: open and decided reviews, and the verdict buttons.
 
-use axum::extract::{Path, RawQuery, State};
-use axum::response::{IntoResponse, Redirect, Response};
-use maud::html;
+use super::prelude::*;
+use crate::web::QueryFields;
 
-use super::*;
-use crate::AppState;
 use crate::money::reviews;
-use crate::web::WebError;
 use crate::web::auth::{AdminForm, AdminSession};
-use crate::web::{Fields, shell, when};
+use crate::web::{shell, when};
 
 pub(super) async fn reviews(
     AdminSession(sess): AdminSession,
     State(s): State<AppState>,
-    RawQuery(q): RawQuery,
+    QueryFields(q): QueryFields,
 ) -> Result<Response, WebError> {
-    let q = Fields::parse(q.unwrap_or_default().as_bytes());
     let all = s.store.reviews(s.program.id, false).await?;
     let names: std::collections::HashMap<i64, String> = match s.store.affiliates(false).await {
         Ok(a) => a.into_iter().map(|a| (a.id, a.name)).collect(),

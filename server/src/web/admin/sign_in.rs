@@ -1,15 +1,9 @@
 //! The console's sign-in form: password (argon2id, lock-out after repeated failures) or a one-time link.
 
+use super::prelude::*;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
-use maud::{Markup, html};
 
-use super::*;
-use crate::AppState;
-use crate::store::now_ms;
-use crate::web::WebError;
 use crate::web::auth::{Role, Session, verify_password};
 use crate::web::{Fields, page, respond_setting, signin};
 
