@@ -959,3 +959,91 @@ async fn the_openapi_document_describes_every_route() {
         );
     }
 }
+
+/// The restructuring of the server (issue 17) promised no change a client can see: the
+/// OpenAPI document, the cookie pair of an attributed tap and the payout CSV are pinned
+/// here byte for byte, as the server sent them before.
+#[tokio::test]
+async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned() {
+    use sha2::Digest;
+    let s = server(50, false).await;
+    // The OpenAPI document: served as the file is, and the file as it was.
+    let r = s
+        .call(
+            Request::builder()
+                .uri("/api/openapi.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+    let served = axum::body::to_bytes(r.into_body(), 1 << 22).await.unwrap();
+    assert_eq!(&served[..], include_bytes!("../openapi.json"));
+    assert_eq!(
+        tapkit_core::hex::encode_lower(&sha2::Sha256::digest(&served)),
+        "562292667457bde8ccc260f06601370b8f4cf9b396166b25ff26360e75a7b7dc",
+        "the OpenAPI document changed: update this digest only with a deliberate API change"
+    );
+
+    // The cookie pair: only the token differs from tap to tap.
+    let (_, code) = s.affiliate("Pinned Gym").await;
+    let r = s.tap(&format!("/r/{code}?s=qr"), UA, None).await;
+    assert_redirect(&r);
+    assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+    let cookies = set_cookies(&r);
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    let token = cookies[0]
+        .strip_prefix("tapkit_ref=")
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 4, "{token}");
+    assert_eq!(parts[0], "v1");
+    assert!(parts[1].parse::<i64>().is_ok() && parts[2].parse::<i64>().is_ok());
+    assert!(parts[3].len() == 64 && parts[3].bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(
+        cookies,
+        [
+            format!("tapkit_ref={token}; Max-Age=2592000; Path=/; Secure; SameSite=Lax; HttpOnly"),
+            format!("tapkit_ref_js={token}; Max-Age=2592000; Path=/; Secure; SameSite=Lax"),
+        ]
+    );
+
+    // The payout CSV of a fixed report.
+    let line = |id: i64, name: &str, unit: &str, payout: i64, carried: i64| {
+        tapkit_server::store::money::PayoutLine {
+            id,
+            period: "2026-03".into(),
+            affiliate_id: id,
+            code: format!("C{id}"),
+            name: name.into(),
+            unit: unit.into(),
+            opening_minor: 100,
+            earned_minor: payout + carried - 100 + 25,
+            reversed_minor: 25,
+            held_minor: 0,
+            payout_minor: payout,
+            carried_minor: carried,
+            paid_at: None,
+            paid_reference: None,
+        }
+    };
+    let report = tapkit_server::money::payouts::Report {
+        period: "2026-03".into(),
+        closed_at: 1_775_001_600_000,
+        lines: vec![
+            line(1, "Café Zürich & Co.", "USD", 5000, 0),
+            line(2, "=HYPERLINK(\"x\")", "credit:USD", 2500, -300),
+            line(3, "Wash, \"Shine\"", "voucher:free-wash", 2, 0),
+        ],
+    };
+    let csv = String::from_utf8(tapkit_server::money::payouts::csv(&report).unwrap()).unwrap();
+    assert_eq!(
+        csv,
+        "period,affiliate_id,code,name,unit,opening_minor,earned_minor,reversed_minor,held_minor,payout_minor,carried_minor,payout\n\
+         2026-03,1,C1,Café Zürich & Co.,USD,100,4925,25,0,5000,0,50.00 USD\n\
+         2026-03,2,C2,\"'=HYPERLINK(\"\"x\"\")\",credit:USD,100,2125,25,0,2500,-300,25.00 USD credit\n\
+         2026-03,3,C3,\"Wash, \"\"Shine\"\"\",voucher:free-wash,100,-73,25,0,2,0,2 x free-wash\n"
+    );
+}
