@@ -1012,7 +1012,7 @@ async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned() {
 
     // The payout CSV of a fixed report.
     let line = |id: i64, name: &str, unit: &str, payout: i64, carried: i64| {
-        tapkit_server::store::money::PayoutLine {
+        tapkit_server::store::ledger::PayoutLine {
             id,
             period: "2026-03".into(),
             affiliate_id: id,

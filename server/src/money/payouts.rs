@@ -25,7 +25,7 @@ use crate::AppState;
 use crate::api::Admin;
 use crate::api::ApiError;
 use crate::money::posting::{period_for, settlement_account};
-use crate::store::money::{NewTransaction, PayoutLine, PeriodCommission, Posting};
+use crate::store::ledger::{NewTransaction, PayoutLine, PeriodCommission, Posting};
 use crate::store::vocab::{Account, TransactionKind};
 use crate::store::{StoreError, now_ms};
 

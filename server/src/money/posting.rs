@@ -10,9 +10,8 @@
 
 use crate::money::policy::{Decision, FIRST_DECISIONS, Lines, Write};
 use crate::store::StoreError;
-use crate::store::money::{
-    Booking, CommissionLine, MoneyTx, NewCommission, NewTransaction, Posting,
-};
+use crate::store::ledger::{NewTransaction, Posting};
+use crate::store::money::{Booking, CommissionLine, MoneyTx, NewCommission};
 use crate::store::vocab::{Account, CommissionStatus, TransactionKind};
 
 /// The account a reward unit is drawn from.

@@ -1,0 +1,93 @@
+//! What the `/r/` hop caches (codes, kill-switches) and the change epoch every replica polls.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, now_ms};
+
+/// What the `/r/` hop caches about affiliates and kill-switches.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryRows {
+    /// `change_epoch` when read (read before the rows).
+    pub epoch: i64,
+    /// (id, code, active).
+    pub affiliates: Vec<(i64, String, bool)>,
+    /// (affiliate or None for the whole program, channel).
+    pub kills: Vec<(Option<i64>, String)>,
+}
+
+impl Store {
+    /// Turns a channel off for the program (`affiliate_id` None) or one affiliate.
+    pub async fn kill_channel(
+        &self,
+        program_id: i64,
+        affiliate_id: Option<i64>,
+        channel: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO kill_switches (program_id, affiliate_id, channel, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(program_id)
+            .bind(affiliate_id)
+            .bind(channel)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        self.bump_epoch().await
+    }
+
+    /// Moves the change epoch, so every replica reloads its directory.
+    pub(super) async fn bump_epoch(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE change_epoch SET n = n + 1 WHERE id = 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The change epoch (cheap: replicas poll it).
+    pub async fn change_epoch(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT n FROM change_epoch WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
+    /// Everything the `/r/` hop caches for one program.
+    pub async fn directory_rows(&self, program_id: i64) -> Result<DirectoryRows, StoreError> {
+        let epoch = self.change_epoch().await?;
+        let affiliates =
+            sqlx::query("SELECT id, code, status FROM affiliates WHERE program_id = $1")
+                .bind(program_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("id")?,
+                        r.try_get("code")?,
+                        r.try_get::<String, _>("status")? == "active",
+                    ))
+                })
+                .collect::<Result<_, sqlx::Error>>()?;
+        let kills =
+            sqlx::query("SELECT affiliate_id, channel FROM kill_switches WHERE program_id = $1")
+                .bind(program_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("affiliate_id")?, r.try_get("channel")?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+        Ok(DirectoryRows {
+            epoch,
+            affiliates,
+            kills,
+        })
+    }
+
+    /// Whether a channel is off for this affiliate (or its whole program).
+    pub async fn channel_killed(
+        &self,
+        program_id: i64,
+        affiliate_id: i64,
+        channel: &str,
+    ) -> Result<bool, StoreError> {
+        super::money::channel_killed(&self.pool, program_id, affiliate_id, channel).await
+    }
+}

@@ -1,0 +1,350 @@
+//! Affiliates (partners, influencers, customers) and the NFC cards bound to them.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, now_ms};
+
+/// An affiliate (business partner, influencer or customer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Affiliate {
+    /// Id.
+    pub id: i64,
+    /// Program.
+    pub program_id: i64,
+    /// Name.
+    pub name: String,
+    /// `business`, `influencer` or `customer`.
+    pub kind: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// Referral code.
+    pub code: String,
+    /// Commission tier override, if any.
+    pub tier: Option<String>,
+    /// Contact (email or phone).
+    pub contact: Option<String>,
+    /// Created, Unix ms.
+    pub created_at: i64,
+}
+
+/// Changes to an affiliate: `None` leaves a field, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct AffiliateUpdate {
+    /// Commission tier override.
+    pub tier: Option<Option<String>>,
+    /// Contact.
+    pub contact: Option<Option<String>>,
+    /// Its customer id in the booking system (self-referral check).
+    pub customer_id: Option<Option<String>>,
+    /// SHA-256 hex of its normalised email.
+    pub email_sha256: Option<Option<String>>,
+    /// SHA-256 hex of its normalised phone.
+    pub phone_sha256: Option<Option<String>>,
+}
+
+/// A physical NFC card bound to an affiliate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Card {
+    /// Id.
+    pub id: i64,
+    /// UID, upper-case hex.
+    pub uid: String,
+    /// Affiliate.
+    pub affiliate_id: i64,
+    /// `active`, `lost` or `retired`.
+    pub status: String,
+    /// Registered, Unix ms.
+    pub provisioned_at: i64,
+    /// Unbound (lost/retired), Unix ms.
+    pub ended_at: Option<i64>,
+    /// Highest tap counter seen.
+    pub last_counter: Option<i64>,
+}
+
+fn affiliate(r: &AnyRow) -> Result<Affiliate, sqlx::Error> {
+    Ok(Affiliate {
+        id: r.try_get("id")?,
+        program_id: r.try_get("program_id")?,
+        name: r.try_get("name")?,
+        kind: r.try_get("kind")?,
+        status: r.try_get("status")?,
+        code: r.try_get("code")?,
+        tier: r.try_get("tier")?,
+        contact: r.try_get("contact")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn card(r: &AnyRow) -> Result<Card, sqlx::Error> {
+    Ok(Card {
+        id: r.try_get("id")?,
+        uid: r.try_get("uid")?,
+        affiliate_id: r.try_get("affiliate_id")?,
+        status: r.try_get("status")?,
+        provisioned_at: r.try_get("provisioned_at")?,
+        ended_at: r.try_get("ended_at")?,
+        last_counter: r.try_get("last_counter")?,
+    })
+}
+
+const AFFILIATE_COLS: &str = "id, program_id, name, kind, status, code, tier, contact, created_at";
+
+const CARD_COLS: &str = "id, uid, affiliate_id, status, provisioned_at, ended_at, last_counter";
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    // getrandom only fails when the OS has no entropy source at all.
+    let _ = getrandom::fill(&mut b);
+    u32::from_le_bytes(b)
+}
+
+impl Store {
+    /// Creates an affiliate with a fresh, unique referral code derived from its name.
+    pub async fn create_affiliate(
+        &self,
+        program_id: i64,
+        name: &str,
+        kind: &str,
+        contact: Option<&str>,
+    ) -> Result<Affiliate, StoreError> {
+        for _ in 0..16 {
+            let code = tapkit_core::code::ReferralCode::generate(name, random_u32());
+            let r = sqlx::query(&format!(
+                "INSERT INTO affiliates (program_id, name, kind, status, code, contact, created_at) \
+                 VALUES ($1, $2, $3, 'active', $4, $5, $6) RETURNING {AFFILIATE_COLS}"
+            ))
+            .bind(program_id)
+            .bind(name)
+            .bind(kind)
+            .bind(code.as_str())
+            .bind(contact)
+            .bind(now_ms())
+            .fetch_one(&self.pool)
+            .await;
+            match r {
+                Ok(row) => {
+                    self.bump_epoch().await?;
+                    return Ok(affiliate(&row)?);
+                }
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::CodeSpace)
+    }
+
+    /// One affiliate.
+    pub async fn affiliate(&self, id: i64) -> Result<Affiliate, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {AFFILIATE_COLS} FROM affiliates WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("affiliate"))?;
+        Ok(affiliate(&row)?)
+    }
+
+    /// The affiliate with a (canonical) code.
+    pub async fn affiliate_by_code(&self, code: &str) -> Result<Option<Affiliate>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {AFFILIATE_COLS} FROM affiliates WHERE code = $1"
+        ))
+        .bind(code)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(affiliate).transpose()?)
+    }
+
+    /// Affiliates, oldest first; `needs_card` keeps active business partners without an
+    /// active card (what the provisioner asks for).
+    pub async fn affiliates(&self, needs_card: bool) -> Result<Vec<Affiliate>, StoreError> {
+        let filter = if needs_card {
+            " WHERE status = 'active' AND kind = 'business' AND NOT EXISTS \
+              (SELECT 1 FROM cards c WHERE c.affiliate_id = affiliates.id AND c.status = 'active')"
+        } else {
+            ""
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {AFFILIATE_COLS} FROM affiliates{filter} ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(affiliate).collect::<Result<_, _>>()?)
+    }
+
+    /// Updates an affiliate's tier override, contact and customer identity.
+    pub async fn update_affiliate(
+        &self,
+        id: i64,
+        u: &AffiliateUpdate,
+    ) -> Result<Affiliate, StoreError> {
+        let mut sets = Vec::new();
+        let mut values: Vec<Option<String>> = Vec::new();
+        for (col, v) in [
+            ("tier", &u.tier),
+            ("contact", &u.contact),
+            ("customer_id", &u.customer_id),
+            ("email_sha256", &u.email_sha256),
+            ("phone_sha256", &u.phone_sha256),
+        ] {
+            if let Some(v) = v {
+                values.push(v.clone());
+                sets.push(format!("{col} = ${}", values.len() + 1));
+            }
+        }
+        if sets.is_empty() {
+            return self.affiliate(id).await;
+        }
+        let sql = format!(
+            "UPDATE affiliates SET {} WHERE id = $1 RETURNING {AFFILIATE_COLS}",
+            sets.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(id);
+        for v in values {
+            q = q.bind(v);
+        }
+        let row = q
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("affiliate"))?;
+        Ok(affiliate(&row)?)
+    }
+
+    /// Sets `active` / `suspended`.
+    pub async fn set_affiliate_status(
+        &self,
+        id: i64,
+        status: &str,
+    ) -> Result<Affiliate, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE affiliates SET status = $2 WHERE id = $1 RETURNING {AFFILIATE_COLS}"
+        ))
+        .bind(id)
+        .bind(status)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("affiliate"))?;
+        self.bump_epoch().await?;
+        Ok(affiliate(&row)?)
+    }
+
+    /// Binds a card UID to an affiliate. Registering the same binding again returns it;
+    /// a UID bound to someone else is refused until that card is retired.
+    pub async fn register_card(
+        &self,
+        affiliate_id: i64,
+        uid: &str,
+    ) -> Result<(Card, bool), StoreError> {
+        self.affiliate(affiliate_id).await?;
+        if let Some(c) = self.active_card(uid).await? {
+            if c.affiliate_id == affiliate_id {
+                return Ok((c, false));
+            }
+            return Err(StoreError::CardBound {
+                uid: uid.to_owned(),
+                affiliate_id: c.affiliate_id,
+                card_id: c.id,
+            });
+        }
+        let r = sqlx::query(&format!(
+            "INSERT INTO cards (uid, affiliate_id, status, provisioned_at) VALUES ($1, $2, 'active', $3) RETURNING {CARD_COLS}"
+        ))
+        .bind(uid)
+        .bind(affiliate_id)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await;
+        match r {
+            Ok(row) => Ok((card(&row)?, true)),
+            // Two registrations raced; the partial unique index decided.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                let c = self
+                    .active_card(uid)
+                    .await?
+                    .ok_or(StoreError::NotFound("card"))?;
+                if c.affiliate_id == affiliate_id {
+                    Ok((c, false))
+                } else {
+                    Err(StoreError::CardBound {
+                        uid: uid.to_owned(),
+                        affiliate_id: c.affiliate_id,
+                        card_id: c.id,
+                    })
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The active binding of a UID.
+    pub async fn active_card(&self, uid: &str) -> Result<Option<Card>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CARD_COLS} FROM cards WHERE uid = $1 AND status = 'active'"
+        ))
+        .bind(uid)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(card).transpose()?)
+    }
+
+    /// The latest binding of a UID, active or not (to tell a revoked card apart).
+    pub async fn latest_card(&self, uid: &str) -> Result<Option<Card>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CARD_COLS} FROM cards WHERE uid = $1 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(uid)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(card).transpose()?)
+    }
+
+    /// Marks a card `lost` or `retired` (its history stays; the UID may be bound anew).
+    pub async fn end_card(&self, card_id: i64, status: &str) -> Result<Card, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE cards SET status = $2, ended_at = $3 WHERE id = $1 AND status = 'active' RETURNING {CARD_COLS}"
+        ))
+        .bind(card_id)
+        .bind(status)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(card(&r)?),
+            None => Err(StoreError::NotFound("active card")),
+        }
+    }
+
+    /// Cards, optionally of one affiliate.
+    pub async fn cards(&self, affiliate_id: Option<i64>) -> Result<Vec<Card>, StoreError> {
+        let rows = match affiliate_id {
+            Some(a) => {
+                sqlx::query(&format!(
+                    "SELECT {CARD_COLS} FROM cards WHERE affiliate_id = $1 ORDER BY id"
+                ))
+                .bind(a)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("SELECT {CARD_COLS} FROM cards ORDER BY id"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows.iter().map(card).collect::<Result<_, _>>()?)
+    }
+
+    /// Raises a card's last seen counter if `counter` is higher; `false` means the
+    /// counter did not increase (a replayed or copied URL).
+    pub async fn advance_counter(&self, card_id: i64, counter: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE cards SET last_counter = $2 WHERE id = $1 AND (last_counter IS NULL OR last_counter < $2)")
+            .bind(card_id)
+            .bind(counter)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
