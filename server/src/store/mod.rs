@@ -16,6 +16,7 @@ pub mod kiosks;
 pub mod ledger;
 pub mod money;
 pub mod partners;
+pub mod reviews;
 pub mod tokens;
 pub mod vocab;
 pub mod web;

@@ -18,10 +18,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::vocab::{
-    BookingAttribution, CommissionStatus, ConversionOutcome, HoldReason, UnattributedReason,
-    Verdict,
-};
+use super::vocab::{BookingAttribution, CommissionStatus, ConversionOutcome, UnattributedReason};
 use crate::store::{Backend, Store, StoreError};
 
 /// A booking as stamped by its first event.
@@ -216,27 +213,6 @@ pub struct NewEvent<'a> {
     pub reason: Option<&'a str>,
 }
 
-/// A review of a held booking.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Review {
-    /// Id.
-    pub id: i64,
-    /// Booking row.
-    pub booking_ref: i64,
-    /// The booking system's id.
-    pub booking_id: String,
-    /// Affiliate.
-    pub affiliate_id: Option<i64>,
-    /// Why it was held.
-    pub reason: HoldReason,
-    /// Held, Unix ms.
-    pub created_at: i64,
-    /// The verdict, once decided.
-    pub decision: Option<Verdict>,
-    /// Decided, Unix ms.
-    pub decided_at: Option<i64>,
-}
-
 /// A money transaction (see the module docs).
 pub struct MoneyTx {
     pub(super) tx: Transaction<'static, Any>,
@@ -351,43 +327,6 @@ impl Store {
         .await?;
         rows.iter().map(commission).collect()
     }
-
-    /// Reviews, oldest first; `open` keeps the undecided ones.
-    pub async fn reviews(&self, program_id: i64, open: bool) -> Result<Vec<Review>, StoreError> {
-        let filter = if open { " AND d.review_id IS NULL" } else { "" };
-        let rows = sqlx::query(&format!(
-            "SELECT r.id, r.booking_ref, b.booking_id, b.affiliate_id, r.reason, r.created_at, d.decision, d.decided_at \
-             FROM reviews r JOIN bookings b ON b.id = r.booking_ref \
-             LEFT JOIN review_decisions d ON d.review_id = r.id \
-             WHERE r.program_id = $1{filter} ORDER BY r.id"
-        ))
-        .bind(program_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Review {
-                    id: r.try_get("id")?,
-                    booking_ref: r.try_get("booking_ref")?,
-                    booking_id: r.try_get("booking_id")?,
-                    affiliate_id: r.try_get("affiliate_id")?,
-                    reason: word(r, "reason")?,
-                    created_at: r.try_get("created_at")?,
-                    decision: word_opt(r, "decision")?,
-                    decided_at: r.try_get("decided_at")?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()
-    }
-}
-
-/// A review as deciding it needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReviewState {
-    /// The booking row reviewed.
-    pub booking_ref: i64,
-    /// Its verdict, if decided.
-    pub decision: Option<Verdict>,
 }
 
 impl MoneyTx {
@@ -601,198 +540,6 @@ impl MoneyTx {
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(row.try_get("id")?)
-    }
-
-    /// Distinct bookings the affiliate earned on in a month (its volume for the tiers).
-    pub async fn referrals_in_month(
-        &mut self,
-        affiliate_id: i64,
-        month: &str,
-    ) -> Result<u32, StoreError> {
-        let n: i64 = sqlx::query(
-            "SELECT COUNT(DISTINCT booking_ref) AS n FROM commissions WHERE affiliate_id = $1 AND month = $2 AND status = 'earned'",
-        )
-        .bind(affiliate_id)
-        .bind(month)
-        .fetch_one(&mut *self.tx)
-        .await?
-        .try_get("n")?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
-    }
-
-    /// Whether this customer already converted (earned, pending or held) through another
-    /// booking of the program that took one of `kinds` (a first purchase is not undone by
-    /// the customer's earlier sign-up lead).
-    pub async fn customer_converted_before(
-        &mut self,
-        customer_id: &str,
-        booking_ref: i64,
-        kinds: &[&str],
-    ) -> Result<bool, StoreError> {
-        let list = (0..kinds.len())
-            .map(|i| format!("${}", i + 4))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT 1 AS one FROM commissions c JOIN bookings b ON b.id = c.booking_ref \
-             WHERE b.program_id = $1 AND b.customer_id = $2 AND b.id <> $3 AND c.status IN ('pending', 'held', 'earned') \
-             AND EXISTS (SELECT 1 FROM conversion_events e WHERE e.booking_ref = b.id AND e.kind IN ({list})) LIMIT 1"
-        );
-        let mut q = sqlx::query(&sql)
-            .bind(self.program_id)
-            .bind(customer_id)
-            .bind(booking_ref);
-        for k in kinds {
-            q = q.bind(*k);
-        }
-        Ok(q.fetch_optional(&mut *self.tx).await?.is_some())
-    }
-
-    /// The next number of a program's sequence (e.g. first commission decisions, for the
-    /// every-Nth review sample): one row update instead of counting history.
-    pub async fn next_in_sequence(&mut self, name: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query(
-            "INSERT INTO money_counters (program_id, name, n) VALUES ($1, $2, 1) \
-             ON CONFLICT (program_id, name) DO UPDATE SET n = money_counters.n + 1 RETURNING n",
-        )
-        .bind(self.program_id)
-        .bind(name)
-        .fetch_one(&mut *self.tx)
-        .await?
-        .try_get("n")?)
-    }
-
-    /// The last number a program's sequence gave out (0 before the first), without
-    /// taking one: the money lock makes "read, decide, then take" exact.
-    pub async fn sequence_value(&mut self, name: &str) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT n FROM money_counters WHERE program_id = $1 AND name = $2")
-            .bind(self.program_id)
-            .bind(name)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        Ok(row.map(|r| r.try_get("n")).transpose()?.unwrap_or(0))
-    }
-
-    /// Attributed bookings stamped since `since` whose click came from this hashed IP.
-    pub async fn bookings_from_ip(&mut self, ip_hash: &str, since: i64) -> Result<i64, StoreError> {
-        Ok(sqlx::query(
-            "SELECT COUNT(*) AS n FROM bookings WHERE program_id = $1 AND click_ip_hash = $2 AND stamped_at >= $3 AND attribution = 'attributed'",
-        )
-        .bind(self.program_id)
-        .bind(ip_hash)
-        .bind(since)
-        .fetch_one(&mut *self.tx)
-        .await?
-        .try_get("n")?)
-    }
-
-    /// Attributed events for an affiliate since `since` from customers of an email domain.
-    pub async fn events_from_domain(
-        &mut self,
-        affiliate_id: i64,
-        domain: &str,
-        since: i64,
-    ) -> Result<i64, StoreError> {
-        Ok(sqlx::query(
-            "SELECT COUNT(DISTINCT e.booking_ref) AS n FROM conversion_events e JOIN bookings b ON b.id = e.booking_ref \
-             WHERE b.affiliate_id = $1 AND e.email_domain = $2 AND e.received_at >= $3",
-        )
-        .bind(affiliate_id)
-        .bind(domain)
-        .bind(since)
-        .fetch_one(&mut *self.tx)
-        .await?
-        .try_get("n")?)
-    }
-
-    /// Whether a hashed IP is known as the affiliate's own.
-    pub async fn affiliate_ip_known(
-        &mut self,
-        affiliate_id: i64,
-        ip_hash: &str,
-    ) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
-            "SELECT 1 AS one FROM affiliate_ips WHERE affiliate_id = $1 AND ip_hash = $2",
-        )
-        .bind(affiliate_id)
-        .bind(ip_hash)
-        .fetch_optional(&mut *self.tx)
-        .await?
-        .is_some())
-    }
-
-    /// Remembers a hashed IP as the affiliate's own activity.
-    pub async fn add_affiliate_ip(
-        &mut self,
-        affiliate_id: i64,
-        ip_hash: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO affiliate_ips (affiliate_id, ip_hash, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(affiliate_id)
-        .bind(ip_hash)
-        .bind(now)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
-    /// Queues a booking for review.
-    pub async fn add_review(
-        &mut self,
-        booking_ref: i64,
-        reason: HoldReason,
-        now: i64,
-    ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO reviews (program_id, booking_ref, reason, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(self.program_id)
-        .bind(booking_ref)
-        .bind(reason.as_str())
-        .bind(now)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        Ok(row.try_get("id")?)
-    }
-
-    /// A review: its booking row and verdict, if decided.
-    pub async fn review(&mut self, id: i64) -> Result<ReviewState, StoreError> {
-        let r = sqlx::query(
-            "SELECT r.booking_ref, d.decision FROM reviews r LEFT JOIN review_decisions d ON d.review_id = r.id \
-             WHERE r.id = $1 AND r.program_id = $2",
-        )
-        .bind(id)
-        .bind(self.program_id)
-        .fetch_optional(&mut *self.tx)
-        .await?
-        .ok_or(StoreError::NotFound("review"))?;
-        Ok(ReviewState {
-            booking_ref: r.try_get("booking_ref")?,
-            decision: word_opt(&r, "decision")?,
-        })
-    }
-
-    /// Records a review decision.
-    pub async fn decide(
-        &mut self,
-        review_id: i64,
-        decision: Verdict,
-        note: Option<&str>,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO review_decisions (review_id, decision, note, decided_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(review_id)
-        .bind(decision.as_str())
-        .bind(note)
-        .bind(now)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
     }
 }
 
