@@ -9,6 +9,7 @@
 
 pub mod attribution;
 pub mod conversions;
+pub mod payout_report;
 pub mod payouts;
 pub mod policy;
 pub mod posting;

@@ -97,17 +97,18 @@ pub fn decide(
     d
 }
 
-/// What a verdict did.
+/// What a verdict did. The fields are in the order the answer has always had them
+/// (it was built with `json!`, which sorts keys).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decided {
-    /// The review.
-    pub review_id: i64,
-    /// The verdict.
-    pub decision: Verdict,
     /// The booking system's id of the booking.
     pub booking_id: String,
+    /// The verdict.
+    pub decision: Verdict,
     /// What happened to its commission.
     pub outcome: ConversionOutcome,
+    /// The review.
+    pub review_id: i64,
 }
 
 /// Decides a review (the console and the API).
@@ -146,10 +147,10 @@ pub async fn verdict(
     posting::apply(&mut tx, &b, &d, None, now, now).await?;
     tx.commit().await?;
     Ok(Decided {
-        review_id,
-        decision: verdict,
         booking_id: b.booking_id,
+        decision: verdict,
         outcome: d.outcome,
+        review_id,
     })
 }
 
@@ -211,4 +212,43 @@ pub async fn list_route(
         }
     };
     Ok(Json(s.store.reviews(s.program.id, open).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_answer_keeps_its_bytes() {
+        let d = Decided {
+            booking_id: "b-1".into(),
+            decision: Verdict::Approved,
+            outcome: ConversionOutcome::Earned,
+            review_id: 7,
+        };
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"booking_id":"b-1","decision":"approved","outcome":"earned","review_id":7}"#
+        );
+    }
+
+    #[test]
+    fn routes_name_a_review_and_a_verdict() {
+        assert_eq!(
+            parse_route("12", "approve").unwrap(),
+            (12, Verdict::Approved)
+        );
+        assert_eq!(
+            parse_route("12", "reject").unwrap(),
+            (12, Verdict::Rejected)
+        );
+        assert!(matches!(
+            parse_route("12", "maybe"),
+            Err(ApiError::NotFound(_))
+        ));
+        assert_eq!(
+            parse_route("x", "approve").unwrap_err().message(),
+            "review id \"x\" is not a number"
+        );
+    }
 }
