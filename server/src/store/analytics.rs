@@ -1,6 +1,7 @@
 //! Traffic per day and affiliate, and per day and card binding.
 
 use serde::Serialize;
+use sqlx::FromRow;
 use sqlx::Row;
 
 use super::{Store, StoreError};
@@ -29,7 +30,7 @@ pub struct AffiliateDay {
 
 /// One day of one card binding's taps (a card re-bound to another affiliate is another
 /// binding: its history splits at the re-binding, nothing is rewritten).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct CardDay {
     /// Day number (UTC).
     pub day: i64,
@@ -109,17 +110,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| {
-                Ok(CardDay {
-                    day: r.try_get("day")?,
-                    card_id: r.try_get("card_id")?,
-                    uid: r.try_get("uid")?,
-                    affiliate_id: r.try_get("affiliate_id")?,
-                    visitors: r.try_get("visitors")?,
-                    taps: r.try_get("taps")?,
-                    flagged: r.try_get("flagged")?,
-                })
-            })
+            .map(CardDay::from_row)
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok((days, cards))
     }

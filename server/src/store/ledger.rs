@@ -3,6 +3,7 @@
 //! Writes happen inside a [`MoneyTx`] (see [`super::money`]).
 
 use serde::Serialize;
+use sqlx::FromRow;
 use sqlx::Row;
 
 use super::money::{COMMISSION_COLS, CommissionLine, MoneyTx, commission, word};
@@ -40,7 +41,7 @@ pub struct NewTransaction<'a> {
 }
 
 /// A payout report line (one affiliate, one unit, one closed period).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct PayoutLine {
     /// Id.
     pub id: i64,
@@ -69,6 +70,7 @@ pub struct PayoutLine {
     /// When marked paid.
     pub paid_at: Option<i64>,
     /// Payment reference.
+    #[sqlx(rename = "reference")]
     pub paid_reference: Option<String>,
 }
 
@@ -99,28 +101,32 @@ pub struct LedgerTransaction {
 }
 
 /// A partner's balance in one unit over a period (see [`MoneyTx::period_balances`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PeriodBalance {
     /// Affiliate.
     pub affiliate_id: i64,
     /// Unit.
     pub unit: String,
     /// Owed before the period.
+    #[sqlx(rename = "opening")]
     pub opening_minor: i64,
     /// Accrued in it.
+    #[sqlx(rename = "earned")]
     pub earned_minor: i64,
     /// Reversed in it (positive).
+    #[sqlx(rename = "reversed")]
     pub reversed_minor: i64,
 }
 
 /// Earned commissions still inside their holding period (see [`MoneyTx::held_back`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HeldBack {
     /// Affiliate.
     pub affiliate_id: i64,
     /// Unit.
     pub unit: String,
     /// Amount held.
+    #[sqlx(rename = "held")]
     pub held_minor: i64,
 }
 
@@ -140,11 +146,12 @@ pub struct PayoutState {
 }
 
 /// An amount in one unit (what is owed to a partner, a line of an answer).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct UnitAmount {
     /// `USD`, `credit:USD` or `voucher:<name>`.
     pub unit: String,
     /// Minor units (vouchers: a count).
+    #[sqlx(rename = "owed")]
     pub amount_minor: i64,
 }
 
@@ -203,24 +210,7 @@ impl Store {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| {
-                Ok(PayoutLine {
-                    id: r.try_get("id")?,
-                    period: r.try_get("period")?,
-                    affiliate_id: r.try_get("affiliate_id")?,
-                    code: r.try_get("code")?,
-                    name: r.try_get("name")?,
-                    unit: r.try_get("unit")?,
-                    opening_minor: r.try_get("opening_minor")?,
-                    earned_minor: r.try_get("earned_minor")?,
-                    reversed_minor: r.try_get("reversed_minor")?,
-                    held_minor: r.try_get("held_minor")?,
-                    payout_minor: r.try_get("payout_minor")?,
-                    carried_minor: r.try_get("carried_minor")?,
-                    paid_at: r.try_get("paid_at")?,
-                    paid_reference: r.try_get("reference")?,
-                })
-            })
+            .map(PayoutLine::from_row)
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
@@ -302,12 +292,7 @@ impl Store {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| {
-                Ok(UnitAmount {
-                    unit: r.try_get("unit")?,
-                    amount_minor: r.try_get("owed")?,
-                })
-            })
+            .map(UnitAmount::from_row)
             .collect::<Result<_, sqlx::Error>>()?)
     }
 }
@@ -421,15 +406,7 @@ impl MoneyTx {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| {
-                Ok(PeriodBalance {
-                    affiliate_id: r.try_get("affiliate_id")?,
-                    unit: r.try_get("unit")?,
-                    opening_minor: r.try_get("opening")?,
-                    earned_minor: r.try_get("earned")?,
-                    reversed_minor: r.try_get("reversed")?,
-                })
-            })
+            .map(PeriodBalance::from_row)
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
@@ -456,13 +433,7 @@ impl MoneyTx {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| {
-                Ok(HeldBack {
-                    affiliate_id: r.try_get("affiliate_id")?,
-                    unit: r.try_get("unit")?,
-                    held_minor: r.try_get("held")?,
-                })
-            })
+            .map(HeldBack::from_row)
             .collect::<Result<_, sqlx::Error>>()?)
     }
 

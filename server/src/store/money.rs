@@ -15,6 +15,7 @@
 //! reads and writes rows.
 
 use serde::Serialize;
+use sqlx::FromRow;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -22,7 +23,7 @@ use super::vocab::{BookingAttribution, CommissionStatus, ConversionOutcome, Unat
 use crate::store::{Backend, Store, StoreError};
 
 /// A booking as stamped by its first event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Booking {
     /// Row id.
     pub id: i64,
@@ -58,34 +59,12 @@ pub(super) fn word<T: std::str::FromStr<Err = super::vocab::UnknownWord>>(
     Ok(r.try_get::<String, _>(col)?.parse()?)
 }
 
-/// A stored word of a vocabulary, or NULL.
-pub(super) fn word_opt<T: std::str::FromStr<Err = super::vocab::UnknownWord>>(
-    r: &AnyRow,
-    col: &str,
-) -> Result<Option<T>, StoreError> {
-    Ok(r.try_get::<Option<String>, _>(col)?
-        .map(|w| w.parse())
-        .transpose()?)
-}
-
 fn booking(r: &AnyRow) -> Result<Booking, StoreError> {
-    Ok(Booking {
-        id: r.try_get("id")?,
-        booking_id: r.try_get("booking_id")?,
-        attribution: word(r, "attribution")?,
-        reason: word_opt(r, "reason")?,
-        click_id: r.try_get("click_id")?,
-        affiliate_id: r.try_get("affiliate_id")?,
-        channel: r.try_get("channel")?,
-        click_at: r.try_get("click_at")?,
-        click_ip_hash: r.try_get("click_ip_hash")?,
-        customer_id: r.try_get("customer_id")?,
-        stamped_at: r.try_get("stamped_at")?,
-    })
+    Ok(Booking::from_row(r)?)
 }
 
 /// A click as the attribution check needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClickRow {
     /// Affiliate.
     pub affiliate_id: Option<i64>,
@@ -100,7 +79,7 @@ pub struct ClickRow {
 }
 
 /// A commission log line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct CommissionLine {
     /// Row id.
     pub id: i64,
@@ -135,22 +114,7 @@ pub struct CommissionLine {
 pub(super) const COMMISSION_COLS: &str = "id, booking_ref, affiliate_id, status, unit, amount_minor, basis_minor, tier, rule, month, payable_at, transaction_id, reason, created_at";
 
 pub(super) fn commission(r: &AnyRow) -> Result<CommissionLine, StoreError> {
-    Ok(CommissionLine {
-        id: r.try_get("id")?,
-        booking_ref: r.try_get("booking_ref")?,
-        affiliate_id: r.try_get("affiliate_id")?,
-        status: word(r, "status")?,
-        unit: r.try_get("unit")?,
-        amount_minor: r.try_get("amount_minor")?,
-        basis_minor: r.try_get("basis_minor")?,
-        tier: r.try_get("tier")?,
-        rule: r.try_get("rule")?,
-        month: r.try_get("month")?,
-        payable_at: r.try_get("payable_at")?,
-        transaction_id: r.try_get("transaction_id")?,
-        reason: r.try_get("reason")?,
-        created_at: r.try_get("created_at")?,
-    })
+    Ok(CommissionLine::from_row(r)?)
 }
 
 /// A new commission line (see [`MoneyTx::add_commission`]).
@@ -250,17 +214,7 @@ pub(super) async fn click<'e>(
             .bind(id)
             .fetch_optional(db)
             .await?;
-    Ok(row
-        .map(|r| {
-            Ok::<_, sqlx::Error>(ClickRow {
-                affiliate_id: r.try_get("affiliate_id")?,
-                at: r.try_get("at")?,
-                outcome: r.try_get("outcome")?,
-                channel: r.try_get("channel")?,
-                ip_hash: r.try_get("ip_hash")?,
-            })
-        })
-        .transpose()?)
+    Ok(row.map(|r| ClickRow::from_row(&r)).transpose()?)
 }
 
 /// Whether a channel is switched off for the program or the affiliate.
@@ -445,14 +399,7 @@ impl MoneyTx {
         .fetch_optional(&mut *self.tx)
         .await?
         .ok_or(StoreError::NotFound("affiliate"))?;
-        Ok(AffiliateMoney {
-            kind: r.try_get("kind")?,
-            status: r.try_get("status")?,
-            tier: r.try_get("tier")?,
-            customer_id: r.try_get("customer_id")?,
-            email_sha256: r.try_get("email_sha256")?,
-            phone_sha256: r.try_get("phone_sha256")?,
-        })
+        Ok(AffiliateMoney::from_row(&r)?)
     }
 
     /// Whether a channel is switched off for the program or the affiliate.
@@ -544,7 +491,7 @@ impl MoneyTx {
 }
 
 /// An affiliate as the money side needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AffiliateMoney {
     /// Kind.
     pub kind: String,

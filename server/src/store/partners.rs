@@ -1,13 +1,14 @@
 //! Affiliates (partners, influencers, customers) and the NFC cards bound to them.
 
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::FromRow;
+
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, now_ms};
 
 /// An affiliate (business partner, influencer or customer).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Affiliate {
     /// Id.
     pub id: i64,
@@ -45,7 +46,7 @@ pub struct AffiliateUpdate {
 }
 
 /// A physical NFC card bound to an affiliate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Card {
     /// Id.
     pub id: i64,
@@ -64,29 +65,11 @@ pub struct Card {
 }
 
 fn affiliate(r: &AnyRow) -> Result<Affiliate, sqlx::Error> {
-    Ok(Affiliate {
-        id: r.try_get("id")?,
-        program_id: r.try_get("program_id")?,
-        name: r.try_get("name")?,
-        kind: r.try_get("kind")?,
-        status: r.try_get("status")?,
-        code: r.try_get("code")?,
-        tier: r.try_get("tier")?,
-        contact: r.try_get("contact")?,
-        created_at: r.try_get("created_at")?,
-    })
+    Affiliate::from_row(r)
 }
 
 fn card(r: &AnyRow) -> Result<Card, sqlx::Error> {
-    Ok(Card {
-        id: r.try_get("id")?,
-        uid: r.try_get("uid")?,
-        affiliate_id: r.try_get("affiliate_id")?,
-        status: r.try_get("status")?,
-        provisioned_at: r.try_get("provisioned_at")?,
-        ended_at: r.try_get("ended_at")?,
-        last_counter: r.try_get("last_counter")?,
-    })
+    Card::from_row(r)
 }
 
 const AFFILIATE_COLS: &str = "id, program_id, name, kind, status, code, tier, contact, created_at";

@@ -3,14 +3,15 @@
 //! the review queue and its verdicts.
 
 use serde::Serialize;
+use sqlx::FromRow;
 use sqlx::Row;
 
-use super::money::{MoneyTx, word, word_opt};
+use super::money::MoneyTx;
 use super::vocab::{HoldReason, Verdict};
 use super::{Store, StoreError};
 
 /// A review of a held booking.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Review {
     /// Id.
     pub id: i64,
@@ -31,7 +32,7 @@ pub struct Review {
 }
 
 /// A review as deciding it needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReviewState {
     /// The booking row reviewed.
     pub booking_ref: i64,
@@ -53,18 +54,7 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok(Review {
-                    id: r.try_get("id")?,
-                    booking_ref: r.try_get("booking_ref")?,
-                    booking_id: r.try_get("booking_id")?,
-                    affiliate_id: r.try_get("affiliate_id")?,
-                    reason: word(r, "reason")?,
-                    created_at: r.try_get("created_at")?,
-                    decision: word_opt(r, "decision")?,
-                    decided_at: r.try_get("decided_at")?,
-                })
-            })
+            .map(|r| Ok(Review::from_row(r)?))
             .collect::<Result<_, StoreError>>()
     }
 }
@@ -211,10 +201,7 @@ impl MoneyTx {
         .fetch_optional(&mut *self.tx)
         .await?
         .ok_or(StoreError::NotFound("review"))?;
-        Ok(ReviewState {
-            booking_ref: r.try_get("booking_ref")?,
-            decision: word_opt(&r, "decision")?,
-        })
+        Ok(ReviewState::from_row(&r)?)
     }
 
     /// Records a review decision.

@@ -2,12 +2,13 @@
 //! sessions, sign-in links, and the reports behind the pages (exports, per-day charts,
 //! a partner's referral history).
 
+use sqlx::FromRow;
 use sqlx::Row;
 
 use crate::store::{Affiliate, Store, StoreError};
 
 /// A session row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRow {
     /// `admin` or `partner`.
     pub subject: String,
@@ -18,7 +19,7 @@ pub struct SessionRow {
 }
 
 /// A sign-in link row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LinkRow {
     /// `admin` or `partner`.
     pub subject: String,
@@ -31,7 +32,7 @@ pub struct LinkRow {
 }
 
 /// One referral as the partner sees it: no customer data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Referral {
     /// When the booking was first reported, Unix ms.
     pub at: i64,
@@ -75,7 +76,7 @@ impl MonthMoney {
 }
 
 /// Flagged or preview traffic of a date range, by reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct FlaggedRow {
     /// `flagged` or `preview`.
     pub outcome: String,
@@ -170,15 +171,7 @@ impl Store {
         .bind(id_hash)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row
-            .map(|r| {
-                Ok::<_, sqlx::Error>(SessionRow {
-                    subject: r.try_get("subject")?,
-                    subject_id: r.try_get("subject_id")?,
-                    expires_at: r.try_get("expires_at")?,
-                })
-            })
-            .transpose()?)
+        Ok(row.map(|r| SessionRow::from_row(&r)).transpose()?)
     }
 
     /// Ends a session.
@@ -220,16 +213,7 @@ impl Store {
         .bind(token_hash)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row
-            .map(|r| {
-                Ok::<_, sqlx::Error>(LinkRow {
-                    subject: r.try_get("subject")?,
-                    subject_id: r.try_get("subject_id")?,
-                    expires_at: r.try_get("expires_at")?,
-                    used_at: r.try_get("used_at")?,
-                })
-            })
-            .transpose()?)
+        Ok(row.map(|r| LinkRow::from_row(&r)).transpose()?)
     }
 
     /// Uses a link up: true for exactly one caller while it is unused and unexpired.
@@ -305,16 +289,7 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok(Referral {
-                    at: r.try_get("at")?,
-                    channel: r.try_get("channel")?,
-                    status: r.try_get("status")?,
-                    unit: r.try_get("unit")?,
-                    amount_minor: r.try_get("amount_minor")?,
-                    month: r.try_get("month")?,
-                })
-            })
+            .map(Referral::from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(rows_err)
     }
@@ -455,13 +430,7 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok(FlaggedRow {
-                    outcome: r.try_get("outcome")?,
-                    reason: r.try_get("reason")?,
-                    n: r.try_get("n")?,
-                })
-            })
+            .map(FlaggedRow::from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(rows_err)
     }
