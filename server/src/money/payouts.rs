@@ -251,16 +251,26 @@ pub async fn csv_route(
     let period = period_param(&raw)?;
     let r = closed_report(&s, &period).await?;
     let body = csv(&r).map_err(|e| ApiError::Internal(format!("CSV: {e}")))?;
-    Ok((
+    Ok(attachment(
+        "text/csv; charset=utf-8",
+        &format!("payouts-{period}.csv"),
+        body,
+    ))
+}
+
+/// A downloaded report file.
+fn attachment(content_type: &str, filename: &str, body: Vec<u8>) -> axum::response::Response {
+    (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_TYPE, content_type.to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"payouts-{period}.csv\""),
+                format!("attachment; filename=\"{filename}\""),
             ),
         ],
         body,
-    ))
+    )
+        .into_response()
 }
 
 /// `GET /api/admin/periods/{period}/payouts.pdf`.
@@ -276,14 +286,9 @@ pub async fn pdf_route(
     let body = tokio::task::spawn_blocking(move || pdf(&r, &name, &lines))
         .await
         .map_err(|e| ApiError::Internal(format!("PDF rendering: {e}")))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/pdf".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"payouts-{period}.pdf\""),
-            ),
-        ],
+    Ok(attachment(
+        "application/pdf",
+        &format!("payouts-{period}.pdf"),
         body,
     ))
 }

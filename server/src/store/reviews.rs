@@ -40,6 +40,24 @@ pub struct ReviewState {
     pub decision: Option<Verdict>,
 }
 
+/// Distinct bookings an affiliate earned on in a month: the count its tier is reached
+/// by, read the same way by the webhook (under the money lock) and by the portal.
+pub(super) async fn earned_referrals<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    affiliate_id: i64,
+    month: &str,
+) -> Result<u32, StoreError> {
+    let n: i64 = sqlx::query(
+        "SELECT COUNT(DISTINCT booking_ref) AS n FROM commissions WHERE affiliate_id = $1 AND month = $2 AND status = 'earned'",
+    )
+    .bind(affiliate_id)
+    .bind(month)
+    .fetch_one(db)
+    .await?
+    .try_get("n")?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 impl Store {
     /// Reviews, oldest first; `open` keeps the undecided ones.
     pub async fn reviews(&self, program_id: i64, open: bool) -> Result<Vec<Review>, StoreError> {
@@ -66,15 +84,7 @@ impl MoneyTx {
         affiliate_id: i64,
         month: &str,
     ) -> Result<u32, StoreError> {
-        let n: i64 = sqlx::query(
-            "SELECT COUNT(DISTINCT booking_ref) AS n FROM commissions WHERE affiliate_id = $1 AND month = $2 AND status = 'earned'",
-        )
-        .bind(affiliate_id)
-        .bind(month)
-        .fetch_one(&mut *self.tx)
-        .await?
-        .try_get("n")?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        earned_referrals(&mut *self.tx, affiliate_id, month).await
     }
 
     /// Whether this customer already converted (earned, pending or held) through another

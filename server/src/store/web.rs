@@ -379,15 +379,7 @@ impl Store {
         affiliate_id: i64,
         month: &str,
     ) -> Result<u32, StoreError> {
-        let n: i64 = sqlx::query(
-            "SELECT COUNT(DISTINCT booking_ref) AS n FROM commissions WHERE affiliate_id = $1 AND month = $2 AND status = 'earned'",
-        )
-        .bind(affiliate_id)
-        .bind(month)
-        .fetch_one(self.pool())
-        .await?
-        .try_get("n")?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        super::reviews::earned_referrals(self.pool(), affiliate_id, month).await
     }
 
     /// Attributed conversions per UTC day (bookings stamped with an affiliate) of
