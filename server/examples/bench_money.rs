@@ -85,6 +85,7 @@ async fn partners(s: &AppState, n: usize, at: i64) -> Vec<(i64, String)> {
             outcome: "attributed",
             reason: None,
             rate_limit: false,
+            check_counter: false,
         });
         out.push((a.id, String::new()));
     }

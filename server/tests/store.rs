@@ -87,6 +87,7 @@ fn click(code: &str, affiliate: i64, ip: &str, at: i64) -> NewClick {
         outcome: "attributed",
         reason: None,
         rate_limit: true,
+        check_counter: false,
     }
 }
 
@@ -204,6 +205,7 @@ async fn suite(s: &Store) {
             outcome: "attributed",
             reason: None,
             rate_limit: false,
+            check_counter: false,
         })
         .await
         .unwrap();
@@ -393,6 +395,149 @@ async fn the_rate_limit_holds_across_replicas_on_postgres() {
         "exactly the limit, over 80 clicks from two replicas"
     );
     assert_eq!(s2.click_count().await.unwrap(), 80);
+    drop((s1, s2));
+    drop_pg(&name).await;
+}
+
+/// An NFC tap of `card` with `counter`, as the tap handler queues it.
+fn tap(card: i64, affiliate: i64, counter: i64, ip: &str) -> NewClick {
+    NewClick {
+        channel: "nfc",
+        card_id: Some(card),
+        counter: Some(counter),
+        check_counter: true,
+        ..click(
+            "IRONGYM-7K2M9Q",
+            affiliate,
+            ip,
+            tapkit_server::store::now_ms(),
+        )
+    }
+}
+
+async fn write(s: &Store, mut batch: Vec<NewClick>) -> Vec<(&'static str, Option<&'static str>)> {
+    let ids: Vec<i64> = s
+        .allocate_click_ids(batch.len() as i64)
+        .await
+        .unwrap()
+        .collect();
+    s.insert_clicks(&mut batch, &ids, 0).await.unwrap();
+    // What was returned is what was stored.
+    for (c, id) in batch.iter().zip(&ids) {
+        assert_eq!(s.click(*id).await.unwrap().unwrap().2, c.outcome);
+    }
+    batch.iter().map(|c| (c.outcome, c.reason)).collect()
+}
+
+/// The counter of a card is checked and advanced in the transaction that stores the
+/// tap: within one batch, across batches, and against a card ended since the tap's
+/// lookup.
+async fn counter_suite(s: &Store) {
+    s.ensure_program(&program()).await.unwrap();
+    let a = s
+        .create_affiliate(1, "Iron Gym", "business", None)
+        .await
+        .unwrap();
+    let (c, _) = s.register_card(a.id, "04A1B2C3D4E5F6").await.unwrap();
+    const OK: (&str, Option<&str>) = ("attributed", None);
+    const REPLAY: (&str, Option<&str>) = ("flagged", Some("replayed_counter"));
+    // One batch: the same counter twice, then a higher one with a gap.
+    assert_eq!(
+        write(
+            s,
+            vec![
+                tap(c.id, a.id, 5, "p1"),
+                tap(c.id, a.id, 5, "p2"),
+                tap(c.id, a.id, 9, "p3")
+            ]
+        )
+        .await,
+        [OK, REPLAY, OK]
+    );
+    // Across batches: the same, and a lower one, are replays.
+    assert_eq!(write(s, vec![tap(c.id, a.id, 9, "p4")]).await, [REPLAY]);
+    assert_eq!(write(s, vec![tap(c.id, a.id, 7, "p5")]).await, [REPLAY]);
+    assert_eq!(write(s, vec![tap(c.id, a.id, 10, "p6")]).await, [OK]);
+    // A replayed tap is never rate-limited in place of the real one, and a click
+    // without a card check is untouched.
+    let mut plain = click(&a.code, a.id, "p7", tapkit_server::store::now_ms());
+    plain.card_id = Some(c.id);
+    plain.counter = Some(1);
+    assert_eq!(write(s, vec![plain]).await, [OK]);
+    // The card is retired between the tap's lookup and its write: not attributed.
+    s.end_card(c.id, "retired").await.unwrap();
+    assert_eq!(
+        write(s, vec![tap(c.id, a.id, 11, "p8")]).await,
+        [("unattributed", Some("card_revoked"))]
+    );
+    // The stored counter is the highest accepted.
+    let card = s.latest_card("04A1B2C3D4E5F6").await.unwrap().unwrap();
+    assert_eq!(card.last_counter, Some(10));
+}
+
+#[tokio::test]
+async fn card_counters_are_decided_with_the_click_on_sqlite() {
+    let (s, dir) = sqlite().await;
+    counter_suite(&s).await;
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn card_counters_are_decided_with_the_click_on_postgres() {
+    let Some((s, name)) = postgres().await else {
+        return;
+    };
+    counter_suite(&s).await;
+    drop(s);
+    drop_pg(&name).await;
+}
+
+/// Two replicas on one PostgreSQL database receive the same tap URL (one counter) many
+/// times at once, in concurrent batches: exactly one is attributed.
+#[tokio::test]
+async fn one_counter_is_attributed_once_across_replicas_on_postgres() {
+    let Some((s1, name)) = postgres().await else {
+        return;
+    };
+    s1.ensure_program(&program()).await.unwrap();
+    let a = s1
+        .create_affiliate(1, "Iron Gym", "business", None)
+        .await
+        .unwrap();
+    let (c1, _) = s1.register_card(a.id, "04A1B2C3D4E5F6").await.unwrap();
+    let (c2, _) = s1.register_card(a.id, "04A1B2C3D4E5F7").await.unwrap();
+    let admin = std::env::var("TAPKIT_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let base = admin.rsplit_once('/').unwrap().0;
+    let s2 = Store::connect(&format!("{base}/{name}")).await.unwrap();
+    let mut tasks = Vec::new();
+    for store in [s1.clone(), s2.clone()] {
+        for t in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                // Both cards in every batch, in both orders: no deadlock either way.
+                let mut batch = vec![tap(c1.id, a.id, 42, "x"), tap(c2.id, a.id, 7, "y")];
+                if t % 2 == 1 {
+                    batch.reverse();
+                }
+                let ids: Vec<i64> = store.allocate_click_ids(2).await.unwrap().collect();
+                store.insert_clicks(&mut batch, &ids, 0).await.unwrap();
+                batch
+                    .iter()
+                    .filter(|c| c.outcome == "attributed")
+                    .map(|c| c.card_id.unwrap())
+                    .collect::<Vec<_>>()
+            }));
+        }
+    }
+    let mut attributed = Vec::new();
+    for t in tasks {
+        attributed.extend(t.await.unwrap());
+    }
+    attributed.sort_unstable();
+    assert_eq!(attributed, [c1.id, c2.id], "one per card over 32 taps");
+    assert_eq!(s2.click_count().await.unwrap(), 32);
     drop((s1, s2));
     drop_pg(&name).await;
 }

@@ -172,6 +172,7 @@ pub(crate) async fn register_card(
 ) -> Result<impl IntoResponse, ApiError> {
     let uid = normalise_uid(&b.uid)?;
     let (card, new) = s.store.register_card(b.affiliate_id, &uid).await?;
+    s.directory.reload().await?;
     Ok((
         if new {
             StatusCode::CREATED
@@ -202,7 +203,9 @@ pub(crate) async fn retire_card(
     State(s): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.store.end_card(id(&raw)?, "retired").await?))
+    let card = s.store.end_card(id(&raw)?, "retired").await?;
+    s.directory.reload().await?;
+    Ok(Json(card))
 }
 
 pub(crate) async fn lose_card(
@@ -210,7 +213,9 @@ pub(crate) async fn lose_card(
     State(s): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.store.end_card(id(&raw)?, "lost").await?))
+    let card = s.store.end_card(id(&raw)?, "lost").await?;
+    s.directory.reload().await?;
+    Ok(Json(card))
 }
 
 #[derive(Deserialize)]

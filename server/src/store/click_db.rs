@@ -18,12 +18,17 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::clicks::{counter_order, counter_refused};
 use crate::store::{NewClick, SqliteSync};
 
 const INSERT: &str = "INSERT INTO clicks (id, at, code, affiliate_id, channel, card_id, counter, user_agent, referer, ip_hash, outcome, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 const COUNT_RECENT: &str = "SELECT COUNT(*) FROM clicks WHERE ip_hash = ?1 AND at >= ?2";
+const CARD_STATUS: &str = "SELECT status FROM cards WHERE id = ?1";
+/// [`super::clicks::ADVANCE_COUNTER`] with SQLite's numbered parameters (rusqlite binds
+/// by position; `$N` would be numbered by order of appearance).
+const ADVANCE_COUNTER: &str = "UPDATE cards SET last_counter = ?2 WHERE id = ?1 AND status = 'active' AND (last_counter IS NULL OR last_counter < ?2)";
 const ALLOCATE: &str =
     "UPDATE id_blocks SET next_id = next_id + ?1 WHERE name = 'clicks' RETURNING next_id";
 
@@ -77,6 +82,21 @@ impl ClickDb {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Card counters first, so a replayed tap is neither attributed nor rate-limited.
+        for i in counter_order(clicks) {
+            let (card, counter) = (clicks[i].card_id, clicks[i].counter);
+            let advanced = tx
+                .prepare_cached(ADVANCE_COUNTER)?
+                .execute(params![card, counter])?
+                == 1;
+            if !advanced {
+                let status: Option<String> = tx
+                    .prepare_cached(CARD_STATUS)?
+                    .query_row([card], |r| r.get(0))
+                    .optional()?;
+                counter_refused(&mut clicks[i], status.as_deref() == Some("active"));
+            }
+        }
         if limit_per_hour > 0 && clicks.iter().any(|c| c.rate_limit) {
             let since = clicks.iter().map(|c| c.at).min().unwrap_or(0) - 3_600_000;
             let mut count = tx.prepare_cached(COUNT_RECENT)?;

@@ -13,6 +13,21 @@ pub struct DirectoryRows {
     pub affiliates: Vec<(i64, String, bool)>,
     /// (affiliate or None for the whole program, channel).
     pub kills: Vec<(Option<i64>, String)>,
+    /// The program's cards, oldest binding first.
+    pub cards: Vec<DirectoryCard>,
+}
+
+/// A card binding as the `/r/` hop caches it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DirectoryCard {
+    /// The binding (cards row).
+    pub id: i64,
+    /// UID, upper-case hex.
+    pub uid: String,
+    /// Its affiliate.
+    pub affiliate_id: i64,
+    /// `active`, `lost` or `retired`.
+    pub status: String,
 }
 
 impl Store {
@@ -74,10 +89,18 @@ impl Store {
                 .iter()
                 .map(|r| Ok((r.try_get("affiliate_id")?, r.try_get("channel")?)))
                 .collect::<Result<_, sqlx::Error>>()?;
+        let cards = sqlx::query_as::<_, DirectoryCard>(
+            "SELECT c.id, c.uid, c.affiliate_id, c.status FROM cards c \
+             JOIN affiliates a ON a.id = c.affiliate_id WHERE a.program_id = $1 ORDER BY c.id",
+        )
+        .bind(program_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(DirectoryRows {
             epoch,
             affiliates,
             kills,
+            cards,
         })
     }
 

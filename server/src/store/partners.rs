@@ -241,7 +241,11 @@ impl Store {
         .fetch_one(&self.pool)
         .await;
         match r {
-            Ok(row) => Ok((card(&row)?, true)),
+            Ok(row) => {
+                // Every replica's directory learns the new binding.
+                self.bump_epoch().await?;
+                Ok((card(&row)?, true))
+            }
             // Two registrations raced; the partial unique index decided.
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 let c = self
@@ -295,7 +299,11 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         match row {
-            Some(r) => Ok(card(&r)?),
+            Some(r) => {
+                // Every replica's directory stops attributing the card.
+                self.bump_epoch().await?;
+                Ok(card(&r)?)
+            }
             None => Err(StoreError::NotFound("active card")),
         }
     }

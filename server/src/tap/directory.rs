@@ -23,10 +23,23 @@ pub struct Listed {
     pub active: bool,
 }
 
+/// A card as the tap needs it: its latest binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedCard {
+    /// The binding (cards row).
+    pub id: i64,
+    /// The affiliate it is bound to.
+    pub affiliate_id: i64,
+    /// Still bound (not lost or retired).
+    pub active: bool,
+}
+
 #[derive(Debug, Default)]
 struct Snapshot {
     epoch: i64,
     by_code: HashMap<String, Listed>,
+    /// Card UID (upper-case hex) → its latest binding.
+    cards: HashMap<String, ListedCard>,
     /// Channels off for the whole program.
     killed_all: HashSet<String>,
     /// Channels off per affiliate (looked up by `&str`: no allocation per tap).
@@ -73,6 +86,12 @@ impl Directory {
     }
 
     /// Whether `channel` is off for this affiliate or its whole program.
+    /// A card's latest binding, by UID (upper-case hex).
+    pub fn card(&self, uid: &str) -> Option<ListedCard> {
+        self.current().cards.get(uid).copied()
+    }
+
+    /// Whether a channel is off for the affiliate or the whole program.
     pub fn killed(&self, affiliate_id: i64, channel: &str) -> bool {
         let s = self.current();
         s.killed_all.contains(channel)
@@ -90,6 +109,17 @@ impl Directory {
         };
         for (id, code, active) in rows.affiliates {
             snap.by_code.insert(code, Listed { id, active });
+        }
+        // Ordered by id: a UID's later binding replaces its earlier ones.
+        for c in rows.cards {
+            snap.cards.insert(
+                c.uid,
+                ListedCard {
+                    id: c.id,
+                    affiliate_id: c.affiliate_id,
+                    active: c.status == "active",
+                },
+            );
         }
         for (aff, channel) in rows.kills {
             match aff {

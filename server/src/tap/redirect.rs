@@ -14,7 +14,7 @@ use tapkit_core::ntag::parse_mirror_text;
 use crate::AppState;
 use crate::api::ApiError;
 use crate::store::{NewClick, now_ms};
-use crate::tap::directory::Listed;
+use crate::tap::directory::{Listed, ListedCard};
 
 /// The HttpOnly attribution cookie.
 pub const COOKIE: &str = "tapkit_ref";
@@ -199,6 +199,7 @@ pub async fn tap(
         outcome: "unattributed",
         reason: None,
         rate_limit: false,
+        check_counter: false,
     };
     let redirect = |cookies: [Option<HeaderValue>; 2]| {
         let mut r = StatusCode::FOUND.into_response();
@@ -305,18 +306,27 @@ async fn nfc_check(
     };
     let uid_hex = tapkit_core::hex::encode(&uid);
     click.counter = Some(i64::from(counter));
-    let Some(card) = s.store.latest_card(&uid_hex).await? else {
+    // The directory first; the database for a card registered elsewhere just now.
+    let card = match s.directory.card(&uid_hex) {
+        Some(c) => Some(c),
+        None => s.store.latest_card(&uid_hex).await?.map(|c| ListedCard {
+            id: c.id,
+            affiliate_id: c.affiliate_id,
+            active: c.status == "active",
+        }),
+    };
+    let Some(card) = card else {
         return Ok(Some("card_not_registered"));
     };
     click.card_id = Some(card.id);
     if card.affiliate_id != affiliate_id {
         return Ok(Some("card_of_another_affiliate"));
     }
-    if card.status != "active" {
+    if !card.active {
         return Ok(Some("card_revoked"));
     }
-    if !s.store.advance_counter(card.id, i64::from(counter)).await? {
-        return Ok(Some("replayed_counter"));
-    }
+    // The counter is checked and advanced by the click writer, in the transaction that
+    // stores this click (exact across batches and replicas).
+    click.check_counter = true;
     Ok(None)
 }

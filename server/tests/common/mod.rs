@@ -274,6 +274,7 @@ impl Server {
                 outcome: "attributed",
                 reason: None,
                 rate_limit: false,
+                check_counter: false,
             })
             .await
             .unwrap();
