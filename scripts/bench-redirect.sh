@@ -6,6 +6,15 @@
 #   2. tapkit-server on SQLite, synchronous=FULL (the default: clicks survive power loss),
 #   3. tapkit-server on SQLite, synchronous=NORMAL (clicks survive a server crash),
 #   4. tapkit-server on PostgreSQL (127.0.0.1:5432, a fresh database).
+# On SQLite FULL, besides the link tap, two more rows on the same server:
+#   - NFC taps (`?m=UIDxCOUNTER`) of 1,000 registered cards, each with a rising counter,
+#     as phones send them (scripts/bench/nfc.lua), checked afterwards: no NFC click of the
+#     run may be flagged as a replay;
+#   - kiosk QR scans (`?k=<token>`) of an enrolled kiosk, the token made as the kiosk
+#     makes it.
+# Every row reports the server's CPU per request: its utime+stime over the run (from
+# /proc) divided by the requests wrk counted. It does not depend on wrk's share of the
+# cores, so it compares rows better than req/s does.
 # Every Tapkit run has full logging: each click committed before its 302 leaves. After
 # each run the clicks stored are compared with the 302s wrk counted (wrk stops counting
 # at the deadline while up to 64 requests are still in flight, which the server finishes
@@ -29,18 +38,29 @@ trap cleanup EXIT
 export RUST_LOG=warn TAPKIT_RATE_LIMIT_PER_HOUR=0
 results=()
 
-run_wrk() { # name url
-  wrk -t2 -c64 -d"${secs}s" --latency -H "User-Agent: Mozilla/5.0 bench" "$2" > "$work/wrk.txt"
-  local rps p50 p99 sent
+cpu_ticks() { # pid: utime+stime in clock ticks
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+run_wrk() { # name url [lua script] [pid whose CPU to count]
+  local script=() before=0
+  [[ -n ${3:-} ]] && script=(-s "$3")
+  [[ -n ${4:-} ]] && before=$(cpu_ticks "$4")
+  wrk -t2 -c64 -d"${secs}s" --latency "${script[@]}" -H "User-Agent: Mozilla/5.0 bench" "$2" > "$work/wrk.txt"
+  local rps p50 p99 sent cpu=–
   rps=$(awk '/Requests\/sec/{print $2}' "$work/wrk.txt")
   p50=$(awk '$1=="50%"{print $2}' "$work/wrk.txt")
   p99=$(awk '$1=="99%"{print $2}' "$work/wrk.txt")
   sent=$(awk '/requests in/{print $1}' "$work/wrk.txt")
-  echo "$1: $rps req/s, p50 $p50, p99 $p99, $sent 302s" >&2
-  echo "$rps $p50 $p99 $sent"
+  if [[ -n ${4:-} ]]; then
+    cpu=$(awk -v t="$(( $(cpu_ticks "$4") - before ))" -v hz="$(getconf CLK_TCK)" -v n="$sent" \
+      'BEGIN{printf "%.1f", t / hz / n * 1e6}')
+  fi
+  echo "$1: $rps req/s, p50 $p50, p99 $p99, $sent 302s, ${cpu} µs CPU/request" >&2
+  echo "$rps $p50 $p99 $sent $cpu"
 }
 
-tapkit() { # name port database_url sync
+tapkit() { # name port database_url sync [extra rows: nfc+kiosk]
   local dir=$work/$2
   mkdir -p "$dir"
   export TAPKIT_DATA_DIR=$dir TAPKIT_LISTEN=127.0.0.1:$2 TAPKIT_DATABASE_URL=$3 TAPKIT_SQLITE_SYNCHRONOUS=$4
@@ -51,38 +71,86 @@ tapkit() { # name port database_url sync
   code=$(curl -s -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
     -d '{"name":"Bench Gym","kind":"business"}' "http://127.0.0.1:$2/api/admin/affiliates" \
     | sed -n 's/.*"code":"\([^"]*\)".*/\1/p')
-  read -r rps p50 p99 sent < <(run_wrk "$1" "http://127.0.0.1:$2/r/$code")
-  local batches
-  batches=$(curl -s "http://127.0.0.1:$2/metrics" | awk '/^tapkit_click_batch_size_(sum|count) /{print $2}' | paste -sd/)
-  kill "$pid"; wait "$pid" 2>/dev/null || true   # graceful stop: in-flight clicks finish
-  local stored
+  local q
   case $3 in
-    sqlite*) stored=$(sqlite3 "$dir/tapkit.db" 'SELECT COUNT(*) FROM clicks') ;;
-    *) stored=$(psql "$3" -Atc 'SELECT COUNT(*) FROM clicks') ;;
+    sqlite*) q() { sqlite3 "$dir/tapkit.db" "$1"; } ;;
+    *) q() { psql "$3" -Atc "$1"; } ;;
   esac
-  local extra=$((stored - sent))
-  local check=ok; ((extra >= 0 && extra <= 64)) || check=MISMATCH
-  results+=("| $1 | $rps | $p50 | $p99 | $sent | $stored ($check) | $batches |")
+  row() { # name url [lua]: one wrk run, then clicks stored against 302s counted
+    local before_stored rps p50 p99 sent cpu batches stored
+    before_stored=$(q 'SELECT COUNT(*) FROM clicks')
+    read -r rps p50 p99 sent cpu < <(run_wrk "$1" "$2" "${3:-}" "$pid")
+    sleep 0.3   # the in-flight requests wrk stopped counting finish and are stored
+    stored=$(( $(q 'SELECT COUNT(*) FROM clicks') - before_stored ))
+    batches=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^tapkit_click_batch_size_(sum|count) /{print $2}' | paste -sd/)
+    local extra=$((stored - sent))
+    local check=ok; ((extra >= 0 && extra <= 64)) || check=MISMATCH
+    results+=("| $1 | $rps | $p50 | $p99 | $cpu | $sent | $stored ($check) | $batches |")
+  }
+  local port=$2
+  row "$1" "http://127.0.0.1:$2/r/$code"
+  if [[ ${5:-} == nfc+kiosk ]]; then
+    local aff
+    aff=$(q "SELECT id FROM affiliates WHERE code = '$code'")
+    # 1,000 cards of the partner, registered through the API as the provisioner does.
+    for i in $(seq 0 999); do
+      printf '{"affiliate_id":%s,"uid":"04%012X"}\n' "$aff" "$i"
+    done | while read -r body; do
+      curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -d "$body" "http://127.0.0.1:$2/api/admin/cards"
+    done
+    sleep 1.2   # the directory's poll has picked the cards up (the API reloaded it already)
+    sed "s/@CODE@/$code/" scripts/bench/nfc.lua > "$work/nfc.lua"
+    local nfc_before
+    nfc_before=$(q "SELECT COUNT(*) FROM clicks WHERE channel = 'nfc'")
+    row "$1, NFC tap (1,000 cards, rising counters)" "http://127.0.0.1:$2" "$work/nfc.lua"
+    local replays not_attributed
+    replays=$(q "SELECT COUNT(*) FROM clicks WHERE channel = 'nfc' AND reason = 'replayed_counter'")
+    not_attributed=$(q "SELECT COUNT(*) FROM clicks WHERE channel = 'nfc' AND outcome <> 'attributed'")
+    echo "NFC clicks: $(( $(q "SELECT COUNT(*) FROM clicks WHERE channel = 'nfc'") - nfc_before )), flagged as replays: $replays, not attributed: $not_attributed" >&2
+    nfc_note="NFC row: $replays of its clicks flagged as replays, $not_attributed not attributed (both must be 0)."
+    # A kiosk of the partner, enrolled as display-kiosk does; its current QR token.
+    local enroll kiosk
+    enroll=$(curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+      -d "{\"affiliate_id\":$aff}" "http://127.0.0.1:$2/api/admin/kiosks" \
+      | sed -n 's/.*"enrollment_code":"\([^"]*\)".*/\1/p')
+    kiosk=$(curl -sf -H 'Content-Type: application/json' -d "{\"code\":\"$enroll\"}" \
+      "http://127.0.0.1:$2/api/kiosk/enroll")
+    local ktoken
+    ktoken=$(python3 -c 'import hashlib, hmac, json, sys, time
+k = json.loads(sys.argv[1]); step = int(time.time()) // 60
+mac = hmac.new(bytes.fromhex(k["secret"]), f"tapkit kiosk qr v1.{k[\"kiosk_id\"]}.{step}".encode(), hashlib.sha256).digest()[:8]
+print(f"{k[\"kiosk_id\"]}.{step}.{mac.hex()}")' "$kiosk")
+    row "$1, kiosk QR scan" "http://127.0.0.1:$2/r/$code?k=$ktoken"
+    local kiosk_ok
+    kiosk_ok=$(q "SELECT COUNT(*) FROM clicks WHERE channel = 'kiosk' AND outcome = 'attributed'")
+    kiosk_note="kiosk row: $kiosk_ok of its clicks attributed (the token is fresh for the whole run)."
+  fi
+  kill "$pid"; wait "$pid" 2>/dev/null || true   # graceful stop: in-flight clicks finish
 }
+nfc_note=""
+kiosk_note=""
 
 BARE_LISTEN=127.0.0.1:8090 ./target/release/examples/bare_302 & pids+=($!)
 sleep 0.5
-read -r rps p50 p99 sent < <(run_wrk "ceiling: bare Axum 302" "http://127.0.0.1:8090/r/BENCH-00000")
-results+=("| ceiling: bare Axum, the same 302 | $rps | $p50 | $p99 | $sent | – | – |")
+read -r rps p50 p99 sent cpu < <(run_wrk "ceiling: bare Axum 302" "http://127.0.0.1:8090/r/BENCH-00000" "" "${pids[0]}")
+results+=("| ceiling: bare Axum, the same 302 | $rps | $p50 | $p99 | $cpu | $sent | – | – |")
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 BARE_WAIT=1 BARE_LISTEN=127.0.0.1:8094 ./target/release/examples/bare_302 & pids+=($!)
 sleep 0.5
-read -r rps p50 p99 sent < <(run_wrk "bare + waiting for a writer storing nothing" "http://127.0.0.1:8094/r/BENCH-00000")
-results+=("| bare, waiting for a writer thread that stores nothing | $rps | $p50 | $p99 | $sent | – | – |")
+read -r rps p50 p99 sent cpu < <(run_wrk "bare + waiting for a writer storing nothing" "http://127.0.0.1:8094/r/BENCH-00000" "" "${pids[1]}")
+results+=("| bare, waiting for a writer thread that stores nothing | $rps | $p50 | $p99 | $cpu | $sent | – | – |")
 kill "${pids[1]}"; wait "${pids[1]}" 2>/dev/null || true
 
-tapkit "tapkit SQLite, synchronous=FULL (default)" 8091 "sqlite://$work/8091/tapkit.db" full
+tapkit "tapkit SQLite, synchronous=FULL (default)" 8091 "sqlite://$work/8091/tapkit.db" full nfc+kiosk
 tapkit "tapkit SQLite, synchronous=NORMAL" 8092 "sqlite://$work/8092/tapkit.db" normal
 psql "$pg_admin" -qc "CREATE DATABASE $pgdb" >/dev/null
 tapkit "tapkit PostgreSQL 15" 8093 "${pg_admin%/*}/$pgdb" full
 
 echo
 echo "wrk -t2 -c64 -d${secs}s, $(nproc) cores shared by wrk and the server, $(date -u +%F)"
-echo "| server | req/s | p50 | p99 | 302s counted by wrk | clicks stored | clicks/batches |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| server | req/s | p50 | p99 | server CPU per request (µs) | 302s counted by wrk | clicks stored | clicks/batches (cumulative) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${results[@]}"
+[[ -n $nfc_note ]] && echo "$nfc_note"
+[[ -n $kiosk_note ]] && echo "$kiosk_note"

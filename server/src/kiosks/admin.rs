@@ -89,6 +89,7 @@ pub(super) async fn create(
         .store
         .create_kiosk(s.program.id, aff.id, name, &hash, expires, now)
         .await?;
+    s.directory.reload().await?;
     let mut v = admin_view(&s, &k, now);
     v["enrollment_code"] = json!(code);
     v["enrollment_expires_at"] = ms_time(Some(expires));
@@ -215,6 +216,7 @@ pub(super) async fn retire(
 ) -> Result<impl IntoResponse, ApiError> {
     let k = found(&s, &raw).await?;
     s.store.retire_kiosk(k.id).await?;
+    s.directory.reload().await?;
     let k = found(&s, &raw).await?;
     Ok(Json(admin_view(&s, &k, now_ms())))
 }

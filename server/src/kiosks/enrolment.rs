@@ -93,6 +93,7 @@ pub(super) async fn enroll(
             "this enrolment code was just used or replaced; ask the admin for a new code".into(),
         ));
     }
+    s.directory.reload().await?;
     let k = s
         .store
         .kiosk(k.id)

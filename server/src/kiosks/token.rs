@@ -20,6 +20,16 @@ pub async fn check_token(
     let Ok(t) = KioskToken::parse(raw) else {
         return Ok(Some(("bad_kiosk_token", true)));
     };
+    // The directory's copy answers a good token without a database read; any other
+    // answer is decided on the kiosk's row, which a re-enrolment on another replica a
+    // moment ago may have changed.
+    if let Some(k) = s.directory.kiosk(t.kiosk_id)
+        && k.affiliate_id == affiliate_id
+        && k.active
+        && t.authentic(&s.keys.kiosk_secret(t.kiosk_id, k.generation))
+    {
+        return Ok(freshness(s, &t, now_ms));
+    }
     let Some(k) = s.store.kiosk(t.kiosk_id).await? else {
         return Ok(Some(("unknown_kiosk", true)));
     };
@@ -40,12 +50,15 @@ pub async fn check_token(
     if k.status != "active" {
         return Ok(Some(("kiosk_retired", false)));
     }
+    Ok(freshness(s, &t, now_ms))
+}
+
+/// An authentic token of an active kiosk: whether it is of the current time steps.
+fn freshness(s: &AppState, t: &KioskToken, now_ms: i64) -> Option<(&'static str, bool)> {
     let cfg = &s.config.program.kiosk;
-    Ok(
-        match t.freshness(step_at(now_ms, cfg.rotation_secs), cfg.token_window_steps) {
-            Freshness::Fresh => None,
-            Freshness::Stale => Some(("stale_kiosk_token", false)),
-            Freshness::Ahead => Some(("kiosk_clock_ahead", false)),
-        },
-    )
+    match t.freshness(step_at(now_ms, cfg.rotation_secs), cfg.token_window_steps) {
+        Freshness::Fresh => None,
+        Freshness::Stale => Some(("stale_kiosk_token", false)),
+        Freshness::Ahead => Some(("kiosk_clock_ahead", false)),
+    }
 }

@@ -15,6 +15,21 @@ pub struct DirectoryRows {
     pub kills: Vec<(Option<i64>, String)>,
     /// The program's cards, oldest binding first.
     pub cards: Vec<DirectoryCard>,
+    /// The program's kiosks.
+    pub kiosks: Vec<DirectoryKiosk>,
+}
+
+/// A kiosk as the `/r/` hop caches it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DirectoryKiosk {
+    /// Id.
+    pub id: i64,
+    /// Its affiliate.
+    pub affiliate_id: i64,
+    /// `active` or `retired`.
+    pub status: String,
+    /// Its secret's generation.
+    pub generation: i64,
 }
 
 /// A card binding as the `/r/` hop caches it.
@@ -96,11 +111,18 @@ impl Store {
         .bind(program_id)
         .fetch_all(&self.pool)
         .await?;
+        let kiosks = sqlx::query_as::<_, DirectoryKiosk>(
+            "SELECT id, affiliate_id, status, generation FROM kiosks WHERE program_id = $1",
+        )
+        .bind(program_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(DirectoryRows {
             epoch,
             affiliates,
             kills,
             cards,
+            kiosks,
         })
     }
 

@@ -144,6 +144,8 @@ impl Store {
         .bind(now)
         .fetch_one(&self.pool)
         .await?;
+        // Every replica's directory learns the kiosk.
+        self.bump_epoch().await?;
         Ok(kiosk(&row)?)
     }
 
@@ -185,6 +187,7 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        self.bump_epoch().await?;
         Ok(())
     }
 
@@ -206,7 +209,12 @@ impl Store {
         .bind(code_hash)
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let used = done.rows_affected() == 1;
+        if used {
+            // A new secret generation: every replica's directory learns it.
+            self.bump_epoch().await?;
+        }
+        Ok(used)
     }
 
     /// Records a kiosk's heartbeat.

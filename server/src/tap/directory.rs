@@ -34,8 +34,21 @@ pub struct ListedCard {
     pub active: bool,
 }
 
+/// A kiosk as the tap needs it to check its QR tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedKiosk {
+    /// The affiliate whose counter it stands on.
+    pub affiliate_id: i64,
+    /// Not retired.
+    pub active: bool,
+    /// Its secret's generation.
+    pub generation: i64,
+}
+
 #[derive(Debug, Default)]
 struct Snapshot {
+    /// Kiosk id → what its token check needs.
+    kiosks: HashMap<i64, ListedKiosk>,
     epoch: i64,
     by_code: HashMap<String, Listed>,
     /// Card UID (upper-case hex) → its latest binding.
@@ -91,6 +104,11 @@ impl Directory {
         self.current().cards.get(uid).copied()
     }
 
+    /// A kiosk by id.
+    pub fn kiosk(&self, id: i64) -> Option<ListedKiosk> {
+        self.current().kiosks.get(&id).copied()
+    }
+
     /// Whether a channel is off for the affiliate or the whole program.
     pub fn killed(&self, affiliate_id: i64, channel: &str) -> bool {
         let s = self.current();
@@ -118,6 +136,16 @@ impl Directory {
                     id: c.id,
                     affiliate_id: c.affiliate_id,
                     active: c.status == "active",
+                },
+            );
+        }
+        for k in rows.kiosks {
+            snap.kiosks.insert(
+                k.id,
+                ListedKiosk {
+                    affiliate_id: k.affiliate_id,
+                    active: k.status == "active",
+                    generation: k.generation,
                 },
             );
         }
