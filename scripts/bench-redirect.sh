@@ -71,10 +71,10 @@ tapkit() { # name port database_url sync [extra rows: nfc+kiosk]
   code=$(curl -s -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
     -d '{"name":"Bench Gym","kind":"business"}' "http://127.0.0.1:$2/api/admin/affiliates" \
     | sed -n 's/.*"code":"\([^"]*\)".*/\1/p')
-  local q
+  local db_url=$3   # q reads it (bash's locals are seen by the functions called here)
   case $3 in
     sqlite*) q() { sqlite3 "$dir/tapkit.db" "$1"; } ;;
-    *) q() { psql "$3" -Atc "$1"; } ;;
+    *) q() { psql "$db_url" -Atc "$1"; } ;;
   esac
   row() { # name url [lua]: one wrk run, then clicks stored against 302s counted
     local before_stored rps p50 p99 sent cpu batches stored
@@ -118,9 +118,9 @@ tapkit() { # name port database_url sync [extra rows: nfc+kiosk]
       "http://127.0.0.1:$2/api/kiosk/enroll")
     local ktoken
     ktoken=$(python3 -c 'import hashlib, hmac, json, sys, time
-k = json.loads(sys.argv[1]); step = int(time.time()) // 60
-mac = hmac.new(bytes.fromhex(k["secret"]), f"tapkit kiosk qr v1.{k[\"kiosk_id\"]}.{step}".encode(), hashlib.sha256).digest()[:8]
-print(f"{k[\"kiosk_id\"]}.{step}.{mac.hex()}")' "$kiosk")
+k = json.loads(sys.argv[1]); kid = k["kiosk_id"]; step = int(time.time()) // 60
+mac = hmac.new(bytes.fromhex(k["secret"]), f"tapkit kiosk qr v1.{kid}.{step}".encode(), hashlib.sha256).digest()[:8]
+print(f"{kid}.{step}.{mac.hex()}")' "$kiosk")
     row "$1, kiosk QR scan" "http://127.0.0.1:$2/r/$code?k=$ktoken"
     local kiosk_ok
     kiosk_ok=$(q "SELECT COUNT(*) FROM clicks WHERE channel = 'kiosk' AND outcome = 'attributed'")
