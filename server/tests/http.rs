@@ -1047,3 +1047,59 @@ async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned() {
          2026-03,3,C3,\"Wash, \"\"Shine\"\"\",voucher:free-wash,100,-73,25,0,2,0,2 x free-wash\n"
     );
 }
+
+/// A card re-bound on another replica while taps keep coming in on this one, before
+/// this replica's directory has heard of it: no tap after the change is attributed to
+/// the old partner (the click writer checks the binding with the counter), and once the
+/// directory has reloaded the card counts for its new partner.
+#[tokio::test]
+async fn a_card_rebound_on_another_replica_earns_nothing_for_the_old_partner() {
+    let s = server(0, false).await;
+    let (a, code_a) = s.affiliate("Iron Gym").await;
+    let (b, code_b) = s.affiliate("Glow Spa").await;
+    let (st, card) = s
+        .admin(
+            Method::POST,
+            "/api/admin/cards",
+            &format!(r#"{{"affiliate_id":{a},"uid":"04A1B2C3D4E5F6"}}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{card}");
+    let tap = |code: &str, n: u32| format!("/r/{code}?m=04A1B2C3D4E5F6x{n:06X}");
+    assert_eq!(
+        set_cookies(&s.tap(&tap(&code_a, 1), UA, None).await).len(),
+        2
+    );
+    // Another replica: the same database, its own process state.
+    let other =
+        tapkit_server::store::Store::connect(&format!("sqlite://{}", s.dir.join("t.db").display()))
+            .await
+            .unwrap();
+    other
+        .end_card(card["id"].as_i64().unwrap(), "retired")
+        .await
+        .unwrap();
+    other.register_card(b, "04A1B2C3D4E5F6").await.unwrap();
+    // At once, on this replica: the card still carries Iron Gym's URL.
+    let r = s.tap(&tap(&code_a, 2), UA, None).await;
+    assert_redirect(&r);
+    assert!(
+        set_cookies(&r).is_empty(),
+        "no attribution for the old partner"
+    );
+    let (outcome, reason) = s.last_click().await;
+    assert_ne!(outcome, "attributed", "{reason:?}");
+    // After the directory's poll: the new binding counts for Glow Spa, and Iron Gym's old
+    // URL on it is another partner's card.
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    assert_eq!(
+        set_cookies(&s.tap(&tap(&code_b, 3), UA, None).await).len(),
+        2
+    );
+    assert_eq!(s.last_click().await, ("attributed".into(), None));
+    assert!(set_cookies(&s.tap(&tap(&code_a, 4), UA, None).await).is_empty());
+    assert_eq!(
+        s.last_click().await,
+        ("flagged".into(), Some("card_of_another_affiliate".into()))
+    );
+}
