@@ -193,7 +193,7 @@ async fn check_invariants(s: &Server, pool: &sqlx::AnyPool, affiliates: &[i64]) 
     assert_eq!(late, 0, "a transaction landed in a closed period");
 }
 
-async fn run(steps: Vec<Step>) {
+async fn run(backend: Backend, steps: Vec<Step>) {
     let program = ProgramConfig {
         fraud: Fraud {
             review_every: 3,
@@ -227,7 +227,9 @@ async fn run(steps: Vec<Step>) {
         .unwrap(),
         ..ProgramConfig::default()
     };
-    let s = server_with(Backend::Sqlite, program).await.unwrap();
+    let Some(s) = server_with(backend, program).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let pool = s.pool().await;
     let mut affs = Vec::new();
     for (name, kind) in [
@@ -386,6 +388,16 @@ proptest! {
     #[test]
     fn the_ledger_balances_and_never_forgets(steps in proptest::collection::vec(step(), 1..40)) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(run(steps));
+        rt.block_on(run(Backend::Sqlite, steps));
+    }
+}
+
+proptest! {
+    // Fewer cases: each one creates a PostgreSQL database of its own.
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+    #[test]
+    fn the_ledger_balances_and_never_forgets_on_postgres(steps in proptest::collection::vec(step(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(run(Backend::Postgres, steps));
     }
 }

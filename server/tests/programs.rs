@@ -13,9 +13,10 @@ fn one(unit: &str, v: i64) -> Vec<(String, i64)> {
     vec![(unit.to_owned(), v)]
 }
 
-#[tokio::test]
-async fn program_a_pays_partners_tiered_percentages_and_influencers_a_flat_fee() {
-    let s = program_server("detailing.toml").await;
+async fn program_a_pays_partners_tiered_percentages_and_influencers_a_flat_fee(backend: Backend) {
+    let Some(s) = program_server_on(backend, "detailing.toml").await else {
+        return; // no PostgreSQL here, and not required
+    };
     let gym = s.affiliate("Iron Gym", "business").await;
     let gym = (gym.0, gym.1.as_str());
     // 400.00 bookings: 10 % ×2 (bronze), 12 % ×2 (silver), then 15 % (gold).
@@ -79,9 +80,10 @@ async fn program_a_pays_partners_tiered_percentages_and_influencers_a_flat_fee()
     assert_eq!(v["reason"], "attribution_expired");
 }
 
-#[tokio::test]
-async fn program_a_members_variant_pays_a_flat_fee_per_member_booking() {
-    let s = program_server("detailing-members.toml").await;
+async fn program_a_members_variant_pays_a_flat_fee_per_member_booking(backend: Backend) {
+    let Some(s) = program_server_on(backend, "detailing-members.toml").await else {
+        return; // no PostgreSQL here, and not required
+    };
     let gym = s.affiliate("Iron Gym", "business").await;
     for (i, amount) in [10_000, 80_000, 250_000].iter().enumerate() {
         let v = s
@@ -97,9 +99,12 @@ async fn program_a_members_variant_pays_a_flat_fee_per_member_booking() {
     }
 }
 
-#[tokio::test]
-async fn program_b_rewards_customers_with_vouchers_and_partners_with_cash_by_tier() {
-    let s = program_server("salon.toml").await;
+async fn program_b_rewards_customers_with_vouchers_and_partners_with_cash_by_tier(
+    backend: Backend,
+) {
+    let Some(s) = program_server_on(backend, "salon.toml").await else {
+        return; // no PostgreSQL here, and not required
+    };
     let carla = s.affiliate("Carla", "customer").await;
     let mut got = Vec::new();
     for i in 1..=5 {
@@ -184,9 +189,12 @@ async fn program_b_rewards_customers_with_vouchers_and_partners_with_cash_by_tie
     assert_eq!(s.deliver(e).await["reason"], "too_fast_after_click");
 }
 
-#[tokio::test]
-async fn program_c_pays_platform_credit_per_step_and_ten_percent_of_the_first_purchase() {
-    let s = program_server("platform.toml").await;
+async fn program_c_pays_platform_credit_per_step_and_ten_percent_of_the_first_purchase(
+    backend: Backend,
+) {
+    let Some(s) = program_server_on(backend, "platform.toml").await else {
+        return; // no PostgreSQL here, and not required
+    };
     let owner = s.affiliate("Olga Owner", "customer").await;
     let (_, start, _) = months();
     let t = s.click_at(owner.0, &owner.1, start, "ip-c").await;
@@ -229,9 +237,10 @@ async fn program_c_pays_platform_credit_per_step_and_ten_percent_of_the_first_pu
     assert_eq!(pool, 34_000);
 }
 
-#[tokio::test]
-async fn program_a_holds_commissions_inside_the_holding_period_at_month_close() {
-    let s = program_server("detailing.toml").await;
+async fn program_a_holds_commissions_inside_the_holding_period_at_month_close(backend: Backend) {
+    let Some(s) = program_server_on(backend, "detailing.toml").await else {
+        return; // no PostgreSQL here, and not required
+    };
     let gym = s.affiliate("Iron Gym", "business").await;
     let (prev, _, _) = months();
     // Serviced on day 1: payable 14 days later, inside the month. Serviced on the
@@ -266,3 +275,11 @@ async fn program_a_holds_commissions_inside_the_holding_period_at_month_close() 
         "{r}"
     );
 }
+
+on_both_databases!(
+    program_a_pays_partners_tiered_percentages_and_influencers_a_flat_fee,
+    program_a_members_variant_pays_a_flat_fee_per_member_booking,
+    program_b_rewards_customers_with_vouchers_and_partners_with_cash_by_tier,
+    program_c_pays_platform_credit_per_step_and_ten_percent_of_the_first_purchase,
+    program_a_holds_commissions_inside_the_holding_period_at_month_close,
+);

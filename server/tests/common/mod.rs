@@ -382,12 +382,38 @@ pub fn pdftotext(pdf: &[u8]) -> String {
 
 /// A server running one of the example programs in `server/programs/`.
 pub async fn program_server(file: &str) -> Server {
+    program_server_on(Backend::Sqlite, file).await.unwrap()
+}
+
+/// A server running one of `server/programs/` on a backend (None: PostgreSQL is not
+/// there and not required).
+pub async fn program_server_on(backend: Backend, file: &str) -> Option<Server> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("programs")
         .join(file);
     let config = tapkit_server::config::load(Some(&path))
         .unwrap_or_else(|e| panic!("{file} does not load: {e}"));
-    server_with(Backend::Sqlite, config.program).await.unwrap()
+    server_with(backend, config.program).await
+}
+
+/// Runs an async test body on SQLite and on PostgreSQL, as `NAME::on_sqlite` and
+/// `NAME::on_postgres` (the store suite's pattern).
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn on_sqlite() {
+                    super::$name(super::Backend::Sqlite).await;
+                }
+                #[tokio::test]
+                async fn on_postgres() {
+                    super::$name(super::Backend::Postgres).await;
+                }
+            }
+        )+
+    };
 }
 
 impl Server {
