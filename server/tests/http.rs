@@ -20,20 +20,113 @@ struct Server {
     state: AppState,
     token: String,
     dir: std::path::PathBuf,
+    /// The PostgreSQL database this server has to itself, dropped with it.
+    pg: Option<String>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(name) = self.pg.take() {
+            // A thread of its own: Drop may run inside the test's runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::AnyPool::connect(&pg_admin()).await {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&pool)
+                                .await;
+                    }
+                });
+            })
+            .join();
+        }
     }
 }
 
-async fn server(rate_limit: u32, last_touch: bool) -> Server {
+/// Which database the tests of this file run on (see `on_both_databases!`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+fn pg_admin() -> String {
+    std::env::var("TAPKIT_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh database for a server on the current backend: its URL, and the PostgreSQL
+/// database's name (None: PostgreSQL is not there and not required, so skip).
+async fn database(dir: &std::path::Path) -> Option<(String, Option<String>)> {
+    match BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite) {
+        Backend::Sqlite => Some((format!("sqlite://{}", dir.join("t.db").display()), None)),
+        Backend::Postgres => {
+            sqlx::any::install_default_drivers();
+            let pool = match sqlx::AnyPool::connect(&pg_admin()).await {
+                Ok(p) => p,
+                Err(e) if std::env::var("TAPKIT_REQUIRE_PG").as_deref() == Ok("1") => {
+                    panic!("TAPKIT_REQUIRE_PG=1 but PostgreSQL is not reachable: {e}")
+                }
+                Err(e) => {
+                    eprintln!("skipped: no PostgreSQL ({e}); scripts/test.sh starts one");
+                    return None;
+                }
+            };
+            let name = format!(
+                "tapkit_http_{}_{}",
+                std::process::id(),
+                dir.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .rsplit('-')
+                    .next()
+                    .unwrap()
+            );
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+            let base = pg_admin().rsplit_once('/').unwrap().0.to_owned();
+            Some((format!("{base}/{name}"), Some(name)))
+        }
+    }
+}
+
+/// Runs each named test body on SQLite and on PostgreSQL (`NAME::on_sqlite`,
+/// `NAME::on_postgres`); on PostgreSQL without the server a test is skipped, unless
+/// `TAPKIT_REQUIRE_PG=1`.
+macro_rules! on_both_databases {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn on_sqlite() {
+                    super::BACKEND.scope(super::Backend::Sqlite, super::$name()).await;
+                }
+                #[tokio::test]
+                async fn on_postgres() {
+                    super::BACKEND.scope(super::Backend::Postgres, super::$name()).await;
+                }
+            }
+        )+
+    };
+}
+
+async fn server(rate_limit: u32, last_touch: bool) -> Option<Server> {
     server_behind(rate_limit, last_touch, "").await
 }
 
 /// A server trusting `X-Forwarded-For` from `proxies` (comma-separated blocks).
-async fn server_behind(rate_limit: u32, last_touch: bool, proxies: &str) -> Server {
+async fn server_behind(rate_limit: u32, last_touch: bool, proxies: &str) -> Option<Server> {
     let dir = std::env::temp_dir().join(format!(
         "tapkit-http-{}-{}",
         std::process::id(),
@@ -43,9 +136,10 @@ async fn server_behind(rate_limit: u32, last_touch: bool, proxies: &str) -> Serv
             .as_nanos()
     ));
     std::fs::create_dir_all(&dir).unwrap();
+    let (database_url, pg) = database(&dir).await?;
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite://{}", dir.join("t.db").display()),
+        database_url,
         data_dir: dir.clone(),
         rate_limit_per_hour: rate_limit,
         sqlite_synchronous: Default::default(),
@@ -68,7 +162,12 @@ async fn server_behind(rate_limit: u32, last_touch: bool, proxies: &str) -> Serv
         .add_token("test", &token_hash(&token))
         .await
         .unwrap();
-    Server { state, token, dir }
+    Some(Server {
+        state,
+        token,
+        dir,
+        pg,
+    })
 }
 
 impl Server {
@@ -121,16 +220,14 @@ impl Server {
     async fn last_click(&self) -> (String, Option<String>) {
         let n = self.state.store.click_count().await.unwrap();
         let (_, _, outcome) = self.state.store.click(n).await.unwrap().unwrap();
-        let reason: Option<String> = sqlx_reason(&self.dir, n).await;
+        let reason: Option<String> = sqlx_reason(&self.state.config.database_url, n).await;
         (outcome, reason)
     }
 }
 
-async fn sqlx_reason(dir: &std::path::Path, id: i64) -> Option<String> {
+async fn sqlx_reason(url: &str, id: i64) -> Option<String> {
     use sqlx::Row;
-    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", dir.join("t.db").display()))
-        .await
-        .unwrap();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
     sqlx::query("SELECT reason FROM clicks WHERE id = $1")
         .bind(id)
         .fetch_one(&pool)
@@ -165,9 +262,10 @@ fn assert_redirect(r: &Response) {
     assert_eq!(r.headers()[header::LOCATION], BOOKING);
 }
 
-#[tokio::test]
 async fn the_admin_api_needs_a_token_and_validates_every_field() {
-    let s = server(50, false).await;
+    let Some(s) = server(50, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let anon = s
         .call(
             Request::builder()
@@ -239,9 +337,10 @@ async fn the_admin_api_needs_a_token_and_validates_every_field() {
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
 async fn cards_bind_to_one_affiliate_at_a_time() {
-    let s = server(50, false).await;
+    let Some(s) = server(50, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (a, _) = s.affiliate("Iron Gym").await;
     let (b, _) = s.affiliate("Glow Spa").await;
     let card = format!(r#"{{"affiliate_id":{a},"uid":"04:a1:b2:c3:d4:e5:f6"}}"#);
@@ -305,9 +404,10 @@ async fn cards_bind_to_one_affiliate_at_a_time() {
     assert_eq!(names, ["Glow Spa"]);
 }
 
-#[tokio::test]
 async fn a_valid_tap_logs_the_click_and_sets_the_cookie_pair() {
-    let s = server(50, false).await;
+    let Some(s) = server(50, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (_, code) = s.affiliate("Iron Gym").await;
     let r = s
         .tap(&format!("/r/{}", code.to_lowercase()), UA, None)
@@ -345,9 +445,10 @@ async fn a_valid_tap_logs_the_click_and_sets_the_cookie_pair() {
     );
 }
 
-#[tokio::test]
 async fn refusals_redirect_without_attribution_and_record_why() {
-    let s = server(50, false).await;
+    let Some(s) = server(50, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (a, code) = s.affiliate("Iron Gym").await;
 
     let r = s.tap("/r/IRONGYM-7K2M9X", UA, None).await;
@@ -410,9 +511,10 @@ async fn refusals_redirect_without_attribution_and_record_why() {
     );
 }
 
-#[tokio::test]
 async fn nfc_taps_check_the_card_and_its_counter() {
-    let s = server(50, false).await;
+    let Some(s) = server(50, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (a, code) = s.affiliate("Iron Gym").await;
     let (b, _) = s.affiliate("Glow Spa").await;
     let (_, card) = s
@@ -471,9 +573,10 @@ async fn nfc_taps_check_the_card_and_its_counter() {
     );
 }
 
-#[tokio::test]
 async fn the_rate_limit_stops_attribution_but_not_the_redirect() {
-    let s = server(3, false).await;
+    let Some(s) = server(3, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (_, code) = s.affiliate("Iron Gym").await;
     let path = format!("/r/{code}");
     for _ in 0..3 {
@@ -500,9 +603,10 @@ async fn tap_from(s: &Server, path: String, xff: &str) -> usize {
     set_cookies(&s.call(req).await).len()
 }
 
-#[tokio::test]
 async fn behind_a_trusted_proxy_each_customer_has_their_own_rate_limit() {
-    let s = server_behind(2, false, "203.0.113.9").await;
+    let Some(s) = server_behind(2, false, "203.0.113.9").await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (_, code) = s.affiliate("Iron Gym").await;
     let path = format!("/r/{code}");
     assert_eq!(tap_from(&s, path.clone(), "198.51.100.1").await, 2);
@@ -520,7 +624,9 @@ async fn behind_a_trusted_proxy_each_customer_has_their_own_rate_limit() {
     assert_eq!(tap_from(&s, path.clone(), "198.51.100.2").await, 2);
 
     // Without trusted proxies the header means nothing: one address, one limit.
-    let s = server(2, false).await;
+    let Some(s) = server(2, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (_, code) = s.affiliate("Iron Gym").await;
     let path = format!("/r/{code}");
     for (xff, cookies) in [
@@ -532,9 +638,10 @@ async fn behind_a_trusted_proxy_each_customer_has_their_own_rate_limit() {
     }
 }
 
-#[tokio::test]
 async fn forged_cookies_count_for_nothing_and_first_touch_keeps_a_real_one() {
-    let s = server(50, false).await;
+    let Some(s) = server(50, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (_, code) = s.affiliate("Iron Gym").await;
     let path = format!("/r/{code}");
     let first = set_cookies(&s.tap(&path, UA, None).await);
@@ -561,7 +668,9 @@ async fn forged_cookies_count_for_nothing_and_first_touch_keeps_a_real_one() {
     assert_eq!(set_cookies(&r).len(), 2);
     assert_eq!(s.state.keys.verify_attribution(&forged), None);
 
-    let last = server(50, true).await;
+    let Some(last) = server(50, true).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (_, code) = last.affiliate("Glow Spa").await;
     let path = format!("/r/{code}");
     let first = set_cookies(&last.tap(&path, UA, None).await);
@@ -585,7 +694,9 @@ async fn forged_cookies_count_for_nothing_and_first_touch_keeps_a_real_one() {
 
 #[tokio::test]
 async fn healthz_reports_the_database() {
-    let s = server(50, false).await;
+    let Some(s) = server(50, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (st, v) = json(
         s.call(
             Request::builder()
@@ -643,9 +754,30 @@ fn header_breaking_program_settings_are_refused_at_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clicks_are_group_committed_and_none_is_lost_on_sqlite() {
+    BACKEND
+        .scope(
+            Backend::Sqlite,
+            concurrent_clicks_are_group_committed_and_none_is_lost(),
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clicks_are_group_committed_and_none_is_lost_on_postgres() {
+    BACKEND
+        .scope(
+            Backend::Postgres,
+            concurrent_clicks_are_group_committed_and_none_is_lost(),
+        )
+        .await;
+}
+
 async fn concurrent_clicks_are_group_committed_and_none_is_lost() {
     use std::sync::atomic::Ordering;
-    let s = server(0, false).await;
+    let Some(s) = server(0, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (_, code) = s.affiliate("Iron Gym").await;
     let mut tasks = Vec::new();
     for i in 0..400u32 {
@@ -682,9 +814,10 @@ async fn concurrent_clicks_are_group_committed_and_none_is_lost() {
     );
 }
 
-#[tokio::test]
 async fn metrics_count_requests_clicks_and_batches() {
-    let s = server(50, false).await;
+    let Some(s) = server(50, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (_, code) = s.affiliate("Iron Gym").await;
     assert_redirect(&s.tap(&format!("/r/{code}?s=qr"), "Mozilla/5.0", None).await);
     assert_redirect(&s.tap(&format!("/r/{code}"), "WhatsApp/2.23", None).await);
@@ -725,17 +858,17 @@ async fn metrics_count_requests_clicks_and_batches() {
     assert!(!text.contains(&code));
 }
 
-#[tokio::test]
 async fn a_suspension_made_by_another_replica_reaches_this_one() {
-    let s = server(50, false).await;
+    let Some(s) = server(50, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (id, code) = s.affiliate("Iron Gym").await;
     assert_redirect(&s.tap(&format!("/r/{code}"), "Mozilla/5.0", None).await);
     assert_eq!(s.last_click().await.0, "attributed");
     // Another replica: the same database, its own process state.
-    let other =
-        tapkit_server::store::Store::connect(&format!("sqlite://{}", s.dir.join("t.db").display()))
-            .await
-            .unwrap();
+    let other = tapkit_server::store::Store::connect(&s.state.config.database_url)
+        .await
+        .unwrap();
     other.set_affiliate_status(id, "suspended").await.unwrap();
     // Within the poll period (1 s), without any call on this replica's admin API.
     let mut seen = false;
@@ -753,9 +886,10 @@ async fn a_suspension_made_by_another_replica_reaches_this_one() {
     );
 }
 
-#[tokio::test]
 async fn analytics_count_visitors_channels_and_flagged_traffic_and_split_rebound_cards() {
-    let s = server(0, false).await;
+    let Some(s) = server(0, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (a, code_a) = s.affiliate("Iron Gym").await;
     let (b, code_b) = s.affiliate("Glow Spa").await;
     let (_, card) = s
@@ -876,9 +1010,10 @@ async fn analytics_count_visitors_channels_and_flagged_traffic_and_split_rebound
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
 async fn the_openapi_document_describes_every_route() {
-    let s = server(50, false).await;
+    let Some(s) = server(50, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let r = s
         .call(
             Request::builder()
@@ -963,10 +1098,11 @@ async fn the_openapi_document_describes_every_route() {
 /// The restructuring of the server (issue 17) promised no change a client can see: the
 /// OpenAPI document, the cookie pair of an attributed tap and the payout CSV are pinned
 /// here byte for byte, as the server sent them before.
-#[tokio::test]
 async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned() {
     use sha2::Digest;
-    let s = server(50, false).await;
+    let Some(s) = server(50, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     // The OpenAPI document: served as the file is, and the file as it was.
     let r = s
         .call(
@@ -1052,9 +1188,10 @@ async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned() {
 /// this replica's directory has heard of it: no tap after the change is attributed to
 /// the old partner (the click writer checks the binding with the counter), and once the
 /// directory has reloaded the card counts for its new partner.
-#[tokio::test]
 async fn a_card_rebound_on_another_replica_earns_nothing_for_the_old_partner() {
-    let s = server(0, false).await;
+    let Some(s) = server(0, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
     let (a, code_a) = s.affiliate("Iron Gym").await;
     let (b, code_b) = s.affiliate("Glow Spa").await;
     let (st, card) = s
@@ -1071,10 +1208,9 @@ async fn a_card_rebound_on_another_replica_earns_nothing_for_the_old_partner() {
         2
     );
     // Another replica: the same database, its own process state.
-    let other =
-        tapkit_server::store::Store::connect(&format!("sqlite://{}", s.dir.join("t.db").display()))
-            .await
-            .unwrap();
+    let other = tapkit_server::store::Store::connect(&s.state.config.database_url)
+        .await
+        .unwrap();
     other
         .end_card(card["id"].as_i64().unwrap(), "retired")
         .await
@@ -1103,3 +1239,20 @@ async fn a_card_rebound_on_another_replica_earns_nothing_for_the_old_partner() {
         ("flagged".into(), Some("card_of_another_affiliate".into()))
     );
 }
+
+on_both_databases!(
+    the_admin_api_needs_a_token_and_validates_every_field,
+    cards_bind_to_one_affiliate_at_a_time,
+    a_valid_tap_logs_the_click_and_sets_the_cookie_pair,
+    refusals_redirect_without_attribution_and_record_why,
+    nfc_taps_check_the_card_and_its_counter,
+    the_rate_limit_stops_attribution_but_not_the_redirect,
+    behind_a_trusted_proxy_each_customer_has_their_own_rate_limit,
+    forged_cookies_count_for_nothing_and_first_touch_keeps_a_real_one,
+    metrics_count_requests_clicks_and_batches,
+    a_suspension_made_by_another_replica_reaches_this_one,
+    analytics_count_visitors_channels_and_flagged_traffic_and_split_rebound_cards,
+    the_openapi_document_describes_every_route,
+    the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned,
+    a_card_rebound_on_another_replica_earns_nothing_for_the_old_partner,
+);
