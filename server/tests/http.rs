@@ -1240,7 +1240,70 @@ async fn a_card_rebound_on_another_replica_earns_nothing_for_the_old_partner() {
     );
 }
 
+/// Two replicas (two servers on one database) receive the same card URL, one counter,
+/// many times at once: exactly one tap is attributed, the others are replays. On
+/// PostgreSQL the replicas' batches meet on the card's row; on SQLite they take turns
+/// at the file.
+async fn one_counter_earns_once_across_two_replicas() {
+    let Some(s) = server(0, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let (a, code) = s.affiliate("Iron Gym").await;
+    let (st, card) = s
+        .admin(
+            Method::POST,
+            "/api/admin/cards",
+            &format!(r#"{{"affiliate_id":{a},"uid":"04A1B2C3D4E5F6"}}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{card}");
+    let other = AppState::new(s.state.config.clone(), SECRET).await.unwrap();
+    let url = format!("/r/{code}?m=04A1B2C3D4E5F6x00002A");
+    let mut taps = Vec::new();
+    for i in 0..24 {
+        let state = if i % 2 == 0 {
+            s.state.clone()
+        } else {
+            other.clone()
+        };
+        let url = url.clone();
+        taps.push(tokio::spawn(async move {
+            let mut req = Request::builder()
+                .uri(&url)
+                .header(header::USER_AGENT, UA)
+                .body(Body::empty())
+                .unwrap();
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 9], 5555))));
+            let r = app(state).oneshot(req).await.unwrap();
+            assert_redirect(&r);
+            !set_cookies(&r).is_empty()
+        }));
+    }
+    let mut attributed = 0;
+    for t in taps {
+        attributed += usize::from(t.await.unwrap());
+    }
+    assert_eq!(
+        attributed, 1,
+        "one tap of one counter earns, over two replicas"
+    );
+    let replays = sqlx::query(
+        "SELECT COUNT(*) AS n FROM clicks WHERE reason = 'replayed_counter' AND channel = 'nfc'",
+    )
+    .fetch_one(
+        &sqlx::AnyPool::connect(&s.state.config.database_url)
+            .await
+            .unwrap(),
+    )
+    .await
+    .map(|r| sqlx::Row::get::<i64, _>(&r, "n"))
+    .unwrap();
+    assert_eq!(replays, 23);
+}
+
 on_both_databases!(
+    one_counter_earns_once_across_two_replicas,
     the_admin_api_needs_a_token_and_validates_every_field,
     cards_bind_to_one_affiliate_at_a_time,
     a_valid_tap_logs_the_click_and_sets_the_cookie_pair,
