@@ -13,6 +13,9 @@ use tapkit_server::keys::{new_api_token, token_hash};
 use tapkit_server::{AppState, app};
 use tower::ServiceExt;
 
+mod common;
+use common::Backend;
+
 const SECRET: &[u8] = b"test secret test secret test secret!";
 const BOOKING: &str = "https://book.example.com/booking";
 
@@ -20,113 +23,27 @@ struct Server {
     state: AppState,
     token: String,
     dir: std::path::PathBuf,
-    /// The PostgreSQL database this server has to itself, dropped with it.
-    pg: Option<String>,
+    /// Its database, removed with it.
+    _db: common::Db,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-        if let Some(name) = self.pg.take() {
-            // A thread of its own: Drop may run inside the test's runtime.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    if let Ok(pool) = sqlx::AnyPool::connect(&pg_admin()).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&pool)
-                                .await;
-                    }
-                });
-            })
-            .join();
-        }
     }
 }
 
-/// Which database the tests of this file run on (see `on_both_databases!`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-tokio::task_local! {
-    static BACKEND: Backend;
-}
-
-fn pg_admin() -> String {
-    std::env::var("TAPKIT_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh database for a server on the current backend: its URL, and the PostgreSQL
-/// database's name (None: PostgreSQL is not there and not required, so skip).
-async fn database(dir: &std::path::Path) -> Option<(String, Option<String>)> {
-    match BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite) {
-        Backend::Sqlite => Some((format!("sqlite://{}", dir.join("t.db").display()), None)),
-        Backend::Postgres => {
-            sqlx::any::install_default_drivers();
-            let pool = match sqlx::AnyPool::connect(&pg_admin()).await {
-                Ok(p) => p,
-                Err(e) if std::env::var("TAPKIT_REQUIRE_PG").as_deref() == Ok("1") => {
-                    panic!("TAPKIT_REQUIRE_PG=1 but PostgreSQL is not reachable: {e}")
-                }
-                Err(e) => {
-                    eprintln!("skipped: no PostgreSQL ({e}); scripts/test.sh starts one");
-                    return None;
-                }
-            };
-            let name = format!(
-                "tapkit_http_{}_{}",
-                std::process::id(),
-                dir.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .rsplit('-')
-                    .next()
-                    .unwrap()
-            );
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&pool)
-                .await
-                .unwrap();
-            let base = pg_admin().rsplit_once('/').unwrap().0.to_owned();
-            Some((format!("{base}/{name}"), Some(name)))
-        }
-    }
-}
-
-/// Runs each named test body on SQLite and on PostgreSQL (`NAME::on_sqlite`,
-/// `NAME::on_postgres`); on PostgreSQL without the server a test is skipped, unless
-/// `TAPKIT_REQUIRE_PG=1`.
-macro_rules! on_both_databases {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn on_sqlite() {
-                    super::BACKEND.scope(super::Backend::Sqlite, super::$name()).await;
-                }
-                #[tokio::test]
-                async fn on_postgres() {
-                    super::BACKEND.scope(super::Backend::Postgres, super::$name()).await;
-                }
-            }
-        )+
-    };
-}
-
-async fn server(rate_limit: u32, last_touch: bool) -> Option<Server> {
-    server_behind(rate_limit, last_touch, "").await
+async fn server(backend: Backend, rate_limit: u32, last_touch: bool) -> Option<Server> {
+    server_behind(backend, rate_limit, last_touch, "").await
 }
 
 /// A server trusting `X-Forwarded-For` from `proxies` (comma-separated blocks).
-async fn server_behind(rate_limit: u32, last_touch: bool, proxies: &str) -> Option<Server> {
+async fn server_behind(
+    backend: Backend,
+    rate_limit: u32,
+    last_touch: bool,
+    proxies: &str,
+) -> Option<Server> {
     let dir = std::env::temp_dir().join(format!(
         "tapkit-http-{}-{}",
         std::process::id(),
@@ -136,7 +53,7 @@ async fn server_behind(rate_limit: u32, last_touch: bool, proxies: &str) -> Opti
             .as_nanos()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let (database_url, pg) = database(&dir).await?;
+    let (database_url, db) = common::database(backend).await?;
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url,
@@ -166,7 +83,7 @@ async fn server_behind(rate_limit: u32, last_touch: bool, proxies: &str) -> Opti
         state,
         token,
         dir,
-        pg,
+        _db: db,
     })
 }
 
@@ -262,8 +179,8 @@ fn assert_redirect(r: &Response) {
     assert_eq!(r.headers()[header::LOCATION], BOOKING);
 }
 
-async fn the_admin_api_needs_a_token_and_validates_every_field() {
-    let Some(s) = server(50, false).await else {
+async fn the_admin_api_needs_a_token_and_validates_every_field(backend: Backend) {
+    let Some(s) = server(backend, 50, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let anon = s
@@ -337,8 +254,8 @@ async fn the_admin_api_needs_a_token_and_validates_every_field() {
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
-async fn cards_bind_to_one_affiliate_at_a_time() {
-    let Some(s) = server(50, false).await else {
+async fn cards_bind_to_one_affiliate_at_a_time(backend: Backend) {
+    let Some(s) = server(backend, 50, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (a, _) = s.affiliate("Iron Gym").await;
@@ -404,8 +321,8 @@ async fn cards_bind_to_one_affiliate_at_a_time() {
     assert_eq!(names, ["Glow Spa"]);
 }
 
-async fn a_valid_tap_logs_the_click_and_sets_the_cookie_pair() {
-    let Some(s) = server(50, false).await else {
+async fn a_valid_tap_logs_the_click_and_sets_the_cookie_pair(backend: Backend) {
+    let Some(s) = server(backend, 50, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (_, code) = s.affiliate("Iron Gym").await;
@@ -445,8 +362,8 @@ async fn a_valid_tap_logs_the_click_and_sets_the_cookie_pair() {
     );
 }
 
-async fn refusals_redirect_without_attribution_and_record_why() {
-    let Some(s) = server(50, false).await else {
+async fn refusals_redirect_without_attribution_and_record_why(backend: Backend) {
+    let Some(s) = server(backend, 50, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (a, code) = s.affiliate("Iron Gym").await;
@@ -511,8 +428,8 @@ async fn refusals_redirect_without_attribution_and_record_why() {
     );
 }
 
-async fn nfc_taps_check_the_card_and_its_counter() {
-    let Some(s) = server(50, false).await else {
+async fn nfc_taps_check_the_card_and_its_counter(backend: Backend) {
+    let Some(s) = server(backend, 50, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (a, code) = s.affiliate("Iron Gym").await;
@@ -573,8 +490,8 @@ async fn nfc_taps_check_the_card_and_its_counter() {
     );
 }
 
-async fn the_rate_limit_stops_attribution_but_not_the_redirect() {
-    let Some(s) = server(3, false).await else {
+async fn the_rate_limit_stops_attribution_but_not_the_redirect(backend: Backend) {
+    let Some(s) = server(backend, 3, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (_, code) = s.affiliate("Iron Gym").await;
@@ -603,8 +520,8 @@ async fn tap_from(s: &Server, path: String, xff: &str) -> usize {
     set_cookies(&s.call(req).await).len()
 }
 
-async fn behind_a_trusted_proxy_each_customer_has_their_own_rate_limit() {
-    let Some(s) = server_behind(2, false, "203.0.113.9").await else {
+async fn behind_a_trusted_proxy_each_customer_has_their_own_rate_limit(backend: Backend) {
+    let Some(s) = server_behind(backend, 2, false, "203.0.113.9").await else {
         return; // no PostgreSQL here, and not required
     };
     let (_, code) = s.affiliate("Iron Gym").await;
@@ -624,7 +541,7 @@ async fn behind_a_trusted_proxy_each_customer_has_their_own_rate_limit() {
     assert_eq!(tap_from(&s, path.clone(), "198.51.100.2").await, 2);
 
     // Without trusted proxies the header means nothing: one address, one limit.
-    let Some(s) = server(2, false).await else {
+    let Some(s) = server(backend, 2, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (_, code) = s.affiliate("Iron Gym").await;
@@ -638,8 +555,8 @@ async fn behind_a_trusted_proxy_each_customer_has_their_own_rate_limit() {
     }
 }
 
-async fn forged_cookies_count_for_nothing_and_first_touch_keeps_a_real_one() {
-    let Some(s) = server(50, false).await else {
+async fn forged_cookies_count_for_nothing_and_first_touch_keeps_a_real_one(backend: Backend) {
+    let Some(s) = server(backend, 50, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (_, code) = s.affiliate("Iron Gym").await;
@@ -668,7 +585,7 @@ async fn forged_cookies_count_for_nothing_and_first_touch_keeps_a_real_one() {
     assert_eq!(set_cookies(&r).len(), 2);
     assert_eq!(s.state.keys.verify_attribution(&forged), None);
 
-    let Some(last) = server(50, true).await else {
+    let Some(last) = server(backend, 50, true).await else {
         return; // no PostgreSQL here, and not required
     };
     let (_, code) = last.affiliate("Glow Spa").await;
@@ -694,7 +611,7 @@ async fn forged_cookies_count_for_nothing_and_first_touch_keeps_a_real_one() {
 
 #[tokio::test]
 async fn healthz_reports_the_database() {
-    let Some(s) = server(50, false).await else {
+    let Some(s) = server(Backend::Sqlite, 50, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (st, v) = json(
@@ -755,27 +672,17 @@ fn header_breaking_program_settings_are_refused_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clicks_are_group_committed_and_none_is_lost_on_sqlite() {
-    BACKEND
-        .scope(
-            Backend::Sqlite,
-            concurrent_clicks_are_group_committed_and_none_is_lost(),
-        )
-        .await;
+    concurrent_clicks_are_group_committed_and_none_is_lost(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clicks_are_group_committed_and_none_is_lost_on_postgres() {
-    BACKEND
-        .scope(
-            Backend::Postgres,
-            concurrent_clicks_are_group_committed_and_none_is_lost(),
-        )
-        .await;
+    concurrent_clicks_are_group_committed_and_none_is_lost(Backend::Postgres).await;
 }
 
-async fn concurrent_clicks_are_group_committed_and_none_is_lost() {
+async fn concurrent_clicks_are_group_committed_and_none_is_lost(backend: Backend) {
     use std::sync::atomic::Ordering;
-    let Some(s) = server(0, false).await else {
+    let Some(s) = server(backend, 0, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (_, code) = s.affiliate("Iron Gym").await;
@@ -814,8 +721,8 @@ async fn concurrent_clicks_are_group_committed_and_none_is_lost() {
     );
 }
 
-async fn metrics_count_requests_clicks_and_batches() {
-    let Some(s) = server(50, false).await else {
+async fn metrics_count_requests_clicks_and_batches(backend: Backend) {
+    let Some(s) = server(backend, 50, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (_, code) = s.affiliate("Iron Gym").await;
@@ -858,8 +765,8 @@ async fn metrics_count_requests_clicks_and_batches() {
     assert!(!text.contains(&code));
 }
 
-async fn a_suspension_made_by_another_replica_reaches_this_one() {
-    let Some(s) = server(50, false).await else {
+async fn a_suspension_made_by_another_replica_reaches_this_one(backend: Backend) {
+    let Some(s) = server(backend, 50, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (id, code) = s.affiliate("Iron Gym").await;
@@ -886,8 +793,10 @@ async fn a_suspension_made_by_another_replica_reaches_this_one() {
     );
 }
 
-async fn analytics_count_visitors_channels_and_flagged_traffic_and_split_rebound_cards() {
-    let Some(s) = server(0, false).await else {
+async fn analytics_count_visitors_channels_and_flagged_traffic_and_split_rebound_cards(
+    backend: Backend,
+) {
+    let Some(s) = server(backend, 0, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (a, code_a) = s.affiliate("Iron Gym").await;
@@ -1010,8 +919,8 @@ async fn analytics_count_visitors_channels_and_flagged_traffic_and_split_rebound
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
-async fn the_openapi_document_describes_every_route() {
-    let Some(s) = server(50, false).await else {
+async fn the_openapi_document_describes_every_route(backend: Backend) {
+    let Some(s) = server(backend, 50, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let r = s
@@ -1098,9 +1007,9 @@ async fn the_openapi_document_describes_every_route() {
 /// The restructuring of the server (issue 17) promised no change a client can see: the
 /// OpenAPI document, the cookie pair of an attributed tap and the payout CSV are pinned
 /// here byte for byte, as the server sent them before.
-async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned() {
+async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned(backend: Backend) {
     use sha2::Digest;
-    let Some(s) = server(50, false).await else {
+    let Some(s) = server(backend, 50, false).await else {
         return; // no PostgreSQL here, and not required
     };
     // The OpenAPI document: served as the file is, and the file as it was.
@@ -1188,8 +1097,8 @@ async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned() {
 /// this replica's directory has heard of it: no tap after the change is attributed to
 /// the old partner (the click writer checks the binding with the counter), and once the
 /// directory has reloaded the card counts for its new partner.
-async fn a_card_rebound_on_another_replica_earns_nothing_for_the_old_partner() {
-    let Some(s) = server(0, false).await else {
+async fn a_card_rebound_on_another_replica_earns_nothing_for_the_old_partner(backend: Backend) {
+    let Some(s) = server(backend, 0, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (a, code_a) = s.affiliate("Iron Gym").await;
@@ -1244,8 +1153,8 @@ async fn a_card_rebound_on_another_replica_earns_nothing_for_the_old_partner() {
 /// many times at once: exactly one tap is attributed, the others are replays. On
 /// PostgreSQL the replicas' batches meet on the card's row; on SQLite they take turns
 /// at the file.
-async fn one_counter_earns_once_across_two_replicas() {
-    let Some(s) = server(0, false).await else {
+async fn one_counter_earns_once_across_two_replicas(backend: Backend) {
+    let Some(s) = server(backend, 0, false).await else {
         return; // no PostgreSQL here, and not required
     };
     let (a, code) = s.affiliate("Iron Gym").await;
