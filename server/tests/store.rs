@@ -53,6 +53,14 @@ async fn postgres() -> Option<(Store, String)> {
     ))
 }
 
+/// A second store on the PostgreSQL database `name`: another replica.
+async fn replica(name: &str) -> Store {
+    let admin = std::env::var("TAPKIT_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let base = admin.rsplit_once('/').unwrap().0;
+    Store::connect(&format!("{base}/{name}")).await.unwrap()
+}
+
 async fn drop_pg(name: &str) {
     let admin = std::env::var("TAPKIT_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -365,10 +373,7 @@ async fn the_rate_limit_holds_across_replicas_on_postgres() {
         .create_affiliate(1, "Iron Gym", "business", None)
         .await
         .unwrap();
-    let admin = std::env::var("TAPKIT_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let base = admin.rsplit_once('/').unwrap().0;
-    let s2 = Store::connect(&format!("{base}/{name}")).await.unwrap();
+    let s2 = replica(&name).await;
     let now = tapkit_server::store::now_ms();
     let mut tasks = Vec::new();
     for (r, store) in [s1.clone(), s2.clone()].into_iter().enumerate() {
@@ -507,10 +512,7 @@ async fn one_counter_is_attributed_once_across_replicas_on_postgres() {
         .unwrap();
     let (c1, _) = s1.register_card(a.id, "04A1B2C3D4E5F6").await.unwrap();
     let (c2, _) = s1.register_card(a.id, "04A1B2C3D4E5F7").await.unwrap();
-    let admin = std::env::var("TAPKIT_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let base = admin.rsplit_once('/').unwrap().0;
-    let s2 = Store::connect(&format!("{base}/{name}")).await.unwrap();
+    let s2 = replica(&name).await;
     let mut tasks = Vec::new();
     for store in [s1.clone(), s2.clone()] {
         for t in 0..8 {

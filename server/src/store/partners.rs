@@ -328,10 +328,13 @@ impl Store {
         Ok(rows.iter().map(card).collect::<Result<_, _>>()?)
     }
 
-    /// Raises a card's last seen counter if `counter` is higher; `false` means the
-    /// counter did not increase (a replayed or copied URL).
+    /// Raises an active card's last seen counter if `counter` is higher; `false` means
+    /// the counter did not increase (a replayed or copied URL) or the card was ended. Taps
+    /// do this inside the click writer's transaction; this is the same statement on its
+    /// own, for tools and tests.
     pub async fn advance_counter(&self, card_id: i64, counter: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE cards SET last_counter = $2 WHERE id = $1 AND (last_counter IS NULL OR last_counter < $2)")
+        // The click writer's statement, so both say the same about a counter.
+        let r = sqlx::query(super::clicks::ADVANCE_COUNTER)
             .bind(card_id)
             .bind(counter)
             .execute(&self.pool)
