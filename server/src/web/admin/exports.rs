@@ -1,11 +1,10 @@
 //! CSV exports of clicks, conversions, commissions and the ledger.
 
 use super::prelude::*;
-use crate::web::QueryFields;
 
 use crate::store::web::Export;
 use crate::web::auth::{AdminSession, Role};
-use crate::web::{Fields, day_range, download, message_page, shell};
+use crate::web::{day_range, download, message_page, shell};
 
 pub(super) async fn exports(
     AdminSession(sess): AdminSession,
@@ -34,7 +33,7 @@ pub(super) async fn export(
     AdminSession(_): AdminSession,
     State(s): State<AppState>,
     Path(file): Path<String>,
-    RawQuery(q): RawQuery,
+    QueryFields(q): QueryFields,
 ) -> Result<Response, WebError> {
     let Some(which) = Export::parse(&file) else {
         return Ok(message_page(
@@ -46,7 +45,6 @@ pub(super) async fn export(
             "/admin/exports",
         ));
     };
-    let q = Fields::parse(q.unwrap_or_default().as_bytes());
     let (from, to) = match day_range(q.get("from"), q.get("to")) {
         Ok(r) => r,
         Err(e) => {

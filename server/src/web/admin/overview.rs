@@ -1,7 +1,6 @@
 //! The overview: clicks, visitors and conversions per day and channel, flagged traffic, the affiliates' table.
 
 use super::prelude::*;
-use crate::web::QueryFields;
 
 use crate::store::Affiliate;
 use crate::web::auth::AdminSession;

@@ -1,7 +1,6 @@
 //! Affiliates: search and create, one affiliate's page (cards, kiosks, owed, sign-in link), and its actions (suspend, reactivate, kill a channel).
 
 use super::prelude::*;
-use crate::web::QueryFields;
 
 use crate::store::Affiliate;
 use crate::web::auth::{ADMIN_MADE_LINK_MS, AdminForm, AdminSession, Role, Session, make_link};
@@ -163,10 +162,9 @@ pub(super) async fn affiliate(
     AdminSession(sess): AdminSession,
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    RawQuery(q): RawQuery,
+    QueryFields(q): QueryFields,
 ) -> Result<Response, WebError> {
     let a = load_affiliate(&s, &raw).await?;
-    let q = Fields::parse(q.unwrap_or_default().as_bytes());
     affiliate_page(&s, &sess, &a, &q, None, StatusCode::OK).await
 }
 

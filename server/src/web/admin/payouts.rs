@@ -1,7 +1,6 @@
 //! Month close and payouts: closed periods, their CSV and PDF reports, marking payouts paid.
 
 use super::prelude::*;
-use crate::web::QueryFields;
 
 use crate::web::auth::{AdminForm, AdminSession, Role};
 use crate::web::{date, download, message_page, money, shell, when};

@@ -14,4 +14,4 @@ pub(super) use crate::AppState;
 pub(super) use crate::api::ApiError;
 pub(super) use crate::store::now_ms;
 pub(super) use crate::tap::writer::CHANNELS;
-pub(super) use crate::web::WebError;
+pub(super) use crate::web::{QueryFields, WebError};

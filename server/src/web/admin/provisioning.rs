@@ -1,11 +1,10 @@
 //! Provisioning: which partners still need a card, and the print PDF of their cards.
 
 use super::prelude::*;
-use crate::web::QueryFields;
 
 use crate::store::Affiliate;
 use crate::web::auth::{AdminSession, Role};
-use crate::web::{Fields, date, download, message_page, shell};
+use crate::web::{date, download, message_page, shell};
 
 pub(super) async fn provisioning(
     AdminSession(sess): AdminSession,
@@ -86,10 +85,9 @@ pub async fn print_pdf(
 pub(super) async fn cards_pdf(
     AdminSession(_): AdminSession,
     State(s): State<AppState>,
-    RawQuery(q): RawQuery,
+    QueryFields(q): QueryFields,
 ) -> Response {
     use tapkit_print::layout::SheetKind;
-    let q = Fields::parse(q.unwrap_or_default().as_bytes());
     let kind = match q.get("layout").unwrap_or("a4") {
         "a4" => SheetKind::A4,
         "letter" => SheetKind::Letter,

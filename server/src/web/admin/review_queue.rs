@@ -1,7 +1,6 @@
 //! The review queue: open and decided reviews, and the verdict buttons.
 
 use super::prelude::*;
-use crate::web::QueryFields;
 
 use crate::money::reviews;
 use crate::web::auth::{AdminForm, AdminSession};
