@@ -205,7 +205,7 @@ pub async fn load_facts(
     };
     Ok(Facts {
         state: tx.commission_state(b.id).await?,
-        kinds: kinds.iter().filter_map(|k| Kind::parse(k)).collect(),
+        kinds: Kind::parse_stored(&kinds)?,
         affiliate: tx.affiliate(aff).await?,
         channel_killed,
         paid_amount: tx.paid_amount(b.id).await?,

@@ -136,7 +136,7 @@ pub async fn verdict(
     let b = tx.booking_by_ref(review.booking_ref).await?;
     let state = tx.commission_state(review.booking_ref).await?;
     let kinds = tx.booking_kinds(review.booking_ref).await?;
-    let kinds: Vec<Kind> = kinds.iter().filter_map(|k| Kind::parse(k)).collect();
+    let kinds = Kind::parse_stored(&kinds).map_err(crate::store::StoreError::from)?;
     let d = decide(
         verdict,
         &state,

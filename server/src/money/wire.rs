@@ -40,6 +40,20 @@ impl Kind {
         })
     }
 
+    /// The kinds a booking took, as its event rows store them: a word no version of
+    /// Tapkit writes is an error, never skipped (it would change what is decided).
+    pub fn parse_stored(kinds: &[String]) -> Result<Vec<Self>, crate::store::vocab::UnknownWord> {
+        kinds
+            .iter()
+            .map(|k| {
+                Self::parse(k).ok_or_else(|| crate::store::vocab::UnknownWord {
+                    what: "conversion_events.kind",
+                    word: k.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -342,6 +356,15 @@ mod tests {
     use super::*;
 
     const SECRET: &[u8] = b"whsec_test_0123456789";
+
+    #[test]
+    fn stored_kinds_read_back_or_fail_naming_the_word() {
+        let ok = Kind::parse_stored(&["booking_paid".into(), "lead".into()]).unwrap();
+        assert_eq!(ok, [Kind::BookingPaid, Kind::Lead]);
+        let e = Kind::parse_stored(&["booking_paid".into(), "paid".into()]).unwrap_err();
+        assert_eq!(e.word, "paid");
+        assert!(e.to_string().contains("conversion_events.kind"), "{e}");
+    }
 
     #[test]
     fn signatures_verify_and_refuse_precisely() {
