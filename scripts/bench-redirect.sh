@@ -3,6 +3,9 @@
 #   1. a bare Axum handler answering the same 302 (the same headers; the ceiling),
 #   1b. the same handler waiting first for a writer thread that stores nothing (what
 #       waiting for any commit before the 302 costs, apart from the storage),
+#   1c. the same handler waiting for a writer thread that commits one small row per
+#       request to SQLite (WAL, synchronous=FULL), a batch a transaction: the floor of a
+#       durable group commit on this machine, without any of Tapkit's work,
 #   2. tapkit-server on SQLite, synchronous=FULL (the default: clicks survive power loss),
 #   3. tapkit-server on SQLite, synchronous=NORMAL (clicks survive a server crash),
 #   4. tapkit-server on PostgreSQL (127.0.0.1:5432, a fresh database).
@@ -141,6 +144,12 @@ sleep 0.5
 read -r rps p50 p99 sent cpu < <(run_wrk "bare + waiting for a writer storing nothing" "http://127.0.0.1:8094/r/BENCH-00000" "" "${pids[1]}")
 results+=("| bare, waiting for a writer thread that stores nothing | $rps | $p50 | $p99 | $cpu | $sent | – | – |")
 kill "${pids[1]}"; wait "${pids[1]}" 2>/dev/null || true
+BARE_WAIT=sqlite BARE_DB=$work/bare.db BARE_LISTEN=127.0.0.1:8095 ./target/release/examples/bare_302 & pids+=($!)
+sleep 0.5
+read -r rps p50 p99 sent cpu < <(run_wrk "bare + a writer committing one row a request" "http://127.0.0.1:8095/r/BENCH-00000" "" "${pids[2]}")
+stored=$(sqlite3 "$work/bare.db" 'SELECT COUNT(*) FROM hits')
+results+=("| bare, waiting for a writer committing one SQLite row a request (FULL) | $rps | $p50 | $p99 | $cpu | $sent | $stored | – |")
+kill "${pids[2]}"; wait "${pids[2]}" 2>/dev/null || true
 
 tapkit "tapkit SQLite, synchronous=FULL (default)" 8091 "sqlite://$work/8091/tapkit.db" full nfc+kiosk
 tapkit "tapkit SQLite, synchronous=NORMAL" 8092 "sqlite://$work/8092/tapkit.db" normal

@@ -6,6 +6,12 @@
 //! like the SQLite click writer (a tokio channel, every waiting request taken at once,
 //! one reply each) that stores nothing: the cost of waiting for any commit before the
 //! 302, apart from the storage itself.
+//!
+//! With `BARE_WAIT=sqlite` that writer stores: each batch is one `BEGIN IMMEDIATE …
+//! COMMIT` of one small row per request (`INSERT INTO hits (at) VALUES (?)`, a prepared
+//! statement) into a SQLite file in WAL mode with `synchronous=FULL`, before the replies:
+//! the least a durable group commit can cost, without any of Tapkit's work. The file is
+//! `BARE_DB` (default `bare.db` in the current folder).
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse};
@@ -35,8 +41,9 @@ const COOKIE_JS: &str = "tapkit_ref_js=v1.123456.1763740800000.0123456789abcdef0
 
 type Waiting = mpsc::Sender<oneshot::Sender<()>>;
 
-/// A writer thread that answers every waiting request at once and stores nothing.
-fn writer() -> Waiting {
+/// A writer thread that answers every waiting request at once, after committing one row
+/// per request to `db` if there is one.
+fn writer(mut db: Option<rusqlite::Connection>) -> Waiting {
     let (tx, mut rx) = mpsc::channel::<oneshot::Sender<()>>(2048);
     std::thread::spawn(move || {
         let mut batch = Vec::with_capacity(512);
@@ -46,6 +53,9 @@ fn writer() -> Waiting {
                 let Ok(r) = rx.try_recv() else { break };
                 batch.push(r);
             }
+            if let Some(db) = db.as_mut() {
+                store(db, batch.len()).expect("writing the bench's rows");
+            }
             for r in batch.drain(..) {
                 let _ = r.send(());
             }
@@ -54,12 +64,41 @@ fn writer() -> Waiting {
     tx
 }
 
+/// One transaction of `n` rows, as the click writer commits a batch.
+fn store(db: &mut rusqlite::Connection, n: usize) -> rusqlite::Result<()> {
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut insert = tx.prepare_cached("INSERT INTO hits (at) VALUES (?1)")?;
+        for _ in 0..n {
+            insert.execute([at])?;
+        }
+    }
+    tx.commit()
+}
+
+fn open_db() -> rusqlite::Result<rusqlite::Connection> {
+    let path = std::env::var("BARE_DB").unwrap_or_else(|_| "bare.db".into());
+    let db = rusqlite::Connection::open(path)?;
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.pragma_update(None, "synchronous", "FULL")?;
+    db.execute_batch("CREATE TABLE IF NOT EXISTS hits (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)")?;
+    Ok(db)
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let addr = std::env::var("BARE_LISTEN").unwrap_or_else(|_| "127.0.0.1:8090".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    let app = if std::env::var_os("BARE_WAIT").is_some() {
-        let w = writer();
+    let app = if let Some(mode) = std::env::var_os("BARE_WAIT") {
+        let db = if mode == "sqlite" {
+            Some(open_db().map_err(std::io::Error::other)?)
+        } else {
+            None
+        };
+        let w = writer(db);
         Router::new().route(
             "/r/{code}",
             get(move || {
