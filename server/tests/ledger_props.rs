@@ -50,9 +50,23 @@ enum Step {
     },
 }
 
+/// The program's largest amount per booking (the default).
+const MAX_AMOUNT: i64 = tapkit_server::money::rules::DEFAULT_MAX_AMOUNT_MINOR;
+
+/// Everyday amounts, and the extremes: the program's maximum and just under it (which
+/// must earn and sum without overflow), just over it and `i64::MAX` (refused with 422).
+fn amount() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        6 => 1..150_000i64,
+        1 => (MAX_AMOUNT - 10)..=MAX_AMOUNT,
+        1 => Just(MAX_AMOUNT + 1),
+        1 => Just(i64::MAX),
+    ]
+}
+
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..10u8, 0..4u8, 1..150_000i64, 0..3u8).prop_map(|(booking, affiliate, amount, month)| Step::Paid { booking, affiliate, amount, month }),
+        4 => (0..10u8, 0..4u8, amount(), 0..3u8).prop_map(|(booking, affiliate, amount, month)| Step::Paid { booking, affiliate, amount, month }),
         4 => (0..10u8, 0..3u8).prop_map(|(booking, month)| Step::Serviced { booking, month }),
         2 => (0..10u8, 0..4u8).prop_map(|(booking, month)| Step::Refunded { booking, month }),
         1 => (0..3u8, 0..4u8, 0..3u8).prop_map(|(user, affiliate, action)| Step::Lead { user, affiliate, action }),
@@ -218,6 +232,10 @@ async fn run(backend: Backend, steps: Vec<Step>) {
             rewards = [{ unit = "cash", percent_bp = 1000, cap_minor = 5000 }]
             [[rules]]
             on = "booking"
+            affiliate_kind = "influencer"
+            rewards = [{ unit = "cash", percent_bp = 10000 }]
+            [[rules]]
+            on = "booking"
             rewards = [{ unit = "credit", fixed_minor = 1000 }]
             [[rules]]
             on = "lead"
@@ -273,7 +291,19 @@ async fn run(backend: Backend, steps: Vec<Step>) {
                     .await;
                 let mut e = event("booking_paid", &format!("bk{booking}"), at(month), Some(&t));
                 e["amount_minor"] = json!(amount);
-                last_event = Some(s.post_event(e).await);
+                if amount > MAX_AMOUNT {
+                    let body = e.to_string();
+                    let sig = tapkit_server::money::wire::sign(
+                        body.as_bytes(),
+                        WEBHOOK,
+                        tapkit_server::store::now_ms() / 1000,
+                    );
+                    let (st, v) = s.deliver_raw(&body, Some(sig)).await;
+                    assert_eq!(st.as_u16(), 422, "{e} → {v}");
+                    assert_eq!(v["field"], "amount_minor", "{v}");
+                } else {
+                    last_event = Some(s.post_event(e).await);
+                }
             }
             Step::Serviced { booking, month } => {
                 last_event = Some(
@@ -359,6 +389,26 @@ async fn run(backend: Backend, steps: Vec<Step>) {
             }
         }
         check_invariants(&s, &pool, &ids).await;
+        // Whatever the amounts, each partner's earnings and each closed month's report
+        // answer (no overflow in any sum).
+        for a in &ids {
+            let (st, v) = s
+                .admin(
+                    Method::GET,
+                    &format!("/api/admin/affiliates/{a}/earnings"),
+                    "",
+                )
+                .await;
+            assert!(st.is_success(), "earnings of {a}: {v}");
+        }
+        for p in starts.iter().map(|s| tapkit_core::date::month_of_ms(*s)) {
+            if !closable.contains(&p) {
+                let (st, _) = s
+                    .admin_bytes(&format!("/api/admin/periods/{p}/payouts.csv"))
+                    .await;
+                assert!(st.is_success(), "payout CSV of {p}: {st}");
+            }
+        }
         let after = snapshot(&pool).await;
         for (table, old) in &before {
             let new = &after[table];

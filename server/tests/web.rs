@@ -813,3 +813,93 @@ async fn earnings_follow_the_ledger_on_sqlite() {
 async fn earnings_follow_the_ledger_on_postgres() {
     earnings(Backend::Postgres).await;
 }
+
+/// Issue 23's overflow case: a program without caps, 11 attributed bookings each paid
+/// with `i64::MAX` and then serviced. Every such payment is refused at the webhook with
+/// 422 naming `amount_minor` (nothing is stored for it), the bookings at the program's
+/// largest amount earn, and the partner's earnings stay readable: the API, the console's
+/// partner page and the portal's earnings page all answer 200, with sums that did not
+/// overflow.
+async fn huge_amounts(backend: Backend) {
+    let program = ProgramConfig {
+        fraud: common::quiet_fraud(),
+        commission: toml::from_str(
+            r#"
+            [[rules]]
+            on = "booking"
+            rewards = [{ unit = "cash", percent_bp = 10000 }]
+            "#,
+        )
+        .unwrap(),
+        ..ProgramConfig::default()
+    };
+    let Some(s) = server_with(backend, program).await else {
+        return;
+    };
+    let max = tapkit_server::money::rules::DEFAULT_MAX_AMOUNT_MINOR;
+    let (a, code) = s.affiliate("Café Zürich & Co.", "business").await;
+    let now = now_ms();
+    let events_before = s.count("conversion_events").await;
+    for i in 0..11 {
+        let t = s
+            .click_at(a, &code, now - 60_000 + i, &format!("h{i}"))
+            .await;
+        let mut e = common::event("booking_paid", &format!("big-{i}"), now - 1000, Some(&t));
+        e["amount_minor"] = serde_json::json!(i64::MAX);
+        let body = e.to_string();
+        let sig =
+            tapkit_server::money::wire::sign(body.as_bytes(), common::WEBHOOK, now_ms() / 1000);
+        let (st, v) = s.deliver_raw(&body, Some(sig)).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["field"], "amount_minor", "{v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("max_amount_minor"),
+            "the error names the setting: {v}"
+        );
+        // The same booking at the program's largest amount earns.
+        e["amount_minor"] = serde_json::json!(max);
+        s.deliver(e).await;
+        s.deliver(common::event(
+            "booking_serviced",
+            &format!("big-{i}"),
+            now - 900,
+            None,
+        ))
+        .await;
+    }
+    assert_eq!(
+        s.count("conversion_events").await - events_before,
+        22,
+        "only the accepted events are stored"
+    );
+    assert_eq!(s.owed(a).await, common::usd(11 * max));
+    let (st, v) = s
+        .admin(
+            Method::GET,
+            &format!("/api/admin/affiliates/{a}/earnings"),
+            "",
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let mut admin = admin_signed_in(&s).await;
+    let page = admin.get(&s, &format!("/admin/affiliates/{a}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let mut p = partner_signed_in(&s, a).await;
+    let page = p.get(&s, "/portal/earnings").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("110,000,000.00 USD") || page.body.contains("110000000.00 USD"),
+        "the month's total of 11 × {max}: {}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn a_huge_amount_is_refused_and_pages_stay_up_on_sqlite() {
+    huge_amounts(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_huge_amount_is_refused_and_pages_stay_up_on_postgres() {
+    huge_amounts(Backend::Postgres).await;
+}

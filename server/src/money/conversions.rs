@@ -71,7 +71,13 @@ pub async fn receive(
         s.config.program.webhook_tolerance_secs,
     )
     .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
-    let ev = parse_event(&body, &s.config.program.commission.currency, now)?;
+    let commission = &s.config.program.commission;
+    let ev = parse_event(
+        &body,
+        &commission.currency,
+        commission.max_amount_minor,
+        now,
+    )?;
     let out = process(&s, &ev, now).await?;
     s.metrics.conversion(out.outcome.as_str());
     tracing::info!(

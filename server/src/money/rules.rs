@@ -90,6 +90,24 @@ fn default_currency() -> String {
     "USD".into()
 }
 
+/// The default [`Commission::max_amount_minor`]: 1,000,000,000 minor units
+/// (10,000,000.00 in a two-decimal currency), far above any single local-services booking.
+pub const DEFAULT_MAX_AMOUNT_MINOR: i64 = 1_000_000_000;
+
+/// The highest [`Commission::max_amount_minor`] a program may set: 10¹² minor units. With
+/// every stored amount at most this (a percentage reward is at most 100 % of its booking,
+/// and fixed rewards, caps and the payout minimum are held to the program's maximum too),
+/// a sum of up to 9.2 million amounts fits in an `i64`, so no balance, report or page
+/// total can overflow.
+pub const AMOUNT_CEILING_MINOR: i64 = 1_000_000_000_000;
+
+/// The most vouchers one reward may give.
+pub const MAX_VOUCHER_COUNT: i64 = 1_000;
+
+fn default_max_amount() -> i64 {
+    DEFAULT_MAX_AMOUNT_MINOR
+}
+
 /// `[program.commission]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,6 +122,11 @@ pub struct Commission {
     /// Cash balances below this are carried to the next month instead of paid.
     #[serde(default)]
     pub minimum_payout_minor: i64,
+    /// The largest `amount_minor` a conversion event may carry; a larger one is refused
+    /// with 422 naming this setting (default [`DEFAULT_MAX_AMOUNT_MINOR`], at most
+    /// [`AMOUNT_CEILING_MINOR`]).
+    #[serde(default = "default_max_amount")]
+    pub max_amount_minor: i64,
     /// Volume tiers, lowest first.
     #[serde(default)]
     pub tiers: Vec<Tier>,
@@ -137,6 +160,7 @@ impl Default for Commission {
             currency: default_currency(),
             holding_days: 0,
             minimum_payout_minor: 0,
+            max_amount_minor: DEFAULT_MAX_AMOUNT_MINOR,
             tiers: Vec::new(),
             rules: vec![
                 rule("business", cash(None, Some(1000), Some(5000))),
@@ -205,8 +229,16 @@ impl Commission {
                 "commission.currency {c:?} must be an ISO 4217 code such as USD or EUR"
             ));
         }
-        if self.minimum_payout_minor < 0 {
-            return Err("commission.minimum_payout_minor must not be negative".into());
+        let max = self.max_amount_minor;
+        if !(1..=AMOUNT_CEILING_MINOR).contains(&max) {
+            return Err(format!(
+                "commission.max_amount_minor {max} must be 1 to {AMOUNT_CEILING_MINOR} (minor units: the largest amount one booking or purchase may carry)"
+            ));
+        }
+        if !(0..=max).contains(&self.minimum_payout_minor) {
+            return Err(format!(
+                "commission.minimum_payout_minor must be 0 to commission.max_amount_minor ({max})"
+            ));
         }
         let mut last = 0;
         for (i, t) in self.tiers.iter().enumerate() {
@@ -265,8 +297,10 @@ impl Commission {
                                 "{at}: a voucher is counted with count, not fixed_minor or percent_bp"
                             ));
                         }
-                        if w.count.is_some_and(|n| n < 1) {
-                            return Err(format!("{at}: count must be at least 1"));
+                        if w.count
+                            .is_some_and(|n| !(1..=MAX_VOUCHER_COUNT).contains(&n))
+                        {
+                            return Err(format!("{at}: count must be 1 to {MAX_VOUCHER_COUNT}"));
                         }
                     }
                     UnitKind::Cash | UnitKind::Credit => {
@@ -294,6 +328,15 @@ impl Commission {
                         }
                         if w.cap_minor.is_some_and(|c| c <= 0) {
                             return Err(format!("{at}: cap_minor must be positive"));
+                        }
+                        if w.fixed_minor
+                            .into_iter()
+                            .chain(w.cap_minor)
+                            .any(|v| v > max)
+                        {
+                            return Err(format!(
+                                "{at}: fixed_minor and cap_minor must not exceed commission.max_amount_minor ({max})"
+                            ));
                         }
                         if w.cap_minor.is_some() && w.percent_bp.is_none() {
                             return Err(format!("{at}: cap_minor only applies to percent_bp"));
@@ -556,5 +599,37 @@ mod tests {
         );
         assert!(e.contains("rise"), "{e}");
         Commission::default().validate().unwrap();
+    }
+
+    #[test]
+    fn amounts_a_program_may_pay_are_bounded() {
+        let bad = |toml_text: &str| {
+            let c: Commission = toml::from_str(toml_text).unwrap();
+            c.validate().unwrap_err()
+        };
+        for m in ["0", "-1", "1000000000001"] {
+            let e = bad(&format!("max_amount_minor = {m}"));
+            assert!(e.contains("max_amount_minor") && e.contains(m), "{e}");
+        }
+        let e = bad("max_amount_minor = 1000
+[[rules]]
+on = \"booking\"\nrewards = [{ unit = \"cash\", fixed_minor = 1001 }]");
+        assert!(
+            e.contains("rules[0].rewards[0]") && e.contains("(1000)"),
+            "{e}"
+        );
+        let e = bad("max_amount_minor = 1000
+[[rules]]
+on = \"booking\"\nrewards = [{ unit = \"cash\", percent_bp = 10, cap_minor = 5000 }]");
+        assert!(e.contains("cap_minor"), "{e}");
+        let e = bad("max_amount_minor = 1000
+minimum_payout_minor = 2000");
+        assert!(e.contains("minimum_payout_minor"), "{e}");
+        let e = bad("[[rules]]
+on = \"booking\"\nrewards = [{ unit = \"voucher\", voucher = \"v\", count = 1001 }]");
+        assert!(e.contains("count must be 1 to 1000"), "{e}");
+        let c: Commission = toml::from_str("currency = \"EUR\"").unwrap();
+        assert_eq!(c.max_amount_minor, DEFAULT_MAX_AMOUNT_MINOR);
+        c.validate().unwrap();
     }
 }

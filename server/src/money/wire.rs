@@ -232,8 +232,14 @@ fn sha_field(field: &'static str, v: Option<String>) -> Result<Option<String>, A
     }
 }
 
-/// Parses and validates a webhook body (`currency` is the program's).
-pub fn parse_event(body: &[u8], currency: &str, now: i64) -> Result<Event, ApiError> {
+/// Parses and validates a webhook body (`currency` and `max_amount_minor` are the
+/// program's).
+pub fn parse_event(
+    body: &[u8],
+    currency: &str,
+    max_amount_minor: i64,
+    now: i64,
+) -> Result<Event, ApiError> {
     let w: WireEvent = serde_json::from_slice(body).map_err(|e| ApiError::Invalid {
         status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
         field: None,
@@ -269,6 +275,17 @@ pub fn parse_event(body: &[u8], currency: &str, now: i64) -> Result<Event, ApiEr
         return Err(ApiError::field(
             "amount_minor",
             "amount_minor must not be negative (a refund is kind booking_refunded)",
+        ));
+    }
+    if let Some(a) = w.amount_minor
+        && a > max_amount_minor
+    {
+        return Err(ApiError::field(
+            "amount_minor",
+            format!(
+                "amount_minor {a} is above this program's maximum of {max_amount_minor} minor units; \
+                 if a booking really is that large, raise program.commission.max_amount_minor"
+            ),
         ));
     }
     if matches!(kind, Kind::BookingPaid | Kind::Purchase) && w.amount_minor.is_none() {
@@ -433,6 +450,42 @@ mod tests {
         );
     }
 
+    /// The default program's maximum amount.
+    const MAX: i64 = crate::money::rules::DEFAULT_MAX_AMOUNT_MINOR;
+
+    #[test]
+    fn an_amount_above_the_programs_maximum_is_refused_naming_the_setting() {
+        let now = 1_800_000_000_000;
+        let body = |amount: i64| {
+            format!(
+                r#"{{"event_id":"e1","kind":"booking_paid","booking_id":"b1","occurred_at":"2027-01-15T08:00:00Z","amount_minor":{amount},"currency":"USD"}}"#
+            )
+        };
+        assert_eq!(
+            parse_event(body(MAX).as_bytes(), "USD", MAX, now)
+                .unwrap()
+                .amount_minor,
+            Some(MAX)
+        );
+        for too_big in [MAX + 1, i64::MAX] {
+            match parse_event(body(too_big).as_bytes(), "USD", MAX, now) {
+                Err(ApiError::Invalid {
+                    status,
+                    field,
+                    message,
+                }) => {
+                    assert_eq!(status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+                    assert_eq!(field, Some("amount_minor"));
+                    assert!(message.contains(&too_big.to_string()), "{message}");
+                    assert!(message.contains("max_amount_minor"), "{message}");
+                }
+                other => panic!("{too_big}: {other:?}"),
+            }
+        }
+        // A program may set its own maximum.
+        assert!(parse_event(body(501).as_bytes(), "USD", 500, now).is_err());
+    }
+
     proptest::proptest! {
         /// Fuzz: any header and body (outside input) gives Ok or a precise error, never a
         /// panic.
@@ -443,7 +496,7 @@ mod tests {
 
         #[test]
         fn any_body_is_answered(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
-            let _ = parse_event(&body, "USD", 1_800_000_000_000);
+            let _ = parse_event(&body, "USD", MAX, 1_800_000_000_000);
         }
 
         #[test]
@@ -459,7 +512,7 @@ mod tests {
                 "event_id": id, "kind": kind, "booking_id": "b", "occurred_at": at,
                 "amount_minor": amount, "currency": currency, "customer_email_domain": domain,
             });
-            let _ = parse_event(body.to_string().as_bytes(), "USD", 1_800_000_000_000);
+            let _ = parse_event(body.to_string().as_bytes(), "USD", MAX, 1_800_000_000_000);
         }
     }
 
@@ -467,12 +520,12 @@ mod tests {
     fn bodies_are_validated_field_by_field() {
         let now = 1_800_000_000_000;
         let ok = br#"{"event_id":"e1","kind":"booking_paid","booking_id":"b1","occurred_at":"2027-01-15T08:00:00Z","amount_minor":12500,"currency":"USD","customer_id":"c1","attribution":"v1.1.2.ab"}"#;
-        let e = parse_event(ok, "USD", now).unwrap();
+        let e = parse_event(ok, "USD", MAX, now).unwrap();
         assert_eq!(
             (e.kind, e.amount_minor, e.attribution.as_deref()),
             (Kind::BookingPaid, Some(12500), Some("v1.1.2.ab"))
         );
-        let field_of = |body: &str| match parse_event(body.as_bytes(), "USD", now) {
+        let field_of = |body: &str| match parse_event(body.as_bytes(), "USD", MAX, now) {
             Err(ApiError::Invalid { field, message, .. }) => (field, message),
             other => panic!("{body}: {other:?}"),
         };
@@ -538,6 +591,6 @@ mod tests {
             r#"{"event_id":"e","kind":"lead","booking_id":"b","occurred_at":"2099-01-15T08:00:00Z"}"#,
         );
         assert_eq!(f, Some("occurred_at"));
-        assert!(parse_event(b"\xff\xfe", "USD", now).is_err());
+        assert!(parse_event(b"\xff\xfe", "USD", MAX, now).is_err());
     }
 }
