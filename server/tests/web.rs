@@ -903,3 +903,72 @@ async fn a_huge_amount_is_refused_and_pages_stay_up_on_sqlite() {
 async fn a_huge_amount_is_refused_and_pages_stay_up_on_postgres() {
     huge_amounts(Backend::Postgres).await;
 }
+
+/// Issue 23: a CSV export of hostile clicks opens as text. Codes tapped with a NUL, an
+/// escape sequence and spreadsheet formulas are stored as tapped (they are the record of
+/// what arrived), and the export carries none of them raw: no control byte, and no cell
+/// that a spreadsheet would run.
+async fn hostile_clicks_export(backend: Backend) {
+    let Some(s) = server(backend).await else {
+        return;
+    };
+    for path in [
+        "/r/%00%3D1%2B2",
+        "/r/%3DHYPERLINK(%22http%3A%2F%2Fevil.example%22)",
+        "/r/%1B%5B31m%2Bcmd",
+        "/r/%40SUM(A1)",
+        "/r/-2%2B3",
+    ] {
+        let r = s
+            .call(
+                axum::http::Request::builder()
+                    .uri(path)
+                    .header(header::USER_AGENT, common::UA)
+                    .header(header::REFERER, "=cmd|'/C calc'!A0")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FOUND, "{path}");
+    }
+    let mut admin = admin_signed_in(&s).await;
+    let today = tapkit_core::date::format_date(now_ms() / 86_400_000);
+    let csv = admin
+        .get(
+            &s,
+            &format!("/admin/exports/clicks.csv?from={today}&to={today}"),
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        !csv.bytes
+            .iter()
+            .any(|b| b.is_ascii_control() && !matches!(b, b'\n' | b'\r')),
+        "a control byte in the export: {:?}",
+        csv.body
+    );
+    let mut reader = csv::Reader::from_reader(&csv.bytes[..]);
+    let mut rows = 0;
+    for rec in reader.records() {
+        let rec = rec.unwrap();
+        rows += 1;
+        for c in rec.iter() {
+            assert!(
+                c.parse::<i64>().is_ok() || !c.starts_with(['=', '+', '-', '@']),
+                "a cell a spreadsheet would run: {c:?} in {rec:?}"
+            );
+        }
+        assert!(rec.iter().any(|c| c.starts_with('\'')), "{rec:?}");
+    }
+    assert_eq!(rows, 5, "{}", csv.body);
+}
+
+#[tokio::test]
+async fn a_csv_export_of_hostile_clicks_opens_as_text_on_sqlite() {
+    hostile_clicks_export(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_csv_export_of_hostile_clicks_opens_as_text_on_postgres() {
+    hostile_clicks_export(Backend::Postgres).await;
+}

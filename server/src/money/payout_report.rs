@@ -25,13 +25,21 @@ pub fn money(amount: i64, unit: &str) -> String {
     format!("{sign}{}.{:02} {code}{suffix}", a / 100, a % 100)
 }
 
-/// Spreadsheet-safe CSV cell: text starting with = + - @ is prefixed with ' so that a
-/// partner named "=HYPERLINK(…)" cannot run a formula in the accountant's spreadsheet.
+/// Spreadsheet-safe CSV cell:
+/// - every control character (NUL, tab, line breaks, escape, DEL, C1) becomes U+FFFD, so
+///   that a tapped code such as `%00` or a pasted name cannot put raw control bytes in a
+///   file that an accountant opens as text;
+/// - text then starting with = + - @ is prefixed with ' so that a partner named
+///   "=HYPERLINK(…)" cannot run a formula in the accountant's spreadsheet.
 pub fn cell(v: &str) -> String {
-    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{v}")
+    let clean: String = v
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if clean.starts_with(['=', '+', '-', '@']) {
+        format!("'{clean}")
     } else {
-        v.to_owned()
+        clean
     }
 }
 
@@ -289,6 +297,14 @@ mod tests {
         );
         assert_eq!(cell("=1+1"), "'=1+1");
         assert_eq!(cell("Joe's Gym"), "Joe's Gym");
+        assert_eq!(cell("\0=1+1"), "\u{FFFD}=1+1");
+        assert_eq!(cell("\t=cmd"), "\u{FFFD}=cmd");
+        assert_eq!(
+            cell("a\u{1b}[31mb\nc\u{7f}\u{85}"),
+            "a\u{FFFD}[31mb\u{FFFD}c\u{FFFD}\u{FFFD}"
+        );
+        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(cell(CAFE), CAFE);
     }
 
     const CAFE: &str = "Café Zürich & Co.";
