@@ -972,3 +972,50 @@ async fn a_csv_export_of_hostile_clicks_opens_as_text_on_sqlite() {
 async fn a_csv_export_of_hostile_clicks_opens_as_text_on_postgres() {
     hostile_clicks_export(Backend::Postgres).await;
 }
+
+/// Issue 23: the CSP allows no inline script but the portal's own, by its hash; the hash
+/// is of the script the portal page carries, byte for byte (the browser test sees it
+/// run under this policy).
+#[tokio::test]
+async fn the_csp_allows_only_the_portals_own_script() {
+    use sha2::Digest;
+    let s = server(Backend::Sqlite).await.unwrap();
+    let (a, _) = s.affiliate("Shine Auto Detailing", "business").await;
+    let mut p = partner_signed_in(&s, a).await;
+    let r = s
+        .call(
+            axum::http::Request::builder()
+                .uri("/portal")
+                .header(
+                    header::COOKIE,
+                    p.cookies
+                        .iter()
+                        .map(|(k, (v, _))| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = p.get(&s, "/portal").await;
+    let script = page
+        .body
+        .split("<script>")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .expect("the portal home carries its copy-link script");
+    let hash = tapkit_core::base64::encode(&sha2::Sha256::digest(script.as_bytes()));
+    let script_src = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("script-src"))
+        .unwrap();
+    assert_eq!(script_src, format!("script-src 'sha256-{hash}'"), "{csp}");
+    assert!(!script_src.contains("unsafe-inline"));
+}

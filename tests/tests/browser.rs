@@ -456,6 +456,13 @@ fn an_admin_creates_a_partner_who_signs_in_downloads_the_qr_and_sees_a_suspensio
         partner.js("return document.getElementById('partner-link').value"),
         json!(format!("https://book.example.com/r/{code}"))
     );
+    // The copy-link script ran under the CSP (it allows that script by its hash, and no
+    // 'unsafe-inline'): it unhides its button.
+    assert_eq!(
+        partner.js("return document.querySelector('[data-copy]').hidden"),
+        json!(false),
+        "the portal's script did not run under its CSP"
+    );
     // The PNG download, fetched as the partner's browser does, decodes to their link.
     let b64 = partner.js_async(
         "var done = arguments[arguments.length - 1];\

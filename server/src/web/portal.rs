@@ -178,8 +178,6 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-const COPY_SCRIPT: &str = "document.querySelectorAll('[data-copy]').forEach(function(b){b.hidden=false;b.addEventListener('click',function(){var i=document.getElementById(b.getAttribute('data-copy'));var done=function(){b.textContent='Copied';setTimeout(function(){b.textContent='Copy link'},2000)};if(navigator.clipboard){navigator.clipboard.writeText(i.value).then(done,function(){i.select()})}else{i.select()}})})";
-
 async fn home(
     PartnerSession(sess, a): PartnerSession,
     State(s): State<AppState>,
@@ -240,7 +238,7 @@ async fn home(
             h2 id="h-tier" { "Your tier" }
             (tier)
         }
-        script { (PreEscaped(COPY_SCRIPT)) }
+        script { (PreEscaped(crate::web::COPY_SCRIPT)) }
     };
     Ok(shell(&s, &sess, "My link and card", "/portal", body))
 }
