@@ -4,12 +4,12 @@
 //!
 //! | column | required | meaning |
 //! |---|---|---|
-//! | `name` | yes | the partner's name as printed on the card (any script) |
+//! | `name` | yes | the partner's name as printed on the card (any script; 1 to 200 characters, no control characters) |
 //! | `code` | yes | its referral code, e.g. `IRONGYM-7K2M9Q` (checked: a typo is caught) |
 //! | `kind` | no | `business`, `influencer` or `customer` (default `business`) |
 //!
 //! Columns may come in any order; unknown columns are ignored. A bad row is reported
-//! with its line number and skipped; the other rows are still used.
+//! with its line number and skipped (a row of only commas too); the other rows are still used.
 
 use std::path::Path;
 
@@ -86,6 +86,45 @@ pub enum CsvError {
     },
 }
 
+/// The longest partner name, in characters: the server's limit, so a name that loads
+/// here is also one the server takes.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// Checks a partner name as it would be printed and registered: 1 to
+/// [`MAX_NAME_CHARS`] characters, no control characters (a NUL, a tab or a line break
+/// cannot be printed on a card, and the server refuses them).
+pub fn check_name(name: &str) -> Result<(), String> {
+    let n = name.chars().count();
+    if n == 0 {
+        return Err("the name is empty; fill it in".into());
+    }
+    if n > MAX_NAME_CHARS {
+        return Err(format!(
+            "the name {} is {n} characters long; a card name has at most {MAX_NAME_CHARS}",
+            shown(name)
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "the name {} contains the control character U+{:04X}, which cannot be printed; remove it",
+            shown(name),
+            u32::from(c)
+        ));
+    }
+    Ok(())
+}
+
+/// A value as an error message quotes it: at most 40 characters, control characters
+/// escaped, so a hostile cell cannot flood the terminal or the journal.
+fn shown(v: &str) -> String {
+    let head: String = v.chars().take(40).collect();
+    if head.len() < v.len() {
+        format!("{head:?}…")
+    } else {
+        format!("{head:?}")
+    }
+}
+
 /// Reads partners from a CSV file.
 pub fn read_csv(path: &Path) -> Result<PartnerList, CsvError> {
     let file = std::fs::File::open(path).map_err(|source| CsvError::Io {
@@ -137,13 +176,16 @@ pub fn parse_csv(input: impl std::io::Read, label: &str) -> Result<PartnerList, 
         let name = field(name_col);
         let code = field(code_col);
         if rec.iter().all(str::is_empty) {
-            continue; // a blank line
-        }
-        if name.is_empty() {
+            // (The CSV reader passes over lines that are truly empty; this one has commas
+            // or spaces, so it is reported like any row that is not used.)
             out.errors.push(RowError {
                 line,
-                message: "the name is empty; fill it in".into(),
+                message: "the row has no values, only commas or spaces; delete it or fill in name and code".into(),
             });
+            continue;
+        }
+        if let Err(message) = check_name(&name) {
+            out.errors.push(RowError { line, message });
             continue;
         }
         let code = match ReferralCode::parse(&code) {
@@ -151,7 +193,7 @@ pub fn parse_csv(input: impl std::io::Read, label: &str) -> Result<PartnerList, 
             Err(e) => {
                 out.errors.push(RowError {
                     line,
-                    message: format!("{e} (partner {name:?})"),
+                    message: format!("{e} (partner {})", shown(&name)),
                 });
                 continue;
             }
@@ -164,7 +206,9 @@ pub fn parse_csv(input: impl std::io::Read, label: &str) -> Result<PartnerList, 
             out.errors.push(RowError {
                 line,
                 message: format!(
-                    "kind {kind:?} is not business, influencer or customer (partner {name:?})"
+                    "kind {:?} is not business, influencer or customer (partner {})",
+                    shown(&kind),
+                    shown(&name)
                 ),
             });
             continue;
@@ -238,6 +282,38 @@ mod tests {
             l.partners[0].url("book.example.com"),
             format!("https://book.example.com/r/{a}")
         );
+    }
+
+    #[test]
+    fn every_unused_row_is_reported_and_names_are_bounded() {
+        let a = code("Iron Gym", 1);
+        let (b, c, d) = (code("Huge", 2), code("Nul", 3), code("Ok", 4));
+        let huge = "x".repeat(2_000_000);
+        let csv = format!(
+            "name,code\n,\n  ,  \n{huge},{b}\n\"Nul\0Gym\",{c}\n{},{d}\n\nIron Gym,{a}\n",
+            "é".repeat(MAX_NAME_CHARS)
+        );
+        let l = parse_csv(csv.as_bytes(), "t.csv").unwrap();
+        let lines: Vec<u64> = l.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![2, 3, 4, 5], "{:?}", l.errors);
+        assert!(l.errors[0].message.contains("no values"), "{}", l.errors[0]);
+        assert!(l.errors[1].message.contains("no values"), "{}", l.errors[1]);
+        // The 2 MB name is refused, and the message quotes 40 characters of it.
+        assert!(
+            l.errors[2].message.contains("2000000 characters"),
+            "{}",
+            l.errors[2]
+        );
+        assert!(
+            l.errors[2].message.len() < 200,
+            "{}",
+            l.errors[2].message.len()
+        );
+        assert!(l.errors[3].message.contains("U+0000"), "{}", l.errors[3]);
+        assert!(!l.errors[3].message.contains('\0'));
+        // 200 characters (400 bytes) is the limit, not over it.
+        let names: Vec<usize> = l.partners.iter().map(|p| p.name.chars().count()).collect();
+        assert_eq!(names, vec![MAX_NAME_CHARS, 8]);
     }
 
     #[test]

@@ -275,6 +275,14 @@ impl ServerApi {
                 continue;
             }
             let entry = u64::try_from(i + 1).unwrap_or(u64::MAX);
+            // The server checks names the same way; an older or foreign one may not have.
+            if let Err(e) = crate::partners::check_name(&a.name) {
+                out.errors.push(RowError {
+                    line: entry,
+                    message: format!("affiliate {}: {e}", a.id),
+                });
+                continue;
+            }
             match ReferralCode::parse(&a.code) {
                 Ok(code) => {
                     if out.domain.is_none() {
