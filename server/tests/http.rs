@@ -1211,8 +1211,58 @@ async fn one_counter_earns_once_across_two_replicas(backend: Backend) {
     assert_eq!(replays, 23);
 }
 
+/// One click the database refuses (here: a partner that does not exist, which no tap can
+/// produce today; a `%00` code on PostgreSQL once did) fails only itself: the writer
+/// writes the rest of its batch click by click, so every other customer still gets a
+/// stored click and a redirect, and nothing is stored twice.
+async fn one_bad_click_fails_only_itself(backend: Backend) {
+    let Some(s) = server(backend, 0, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let (aff, code) = s.affiliate("Iron Gym").await;
+    let click = |affiliate_id: i64, n: i64| tapkit_server::store::NewClick {
+        at: tapkit_server::store::now_ms(),
+        code: code.clone(),
+        affiliate_id: Some(affiliate_id),
+        channel: "link",
+        card_id: None,
+        counter: None,
+        user_agent: Some(format!("agent {n}")),
+        referer: None,
+        ip_hash: format!("h{n}"),
+        outcome: "attributed",
+        reason: None,
+        rate_limit: false,
+        check_counter: false,
+    };
+    // Queued together, so they share batches.
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let c = click(if n == 17 { 987_654 } else { aff }, n);
+            let w = s.state.clicks.clone();
+            tokio::spawn(async move { w.record(c).await })
+        })
+        .collect();
+    for (n, t) in tasks.into_iter().enumerate() {
+        let r = t.await.unwrap();
+        assert_eq!(r.is_ok(), n != 17, "click {n}: {r:?}");
+    }
+    let stored: i64 = sqlx::query("SELECT COUNT(*) AS n FROM clicks WHERE affiliate_id = $1")
+        .bind(aff)
+        .fetch_one(
+            &sqlx::AnyPool::connect(&s.state.config.database_url)
+                .await
+                .unwrap(),
+        )
+        .await
+        .map(|r| sqlx::Row::get::<i64, _>(&r, "n"))
+        .unwrap();
+    assert_eq!(stored, 39);
+}
+
 on_both_databases!(
     one_counter_earns_once_across_two_replicas,
+    one_bad_click_fails_only_itself,
     the_admin_api_needs_a_token_and_validates_every_field,
     cards_bind_to_one_affiliate_at_a_time,
     a_valid_tap_logs_the_click_and_sets_the_cookie_pair,

@@ -175,6 +175,7 @@ fn sqlite_writer(
     let mut clicks = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     let mut these = Vec::with_capacity(MAX_BATCH);
+    let mut saved = Vec::with_capacity(MAX_BATCH);
     let mut ids = 0..0;
     while let Some((c, r)) = rx.blocking_recv() {
         clicks.push(c);
@@ -185,22 +186,73 @@ fn sqlite_writer(
             replies.push(r);
         }
         let mut db = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let result = (|| {
+        let allocated = (|| {
             if ids.end - ids.start < clicks.len() as i64 {
                 ids = db.allocate_ids(ID_BLOCK)?;
             }
             these.clear();
             these.extend((ids.start..).take(clicks.len()));
             ids.start += clicks.len() as i64;
-            db.write(&mut clicks, &these, limit_per_hour)
+            Ok::<(), rusqlite::Error>(())
         })();
-        drop(db);
-        done.batch(
-            &clicks,
-            replies.drain(..),
-            result.map(|()| these.as_slice()).map_err(|e| e.to_string()),
-        );
+        saved.clear();
+        saved.extend(clicks.iter().map(Decided::of));
+        let result = allocated
+            .as_ref()
+            .map_err(ToString::to_string)
+            .and_then(|()| {
+                db.write(&mut clicks, &these, limit_per_hour)
+                    .map_err(|e| e.to_string())
+            });
+        match result {
+            Err(e) if allocated.is_ok() && clicks.len() > 1 => {
+                // The transaction rolled back; one bad click must not cost the others
+                // their redirect: each is written alone, as it arrived.
+                tracing::warn!(%e, n = clicks.len(), "a batch of clicks failed; writing each alone");
+                for (i, reply) in replies.drain(..).enumerate() {
+                    saved[i].restore(&mut clicks[i]);
+                    let one = std::slice::from_mut(&mut clicks[i]);
+                    let id = &these[i..=i];
+                    let r = db.write(one, id, limit_per_hour).map(|()| id);
+                    done.batch(one, std::iter::once(reply), r.map_err(|e| e.to_string()));
+                }
+            }
+            result => {
+                drop(db);
+                done.batch(
+                    &clicks,
+                    replies.drain(..),
+                    result.map(|()| these.as_slice()),
+                );
+            }
+        }
         clicks.clear();
+    }
+}
+
+/// What writing a click may decide about it inside the transaction (the counter check,
+/// the rate limit): kept so that a click written again alone, after its batch failed,
+/// starts as it arrived and not with a verdict of the rolled-back transaction.
+#[derive(Debug, Clone, Copy)]
+struct Decided {
+    outcome: &'static str,
+    reason: Option<&'static str>,
+    rate_limit: bool,
+}
+
+impl Decided {
+    fn of(c: &NewClick) -> Self {
+        Self {
+            outcome: c.outcome,
+            reason: c.reason,
+            rate_limit: c.rate_limit,
+        }
+    }
+
+    fn restore(self, c: &mut NewClick) {
+        c.outcome = self.outcome;
+        c.reason = self.reason;
+        c.rate_limit = self.rate_limit;
     }
 }
 
@@ -216,22 +268,44 @@ async fn postgres_writer(
     let mut ids = 0..0;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (mut clicks, replies): (Vec<NewClick>, Vec<Reply>) = batch.drain(..).unzip();
-        let result = async {
+        let saved: Vec<Decided> = clicks.iter().map(Decided::of).collect();
+        let allocated = async {
             if ids.end - ids.start < clicks.len() as i64 {
                 ids = store.allocate_click_ids(ID_BLOCK).await?;
             }
             let these: Vec<i64> = (ids.start..).take(clicks.len()).collect();
             ids.start += clicks.len() as i64;
-            store
-                .insert_clicks(&mut clicks, &these, limit_per_hour)
-                .await
-                .map(|()| these)
+            Ok::<_, StoreError>(these)
         }
         .await;
-        done.batch(
-            &clicks,
-            replies.into_iter(),
-            result.as_deref().map_err(ToString::to_string),
-        );
+        let these = match allocated {
+            Ok(these) => these,
+            Err(e) => {
+                done.batch(&clicks, replies.into_iter(), Err(e.to_string()));
+                continue;
+            }
+        };
+        match store
+            .insert_clicks(&mut clicks, &these, limit_per_hour)
+            .await
+        {
+            Ok(()) => done.batch(&clicks, replies.into_iter(), Ok(&these)),
+            Err(e) if clicks.len() > 1 => {
+                // As on SQLite: the batch rolled back, so each click is written alone.
+                tracing::warn!(%e, n = clicks.len(), "a batch of clicks failed; writing each alone");
+                for (i, reply) in replies.into_iter().enumerate() {
+                    saved[i].restore(&mut clicks[i]);
+                    let one = std::slice::from_mut(&mut clicks[i]);
+                    let id = &these[i..=i];
+                    let r = store.insert_clicks(one, id, limit_per_hour).await;
+                    done.batch(
+                        one,
+                        std::iter::once(reply),
+                        r.map(|()| id).map_err(|e| e.to_string()),
+                    );
+                }
+            }
+            Err(e) => done.batch(&clicks, replies.into_iter(), Err(e.to_string())),
+        }
     }
 }
