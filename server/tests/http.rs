@@ -238,6 +238,30 @@ async fn the_admin_api_needs_a_token_and_validates_every_field(backend: Backend)
             v["field"] == field_or_text || v["error"].as_str().unwrap().contains(field_or_text);
         assert!(named, "{body}: {v}");
     }
+    // Lengths are of the value as sent, in characters (the document's maxLength), and
+    // it is trimmed only after: 199 characters with a space on each side is 201, too
+    // long; 200 accented characters (400 bytes) is not.
+    for (field, value, ok) in [
+        ("contact", format!(" {} ", "a".repeat(199)), false),
+        ("contact", "é".repeat(200), true),
+        ("name", format!(" {} ", "N".repeat(199)), false),
+        ("name", "Ł".repeat(200), true),
+    ] {
+        let mut body = serde_json::json!({"name": "Len Gym", "kind": "business"});
+        body[field] = serde_json::json!(value);
+        let (st, v) = s
+            .admin(Method::POST, "/api/admin/affiliates", &body.to_string())
+            .await;
+        if ok {
+            assert_eq!(st, StatusCode::CREATED, "{field}: {v}");
+        } else {
+            assert_eq!(
+                (st, v["field"].as_str()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+                "{v}"
+            );
+        }
+    }
     let big = format!(r#"{{"name":"{}","kind":"business"}}"#, "x".repeat(20_000));
     let (st, _) = s.admin(Method::POST, "/api/admin/affiliates", &big).await;
     assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);

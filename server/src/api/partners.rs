@@ -55,9 +55,17 @@ pub(crate) async fn new_affiliate(
     kind: &str,
     contact: Option<&str>,
 ) -> Result<Affiliate, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
+    // Lengths are checked as sent (characters, as the OpenAPI document's maxLength
+    // counts them), and only then is the value trimmed.
+    if name.chars().count() > 200 {
         return Err(ApiError::field("name", "name must be 1 to 200 characters"));
+    }
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::field(
+            "name",
+            "name must not be blank: give the partner's name as printed on the card",
+        ));
     }
     if name.chars().any(char::is_control) {
         return Err(ApiError::field(
@@ -71,13 +79,13 @@ pub(crate) async fn new_affiliate(
             format!("kind {kind:?} is not business, influencer or customer"),
         ));
     }
-    let contact = contact.map(str::trim).filter(|c| !c.is_empty());
-    if contact.is_some_and(|c| c.len() > 200 || c.chars().any(char::is_control)) {
+    if contact.is_some_and(|c| c.chars().count() > 200 || c.chars().any(char::is_control)) {
         return Err(ApiError::field(
             "contact",
             "contact must be at most 200 characters without control characters",
         ));
     }
+    let contact = contact.map(str::trim).filter(|c| !c.is_empty());
     let a = s
         .store
         .create_affiliate(s.program.id, name, kind, contact)
@@ -302,11 +310,13 @@ pub(crate) async fn update_affiliate(
      -> Result<Option<Option<String>>, ApiError> {
         match v {
             None => Ok(None),
+            Some(v) if v.chars().count() > 200 || v.chars().any(char::is_control) => {
+                Err(ApiError::field(
+                    field,
+                    format!("{field} must be at most 200 characters without control characters"),
+                ))
+            }
             Some(v) if v.trim().is_empty() => Ok(Some(None)),
-            Some(v) if v.len() > 200 || v.chars().any(char::is_control) => Err(ApiError::field(
-                field,
-                format!("{field} must be at most 200 characters without control characters"),
-            )),
             Some(v) => Ok(Some(Some(v.trim().to_owned()))),
         }
     };
