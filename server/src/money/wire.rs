@@ -283,8 +283,9 @@ pub fn parse_event(
         return Err(ApiError::field(
             "amount_minor",
             format!(
-                "amount_minor {a} is above this program's maximum of {max_amount_minor} minor units; \
-                 if a booking really is that large, raise program.commission.max_amount_minor"
+                "amount_minor {a} is above this program's maximum of {max_amount_minor} minor units \
+                 (12500 = 125.00); if a booking really is that large, the program's admin can \
+                 raise program.commission.max_amount_minor in Tapkit's config"
             ),
         ));
     }

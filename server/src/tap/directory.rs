@@ -68,6 +68,17 @@ pub struct Directory {
     reloads: std::sync::atomic::AtomicU64,
 }
 
+impl ListedCard {
+    /// A card binding as the tap sees it (`status` as stored: only `active` is bound).
+    pub fn new(id: i64, affiliate_id: i64, status: &str) -> Self {
+        Self {
+            id,
+            affiliate_id,
+            active: status == "active",
+        }
+    }
+}
+
 impl Directory {
     /// Loads the directory of `program_id`.
     pub async fn load(store: Store, program_id: i64) -> Result<Arc<Self>, StoreError> {
@@ -98,7 +109,6 @@ impl Directory {
         self.current().by_code.get(code).copied()
     }
 
-    /// Whether `channel` is off for this affiliate or its whole program.
     /// A card's latest binding, by UID (upper-case hex).
     pub fn card(&self, uid: &str) -> Option<ListedCard> {
         self.current().cards.get(uid).copied()
@@ -130,14 +140,8 @@ impl Directory {
         }
         // Ordered by id: a UID's later binding replaces its earlier ones.
         for c in rows.cards {
-            snap.cards.insert(
-                c.uid,
-                ListedCard {
-                    id: c.id,
-                    affiliate_id: c.affiliate_id,
-                    active: c.status == "active",
-                },
-            );
+            snap.cards
+                .insert(c.uid, ListedCard::new(c.id, c.affiliate_id, &c.status));
         }
         for k in rows.kiosks {
             snap.kiosks.insert(

@@ -320,11 +320,11 @@ async fn nfc_check(
     // The directory first; the database for a card registered elsewhere just now.
     let card = match s.directory.card(&uid_hex) {
         Some(c) => Some(c),
-        None => s.store.latest_card(&uid_hex).await?.map(|c| ListedCard {
-            id: c.id,
-            affiliate_id: c.affiliate_id,
-            active: c.status == "active",
-        }),
+        None => s
+            .store
+            .latest_card(&uid_hex)
+            .await?
+            .map(|c| ListedCard::new(c.id, c.affiliate_id, &c.status)),
     };
     let Some(card) = card else {
         return Ok(Some("card_not_registered"));
