@@ -7,6 +7,7 @@
 
 pub mod layout;
 pub mod pdf;
+pub mod pdfw;
 pub mod qr;
 pub mod report;
 pub mod template;
@@ -257,46 +258,32 @@ pub struct PrintReport {
     pub files: Vec<String>,
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PrintError> {
-    let io = |e: std::io::Error| PrintError::Io {
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> PrintError + '_ {
+    move |e| PrintError::Io {
         path: path.display().to_string(),
         reason: e.to_string(),
-    };
-    let tmp = path.with_extension("part");
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    }
 }
 
-/// Lays out `cards` and renders the PDF in memory (no file is touched): the PDF bytes,
-/// each card's face and the layout. Every card is checked first; if any cannot be
-/// printed, nothing is rendered and every problem is named.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PrintError> {
+    let tmp = path.with_extension("part");
+    std::fs::write(&tmp, bytes).map_err(io_error(path))?;
+    std::fs::rename(&tmp, path).map_err(io_error(path))
+}
+
+/// Lays out `cards` and renders the PDF in memory (no file is touched): the PDF bytes
+/// and the layout. Every card is checked; if any cannot be printed, nothing is returned
+/// and every problem is named. For large jobs use [`run`], which streams to a file.
 pub fn render_pdf(
     cards: &[CardSpec],
     domain: &str,
     t: &Template,
     kind: SheetKind,
     backs: bool,
-) -> Result<(Vec<u8>, Vec<CardFace>, layout::DocumentLayout), PrintError> {
-    let parse = |b: &[u8], which: &str| {
-        ParsedFont::from_bytes(b, 0, &mut Vec::new()).ok_or_else(|| {
-            PrintError::Template(format!("the {which} font is not a TrueType/OpenType font"))
-        })
-    };
-    let bold = parse(&t.bold_bytes, "bold")?;
-    let regular = parse(&t.regular_bytes, "regular")?;
-    let mut faces = Vec::with_capacity(cards.len());
-    let mut problems = Vec::new();
-    for p in cards {
-        match prepare(p, domain, t, &bold, &regular) {
-            Ok(f) => faces.push(f),
-            Err(e) => problems.push(e),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(PrintError::Partners(problems));
-    }
-    let (pdf_bytes, layout) = pdf::render(&faces, t, kind, backs)?;
-    Ok((pdf_bytes, faces, layout))
+) -> Result<(Vec<u8>, layout::DocumentLayout), PrintError> {
+    let mut out = Vec::new();
+    let r = pdf::render_to(cards, domain, t, kind, backs, true, &mut out)?;
+    Ok((out, r.layout))
 }
 
 /// Renders every output of `job` for `partners`.
@@ -306,10 +293,32 @@ pub fn run(
     t: &Template,
     job: &PrintJob,
 ) -> Result<PrintReport, PrintError> {
-    let (pdf_bytes, faces, layout) = render_pdf(partners, domain, t, job.layout, job.backs)?;
-    let mut files = Vec::new();
-    write_atomic(&job.out, &pdf_bytes)?;
-    files.push(job.out.display().to_string());
+    // The PDF is streamed into a temporary file beside the output and renamed only when
+    // every card was drawn, so a failed job leaves no partial PDF under the real name.
+    let tmp = job.out.with_extension("part");
+    let rendered = (|| {
+        let file = std::fs::File::create(&tmp).map_err(io_error(&job.out))?;
+        let r = pdf::render_to(
+            partners,
+            domain,
+            t,
+            job.layout,
+            job.backs,
+            job.layout_json.is_some(),
+            &file,
+        )?;
+        file.sync_all().map_err(io_error(&job.out))?;
+        Ok(r)
+    })();
+    let rendered = match rendered {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, &job.out).map_err(io_error(&job.out))?;
+    let mut files = vec![job.out.display().to_string()];
     if job.layout == SheetKind::PerCard {
         // The form plastic-card makers ask for: artwork one card per page + a CSV that
         // ties each page to its code, its printed QR and the URL its chip gets.
@@ -321,12 +330,10 @@ pub fn run(
         };
         w.write_record(["page", "code", "name", "kind", "qr_url", "nfc_url"])
             .map_err(io)?;
-        for (p, card) in partners
-            .iter()
-            .zip(layout.cards.iter().filter(|c| c.side == "front"))
-        {
+        let pages_per_card = if job.backs { 2 } else { 1 };
+        for (i, p) in partners.iter().enumerate() {
             w.write_record([
-                card.page.to_string(),
+                (i * pages_per_card + 1).to_string(),
                 p.code.clone(),
                 p.name.clone(),
                 p.kind.clone(),
@@ -343,30 +350,32 @@ pub fn run(
         files.push(csv_path.display().to_string());
     }
     if let Some(dir) = &job.png_dir {
-        std::fs::create_dir_all(dir).map_err(|e| PrintError::Io {
-            path: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        for f in &faces {
-            let (png, svg) = portal_qr(&f.qr_payload).map_err(PrintError::Template)?;
-            let png_path = dir.join(format!("{}.png", f.code));
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let written = pdf::par_map(partners, threads, |_, p| {
+            let (png, svg) = portal_qr(&qr_url(domain, &p.code)).map_err(PrintError::Template)?;
+            let png_path = dir.join(format!("{}.png", p.code));
             write_atomic(&png_path, &png)?;
-            let svg_path = dir.join(format!("{}.svg", f.code));
+            let svg_path = dir.join(format!("{}.svg", p.code));
             write_atomic(&svg_path, svg.as_bytes())?;
-            files.push(png_path.display().to_string());
-            files.push(svg_path.display().to_string());
+            Ok::<_, PrintError>([png_path, svg_path])
+        })?;
+        for paths in written {
+            files.extend(paths?.iter().map(|p| p.display().to_string()));
         }
     }
     if let Some(path) = &job.layout_json {
-        let json =
-            serde_json::to_vec_pretty(&layout).map_err(|e| PrintError::Pdf(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&rendered.layout)
+            .map_err(|e| PrintError::Pdf(e.to_string()))?;
         write_atomic(path, &json)?;
         files.push(path.display().to_string());
     }
     Ok(PrintReport {
-        cards: faces.len(),
-        pages: layout.pages.len(),
-        pdf_bytes: pdf_bytes.len(),
+        cards: rendered.cards,
+        pages: rendered.pages,
+        pdf_bytes: usize::try_from(rendered.bytes).unwrap_or(usize::MAX),
         files,
     })
 }
