@@ -75,7 +75,7 @@ pub async fn print_pdf(
             })
             .collect();
         tapkit_print::render_pdf(&cards, &domain, &t, kind, false)
-            .map(|(pdf, _, _)| pdf)
+            .map(|(pdf, _)| pdf)
             .map_err(|e| e.to_string())
     })
     .await
