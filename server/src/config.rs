@@ -34,6 +34,8 @@ pub struct ProgramConfig {
     pub fraud: Fraud,
     /// `[program.kiosk]`: the counter displays.
     pub kiosk: crate::kiosks::KioskConfig,
+    /// `[program.membership]`: the plans members buy, and the dunning schedule.
+    pub membership: crate::members::plans::MembershipConfig,
 }
 
 /// `[program.fraud]`: which conversions earn nothing, and which wait for a review.
@@ -107,6 +109,7 @@ impl Default for ProgramConfig {
             commission: crate::money::rules::Commission::default(),
             fraud: Fraud::default(),
             kiosk: crate::kiosks::KioskConfig::default(),
+            membership: crate::members::plans::MembershipConfig::default(),
         }
     }
 }
@@ -249,6 +252,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
         .validate()
         .map_err(|e| format!("program.{e}"))?;
     p.kiosk.validate().map_err(|e| format!("program.{e}"))?;
+    p.membership.check(p.commission.max_amount_minor)?;
     if p.kiosk.brand_name.is_none() && p.name.chars().count() > 40 {
         return Err(format!(
             "program.name {:?} is longer than the 40 characters a counter display shows; set program.kiosk.brand_name to a shorter name",

@@ -7,6 +7,8 @@
 //! - [`money`]: signed conversion webhooks (wire), attribution, the pure commission
 //!   decision (policy), ledger writes (posting), reviews, month close and payouts.
 //! - [`kiosks`]: the counter displays' enrolment, config and heartbeats.
+//! - [`members`]: memberships' pure decisions (plans, billing periods and proration,
+//!   visits with rollover, dunning); issue 19 builds the rest on them.
 //! - [`api`]: the admin JSON API, its extractors, its error type and the OpenAPI document.
 //! - [`web`]: the admin console and the partner portal (server-rendered HTML).
 //! - [`store`]: the only place with SQL (SQLite file or PostgreSQL).
@@ -19,6 +21,7 @@ pub mod api;
 pub mod config;
 pub mod keys;
 pub mod kiosks;
+pub mod members;
 pub mod metrics;
 pub mod money;
 pub mod store;

@@ -283,3 +283,62 @@ on_both_databases!(
     program_c_pays_platform_credit_per_step_and_ten_percent_of_the_first_purchase,
     program_a_holds_commissions_inside_the_holding_period_at_month_close,
 );
+
+/// The sample config ships the three membership plans of issue 19, and the server
+/// refuses to start on a plan table it could not bill, naming the plan's key.
+#[test]
+fn the_sample_program_sells_three_plans_and_bad_plans_stop_start_up() {
+    use tapkit_server::members::plans::{Priority, Visits};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tapkit.sample.toml");
+    let c = tapkit_server::config::load(Some(&path)).unwrap();
+    let m = &c.program.membership;
+    let plans: Vec<(&str, i64, Visits, i64, Priority)> = m
+        .plans
+        .iter()
+        .map(|p| {
+            (
+                p.id.as_str(),
+                p.price_minor,
+                p.visits,
+                p.add_on_discount_bp,
+                p.priority,
+            )
+        })
+        .collect();
+    assert_eq!(
+        plans,
+        [
+            ("basic", 2900, Visits::Limited(2), 1000, Priority::Standard),
+            ("plus", 4900, Visits::Limited(4), 1500, Priority::High),
+            ("premium", 7900, Visits::Unlimited, 2000, Priority::Instant),
+        ]
+    );
+    assert_eq!(
+        (m.retry_days.as_slice(), m.grace_days),
+        (&[3, 7, 14][..], 7)
+    );
+
+    let sample = std::fs::read_to_string(&path).unwrap();
+    let dir = std::env::temp_dir().join(format!("tapkit-plans-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (from, to, expect) in [
+        (
+            "id = \"plus\"",
+            "id = \"basic\"",
+            "plans[1].id \"basic\" is used by two plans",
+        ),
+        ("visits = 4", "visits = -4", "visits must be a whole number"),
+        (
+            "price_minor = 7900",
+            "price_minor = 0",
+            "plans[2].price_minor 0",
+        ),
+    ] {
+        assert!(sample.contains(from), "{from}");
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, sample.replacen(from, to, 1)).unwrap();
+        let err = tapkit_server::config::load(Some(&bad)).unwrap_err();
+        assert!(err.contains(expect), "{to}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,16 @@
+//! Memberships (issue 19), the decisions first: the plans a program sells, calendar-month
+//! billing periods with proration, visit allowances with one month of rollover, and the
+//! dunning state a failed payment starts. Everything here is pure (facts in, decision
+//! out) and integer money, so it is tested on its own, property tests included; the
+//! store, the renewal run, payments and the console build on it.
+//!
+//! - [`plans`]: `[program.membership]` and its `[[program.membership.plans]]`, checked
+//!   at start-up.
+//! - [`billing`]: periods, the prorated first charge, the upgrade charge.
+//! - [`visits`]: a period's allowance, rolled-over visits used first.
+//! - [`dunning`]: `active` → `past_due` → `lapsed`, and back on a successful retry.
+
+pub mod billing;
+pub mod dunning;
+pub mod plans;
+pub mod visits;
