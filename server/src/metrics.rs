@@ -233,6 +233,13 @@ pub async fn render(State(s): State<AppState>) -> impl IntoResponse {
         "tapkit_directory_reloads_total {}",
         s.directory.reloads()
     );
+    out.push_str("# HELP tapkit_directory_lookups_total Database reads for codes and card UIDs the /r/ directory did not hold (a remembered miss costs none).\n");
+    out.push_str("# TYPE tapkit_directory_lookups_total counter\n");
+    let _ = writeln!(
+        out,
+        "tapkit_directory_lookups_total {}",
+        s.directory.lookups()
+    );
     (
         [(
             header::CONTENT_TYPE,

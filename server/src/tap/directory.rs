@@ -7,6 +7,12 @@
 //! another replica takes effect there within about a second. A code missing from the
 //! directory is looked up in the database (an affiliate created on another replica a
 //! moment ago still works).
+//!
+//! Misses are remembered too, until the next reload: a flood of taps with well-formed but
+//! unknown codes or card UIDs costs one database read per distinct value, not one per
+//! tap. A reload (on any change, here or on another replica within about a second)
+//! forgets them, so a code created elsewhere works as soon as this replica has seen the
+//! change. At most [`MAX_MISSES`] of each are kept; past that the older ones are dropped.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -59,6 +65,26 @@ struct Snapshot {
     killed: HashMap<i64, HashSet<String>>,
 }
 
+/// How many unknown codes (and, apart, card UIDs) the directory remembers between reloads.
+pub const MAX_MISSES: usize = 10_000;
+
+/// Codes and card UIDs the database did not have at `epoch`.
+#[derive(Debug, Default)]
+struct Misses {
+    epoch: i64,
+    codes: HashSet<String>,
+    cards: HashSet<String>,
+}
+
+/// Which kind of value missed.
+#[derive(Debug, Clone, Copy)]
+pub enum Miss {
+    /// A referral code.
+    Code,
+    /// A card UID.
+    Card,
+}
+
 /// The cached directory of one program.
 #[derive(Debug)]
 pub struct Directory {
@@ -66,6 +92,9 @@ pub struct Directory {
     program_id: i64,
     snap: RwLock<Arc<Snapshot>>,
     reloads: std::sync::atomic::AtomicU64,
+    misses: std::sync::Mutex<Misses>,
+    /// Database lookups made for values the directory did not hold.
+    lookups: std::sync::atomic::AtomicU64,
 }
 
 impl ListedCard {
@@ -90,6 +119,8 @@ impl Directory {
                 ..Snapshot::default()
             })),
             reloads: 0.into(),
+            misses: std::sync::Mutex::default(),
+            lookups: 0.into(),
         });
         d.reload().await?;
         Ok(d)
@@ -117,6 +148,63 @@ impl Directory {
     /// A kiosk by id.
     pub fn kiosk(&self, id: i64) -> Option<ListedKiosk> {
         self.current().kiosks.get(&id).copied()
+    }
+
+    /// Whether `value` is known to be missing from the database since the last reload.
+    pub fn known_missing(&self, kind: Miss, value: &str) -> bool {
+        let epoch = self.current().epoch;
+        let m = self
+            .misses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.epoch == epoch
+            && match kind {
+                Miss::Code => m.codes.contains(value),
+                Miss::Card => m.cards.contains(value),
+            }
+    }
+
+    /// Counts a database lookup made for a value the directory did not hold.
+    pub fn looked_up(&self) {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Database lookups for values the directory did not hold (for `/metrics`).
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Remembers that the database does not have `value`, until the next reload. `epoch`
+    /// is the snapshot's epoch read before the database was asked, so a miss seen before
+    /// a concurrent reload is not kept past it.
+    pub fn note_missing(&self, kind: Miss, value: &str, epoch: i64) {
+        let mut m = self
+            .misses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if epoch != self.current().epoch {
+            return;
+        }
+        if m.epoch != epoch {
+            *m = Misses {
+                epoch,
+                ..Misses::default()
+            };
+        }
+        let set = match kind {
+            Miss::Code => &mut m.codes,
+            Miss::Card => &mut m.cards,
+        };
+        if set.len() >= MAX_MISSES {
+            set.clear();
+        }
+        set.insert(value.to_owned());
+    }
+
+    /// The epoch of the snapshot in use (pair with [`Self::note_missing`]).
+    pub fn epoch(&self) -> i64 {
+        self.current().epoch
     }
 
     /// Whether a channel is off for the affiliate or the whole program.

@@ -14,7 +14,7 @@ use tapkit_core::ntag::parse_mirror_text;
 use crate::AppState;
 use crate::api::ApiError;
 use crate::store::{NewClick, now_ms};
-use crate::tap::directory::{Listed, ListedCard};
+use crate::tap::directory::{Listed, ListedCard, Miss};
 
 /// The HttpOnly attribution cookie.
 pub const COOKIE: &str = "tapkit_ref";
@@ -234,15 +234,24 @@ pub async fn tap(
     // The in-memory directory first; the database for a code created elsewhere just now.
     let aff = match s.directory.lookup(code.as_str()) {
         Some(a) => Some(a),
-        None => s
-            .store
-            .affiliate_by_code(code.as_str())
-            .await?
-            .filter(|a| a.program_id == program.id)
-            .map(|a| Listed {
-                id: a.id,
-                active: a.status == "active",
-            }),
+        None if s.directory.known_missing(Miss::Code, code.as_str()) => None,
+        None => {
+            let epoch = s.directory.epoch();
+            s.directory.looked_up();
+            let found = s
+                .store
+                .affiliate_by_code(code.as_str())
+                .await?
+                .filter(|a| a.program_id == program.id)
+                .map(|a| Listed {
+                    id: a.id,
+                    active: a.status == "active",
+                });
+            if found.is_none() {
+                s.directory.note_missing(Miss::Code, code.as_str(), epoch);
+            }
+            found
+        }
     };
     let Some(aff) = aff else {
         click.reason = Some("unknown_code");
@@ -320,11 +329,20 @@ async fn nfc_check(
     // The directory first; the database for a card registered elsewhere just now.
     let card = match s.directory.card(&uid_hex) {
         Some(c) => Some(c),
-        None => s
-            .store
-            .latest_card(&uid_hex)
-            .await?
-            .map(|c| ListedCard::new(c.id, c.affiliate_id, &c.status)),
+        None if s.directory.known_missing(Miss::Card, &uid_hex) => None,
+        None => {
+            let epoch = s.directory.epoch();
+            s.directory.looked_up();
+            let found = s
+                .store
+                .latest_card(&uid_hex)
+                .await?
+                .map(|c| ListedCard::new(c.id, c.affiliate_id, &c.status));
+            if found.is_none() {
+                s.directory.note_missing(Miss::Card, &uid_hex, epoch);
+            }
+            found
+        }
     };
     let Some(card) = card else {
         return Ok(Some("card_not_registered"));
