@@ -81,6 +81,8 @@ impl AppState {
         let store =
             store::Store::connect_with(&config.database_url, config.sqlite_synchronous).await?;
         let program = store.ensure_program(&config.program_row()).await?;
+        members::service::check_plans_in_use(&store, &config.program.membership, program.id)
+            .await?;
         let answer = tap::redirect::Answer::new(&program, config.program.cookie_domain.as_deref())
             .map_err(store::StoreError::Config)?;
         let metrics = Arc::new(metrics::Metrics::default());

@@ -9,8 +9,11 @@
 //! - [`billing`]: periods, the prorated first charge, the upgrade charge.
 //! - [`visits`]: a period's allowance, rolled-over visits used first.
 //! - [`dunning`]: `active` → `past_due` → `lapsed`, and back on a successful retry.
+//! - [`service`]: creating a member (checked input, prorated first invoice), and the
+//!   start-up check that no plan in use left the config.
 
 pub mod billing;
 pub mod dunning;
 pub mod plans;
+pub mod service;
 pub mod visits;

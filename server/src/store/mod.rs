@@ -14,6 +14,7 @@ pub mod clicks;
 pub mod directory;
 pub mod kiosks;
 pub mod ledger;
+pub mod members;
 pub mod money;
 pub mod partners;
 pub mod reviews;
@@ -74,6 +75,16 @@ pub enum StoreError {
         affiliate_id: i64,
         /// Its card id.
         card_id: i64,
+    },
+    /// The customer already has a live membership of the program.
+    #[error(
+        "customer {customer_id:?} already has a live membership (member {member_id}); change its plan instead (POST /api/admin/members/{member_id}/plan)"
+    )]
+    AlreadyMember {
+        /// The customer.
+        customer_id: String,
+        /// Their live membership.
+        member_id: i64,
     },
     /// No unique code could be generated (practically impossible).
     #[error("could not generate a unique referral code; try again")]

@@ -1,0 +1,264 @@
+//! Members and their invoices as stored (`migrations/*/0009_members.sql`). A member is
+//! created with its first invoice in one transaction, and one membership per customer
+//! and program is live at a time, which the database enforces (a second one is
+//! [`StoreError::AlreadyMember`], even from two replicas at once).
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::store::{Store, StoreError};
+
+/// A member as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Id.
+    pub id: i64,
+    /// Program.
+    pub program_id: i64,
+    /// The brand's opaque customer id.
+    pub customer_id: String,
+    /// Where dunning emails go.
+    pub email: String,
+    /// The plan's id in the program config.
+    pub plan: String,
+    /// A downgrade waiting for the next period.
+    pub pending_plan: Option<String>,
+    /// `active`, `past_due`, `lapsed`, `paused` or `cancelled`.
+    pub status: String,
+    /// Why it is lapsed or cancelled (`payment_failed`, …).
+    pub status_reason: Option<String>,
+    /// Day number of the first failed charge, while past due.
+    pub failed_on: Option<i64>,
+    /// Failed retries since.
+    pub retries: i64,
+    /// Paused until this period (`YYYY-MM`, exclusive).
+    pub paused_until: Option<String>,
+    /// Cancelled at the end of the period.
+    pub cancel_at_period_end: bool,
+    /// The current period, `YYYY-MM`.
+    pub period: String,
+    /// Visits this period includes (`None`: unlimited).
+    pub visits_included: Option<i64>,
+    /// Included visits used.
+    pub visits_used: i64,
+    /// Visits rolled over from the previous period.
+    pub visits_rolled: i64,
+    /// Rolled-over visits used.
+    pub visits_rolled_used: i64,
+    /// The partner who brought the member.
+    pub affiliate_id: Option<i64>,
+    /// Created, Unix ms.
+    pub created_at: i64,
+    /// Last changed, Unix ms.
+    pub updated_at: i64,
+}
+
+const MEMBER_COLS: &str = "id, program_id, customer_id, email, plan, pending_plan, status, \
+    status_reason, failed_on, retries, paused_until, cancel_at_period_end, period, \
+    visits_included, visits_used, visits_rolled, visits_rolled_used, affiliate_id, \
+    created_at, updated_at";
+
+fn member(r: &AnyRow) -> Result<Member, sqlx::Error> {
+    Ok(Member {
+        id: r.try_get("id")?,
+        program_id: r.try_get("program_id")?,
+        customer_id: r.try_get("customer_id")?,
+        email: r.try_get("email")?,
+        plan: r.try_get("plan")?,
+        pending_plan: r.try_get("pending_plan")?,
+        status: r.try_get("status")?,
+        status_reason: r.try_get("status_reason")?,
+        failed_on: r.try_get("failed_on")?,
+        retries: r.try_get("retries")?,
+        paused_until: r.try_get("paused_until")?,
+        cancel_at_period_end: r.try_get::<i64, _>("cancel_at_period_end")? != 0,
+        period: r.try_get("period")?,
+        visits_included: r.try_get("visits_included")?,
+        visits_used: r.try_get("visits_used")?,
+        visits_rolled: r.try_get("visits_rolled")?,
+        visits_rolled_used: r.try_get("visits_rolled_used")?,
+        affiliate_id: r.try_get("affiliate_id")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// An invoice as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    /// Id.
+    pub id: i64,
+    /// Its member.
+    pub member_id: i64,
+    /// The period it pays for, `YYYY-MM`.
+    pub period: String,
+    /// `first`, `renewal` or `upgrade`.
+    pub kind: String,
+    /// The plan it bills.
+    pub plan: String,
+    /// Amount, minor units.
+    pub amount_minor: i64,
+    /// Currency.
+    pub currency: String,
+    /// `open`, `paid`, `failed`, `refunded` or `void`.
+    pub status: String,
+    /// Issued, Unix ms.
+    pub created_at: i64,
+    /// Paid, Unix ms.
+    pub paid_at: Option<i64>,
+}
+
+const INVOICE_COLS: &str =
+    "id, member_id, period, kind, plan, amount_minor, currency, status, created_at, paid_at";
+
+fn invoice(r: &AnyRow) -> Result<Invoice, sqlx::Error> {
+    Ok(Invoice {
+        id: r.try_get("id")?,
+        member_id: r.try_get("member_id")?,
+        period: r.try_get("period")?,
+        kind: r.try_get("kind")?,
+        plan: r.try_get("plan")?,
+        amount_minor: r.try_get("amount_minor")?,
+        currency: r.try_get("currency")?,
+        status: r.try_get("status")?,
+        created_at: r.try_get("created_at")?,
+        paid_at: r.try_get("paid_at")?,
+    })
+}
+
+/// A member to create, with the first invoice's amount already decided
+/// ([`crate::members::billing::first_charge`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewMember<'a> {
+    /// Program.
+    pub program_id: i64,
+    /// The brand's customer id.
+    pub customer_id: &'a str,
+    /// Email.
+    pub email: &'a str,
+    /// Plan id.
+    pub plan: &'a str,
+    /// The first period, `YYYY-MM`.
+    pub period: &'a str,
+    /// Its visits (`None`: unlimited).
+    pub visits_included: Option<i64>,
+    /// The partner who brought the member.
+    pub affiliate_id: Option<i64>,
+    /// The prorated first charge, minor units.
+    pub first_charge_minor: i64,
+    /// Its currency.
+    pub currency: &'a str,
+    /// Now, Unix ms.
+    pub now: i64,
+}
+
+impl Store {
+    /// Creates a member and its first invoice (open), in one transaction.
+    pub async fn create_member(&self, m: &NewMember<'_>) -> Result<(Member, Invoice), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO members (program_id, customer_id, email, plan, period, visits_included, \
+             affiliate_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING {MEMBER_COLS}"
+        ))
+        .bind(m.program_id)
+        .bind(m.customer_id)
+        .bind(m.email)
+        .bind(m.plan)
+        .bind(m.period)
+        .bind(m.visits_included)
+        .bind(m.affiliate_id)
+        .bind(m.now)
+        .bind(m.now)
+        .fetch_one(&mut *tx)
+        .await;
+        let created = match row {
+            Ok(r) => member(&r)?,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                drop(tx);
+                let live = self.live_member(m.program_id, m.customer_id).await?;
+                return Err(StoreError::AlreadyMember {
+                    customer_id: m.customer_id.to_owned(),
+                    member_id: live.map_or(0, |l| l.id),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let row = sqlx::query(&format!(
+            "INSERT INTO invoices (member_id, period, kind, plan, amount_minor, currency, created_at) \
+             VALUES ($1, $2, 'first', $3, $4, $5, $6) RETURNING {INVOICE_COLS}"
+        ))
+        .bind(created.id)
+        .bind(m.period)
+        .bind(m.plan)
+        .bind(m.first_charge_minor)
+        .bind(m.currency)
+        .bind(m.now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let first = invoice(&row)?;
+        tx.commit().await?;
+        Ok((created, first))
+    }
+
+    /// A member by id.
+    pub async fn member(&self, id: i64) -> Result<Option<Member>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {MEMBER_COLS} FROM members WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(member).transpose()?)
+    }
+
+    /// The customer's live membership of the program (active, past due or paused).
+    pub async fn live_member(
+        &self,
+        program_id: i64,
+        customer_id: &str,
+    ) -> Result<Option<Member>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {MEMBER_COLS} FROM members WHERE program_id = $1 AND customer_id = $2 \
+             AND status IN ('active', 'past_due', 'paused')"
+        ))
+        .bind(program_id)
+        .bind(customer_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(member).transpose()?)
+    }
+
+    /// A member's invoices, oldest first; only the open ones with `open_only`.
+    pub async fn member_invoices(
+        &self,
+        member_id: i64,
+        open_only: bool,
+    ) -> Result<Vec<Invoice>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {INVOICE_COLS} FROM invoices WHERE member_id = $1 \
+             AND ($2 = 0 OR status = 'open') ORDER BY id"
+        ))
+        .bind(member_id)
+        .bind(i64::from(open_only))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(invoice).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The plans members of the program hold (current or pending), for the start-up check
+    /// that no plan in use left the config.
+    pub async fn plans_in_use(&self, program_id: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT plan FROM members WHERE program_id = $1 AND status <> 'cancelled' \
+             UNION SELECT pending_plan FROM members WHERE program_id = $2 \
+             AND pending_plan IS NOT NULL AND status <> 'cancelled' ORDER BY 1",
+        )
+        .bind(program_id)
+        .bind(program_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+}
