@@ -40,7 +40,13 @@ pub fn parse_date(s: &str) -> Option<i64> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
+    // Digits only: `str::parse` would also take a sign (`2026-+1-05`).
+    let num = |r: std::ops::Range<usize>| {
+        let d = s.get(r)?;
+        d.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| d.parse::<u32>().ok())?
+    };
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d == 0 {
         return None;
@@ -216,9 +222,14 @@ mod tests {
             "1969-12-31",
             "x",
             "2026-11-21T",
+            "2026-+1-05",
+            "2026-11-+5",
+            "+026-11-05",
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
+        assert_eq!(parse_month("2026-+1"), None);
+        assert_eq!(parse_month("0000-00"), None);
     }
 
     proptest! {

@@ -110,6 +110,7 @@ pub struct Colors {
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// The kiosk's clock, Unix ms (the server records the skew).
+    #[serde(deserialize_with = "crate::json_int::whole")]
     pub clock_ms: i64,
     /// The version of the config on screen; `null` before the first one arrives.
     #[serde(default)]
@@ -118,6 +119,7 @@ pub struct Heartbeat {
     #[serde(default)]
     pub last_error: Option<String>,
     /// Seconds since the kiosk started.
+    #[serde(deserialize_with = "crate::json_int::whole")]
     pub uptime_secs: i64,
     /// The kiosk software's version.
     pub version: String,

@@ -8,6 +8,7 @@
 //! - [`ntag`]: the NTAG213/215/216 memory model, lock bits and the UID/counter mirror;
 //! - [`apdu`]: typed PC/SC APDUs and status words;
 //! - [`base64`]: standard base64;
+//! - [`json_int`]: integers in JSON bodies read as JSON Schema reads them (`2.0` is 2);
 //! - [`qr`]: QR symbols as module matrices (rectangles, raster, SVG);
 //! - [`kiosk`]: the counter display's rotating, signed QR token;
 //! - [`kiosk_wire`]: the JSON bodies the counter display and the server exchange.
@@ -17,6 +18,7 @@ pub mod base64;
 pub mod code;
 pub mod date;
 pub mod hex;
+pub mod json_int;
 pub mod kiosk;
 pub mod kiosk_wire;
 pub mod ndef;
