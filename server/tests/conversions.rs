@@ -808,3 +808,90 @@ async fn affiliate_updates_validate_tier_and_identity() {
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
+
+/// What the OpenAPI document states of a webhook body is what the server checks, on the
+/// body as sent: ids are not trimmed into shape before their checks, a domain is read as
+/// sent, a body is a JSON object, and an amount spelled `12500.0` is the integer the
+/// document's `"type": "integer"` says it is.
+async fn webhook_fields_are_checked_as_sent_then_trimmed(backend: Backend) {
+    use sqlx::Row;
+    let Some(s) = server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let at = now_ms() - 60_000;
+    let send = |e: Value| {
+        let body = e.to_string();
+        let sig = sign(body.as_bytes(), WEBHOOK, now_ms() / 1000);
+        let s = &s;
+        async move { s.deliver_raw(&body, Some(sig)).await }
+    };
+    // Accepted, and stored normalised: trimmed ids, the domain without its @, lower case.
+    let mut e = event("booking_paid", " trimmed-1 ", at, None);
+    e["event_id"] = json!(" evt-trimmed-1 ");
+    e["amount_minor"] = json!(12_500.0);
+    e["customer_email_domain"] = json!("@Example.COM");
+    let (st, v) = send(e).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["event_id"].as_str(), v["booking_id"].as_str()),
+        (Some("evt-trimmed-1"), Some("trimmed-1")),
+        "{v}"
+    );
+    let row = sqlx::query(
+        "SELECT amount_minor, email_domain FROM conversion_events WHERE event_id = 'evt-trimmed-1'",
+    )
+    .fetch_one(&s.pool().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            row.try_get::<i64, _>("amount_minor").unwrap(),
+            row.try_get::<String, _>("email_domain").unwrap()
+        ),
+        (12_500, "example.com".to_owned())
+    );
+    // Refused, naming the field: what only trimming made valid before.
+    let long = format!(" {} ", "x".repeat(199));
+    for (field, value) in [
+        ("event_id", json!(long)),
+        ("event_id", json!("evt\n")),
+        ("booking_id", json!("\tb-1")),
+        ("customer_id", json!(format!("c{}", "\u{85}"))),
+        ("customer_email_domain", json!(" example.com")),
+        ("customer_email_domain", json!("example..com")),
+        ("customer_email_domain", json!("localhost")),
+        ("attribution", json!(" ".repeat(301))),
+    ] {
+        let mut e = event("booking_paid", "refused-1", at, None);
+        e[field] = value.clone();
+        let (st, v) = send(e).await;
+        assert_eq!(
+            (st, v["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{field} {value}: {v}"
+        );
+    }
+    // Lengths are characters, as maxLength counts them: 200 accented ones are fine.
+    let mut e = event("lead", &"é".repeat(200), at, None);
+    e["event_id"] = json!("ü".repeat(200));
+    e["customer_id"] = json!("ñ".repeat(200));
+    let (st, v) = send(e).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // Not a whole number: refused as the body's (serde names no field for a type).
+    let mut e = event("booking_paid", "refused-2", at, None);
+    e["amount_minor"] = json!(12_500.5);
+    let (st, v) = send(e).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // A body is an object, not an array of the fields in order.
+    let array = json!(["evt-array", "lead", "b-array", rfc3339_ms(at)]).to_string();
+    let sig = sign(array.as_bytes(), WEBHOOK, now_ms() / 1000);
+    let (st, v) = s.deliver_raw(&array, Some(sig)).await;
+    assert_eq!(
+        (st, v["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Value::Null),
+        "{v}"
+    );
+    assert_eq!(s.count("conversion_events").await, 2);
+}
+
+on_both_databases!(webhook_fields_are_checked_as_sent_then_trimmed);

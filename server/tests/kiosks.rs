@@ -114,7 +114,7 @@ async fn kiosk_suite(backend: Backend) {
     let (aff, code) = s.affiliate("Shine Detailing", "business").await;
     let (other, other_code) = s.affiliate("Gym North", "business").await;
 
-    // Creating: the affiliate must exist.
+    // Creating: the affiliate must exist (a 404 naming it, like every reference to one).
     let (st, v) = s
         .admin(
             Method::POST,
@@ -122,8 +122,27 @@ async fn kiosk_suite(backend: Backend) {
             r#"{"affiliate_id": 999999}"#,
         )
         .await;
-    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
     assert_eq!(v["field"], "affiliate_id");
+    // A body is a JSON object: serde alone would read `[999999]` as the same kiosk.
+    let (st, v) = s.admin(Method::POST, "/api/admin/kiosks", "[999999]").await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // The name is checked as sent (a control character at its end is not trimmed away,
+    // 201 characters with the spaces around them are too many), then trimmed.
+    for name in [
+        "Front counter\n".to_owned(),
+        format!(" {} ", "x".repeat(199)),
+    ] {
+        let (st, v) = s
+            .admin(
+                Method::POST,
+                "/api/admin/kiosks",
+                &json!({"affiliate_id": aff, "name": name}).to_string(),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {v}");
+        assert_eq!(v["field"], "name", "{v}");
+    }
     let (st, v) = s
         .admin(
             Method::POST,
@@ -202,7 +221,8 @@ async fn kiosk_suite(backend: Backend) {
             Some(json!({"code": "00000-00000"})),
         )
         .await;
-    assert_eq!(st, StatusCode::GONE, "{v}");
+    // A code no kiosk has is a 404; 410 is for one that was used up or expired.
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
     assert!(v["error"].as_str().unwrap().contains("not known"));
     let typed = enrol.to_lowercase().replace('-', " ");
     let (st, e, _) = s
@@ -332,6 +352,34 @@ async fn kiosk_suite(backend: Backend) {
         .await;
     assert_eq!(one["status"], "offline");
     assert!(one["last_seen"].as_str().unwrap().ends_with('Z'));
+    // Lengths are characters, as the document's maxLength counts them, and a whole
+    // number spelled with a fraction is the integer JSON Schema says it is.
+    let version = "é".repeat(40);
+    let (st, v, _) = s
+        .kiosk_call(
+            Method::POST,
+            "/api/kiosk/heartbeat",
+            Some(&auth),
+            Some(json!({"version": version, "uptime_secs": 12.0, "clock_ms": 1_000.0})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, one) = s
+        .admin(Method::GET, &format!("/api/admin/kiosks/{kid}"), "")
+        .await;
+    assert_eq!(
+        (one["version"].as_str(), one["uptime_secs"].as_i64()),
+        (Some(version.as_str()), Some(12))
+    );
+    for bad in [
+        json!({"version": "é".repeat(41), "uptime_secs": 1, "clock_ms": 0}),
+        json!({"version": "1", "uptime_secs": 1.5, "clock_ms": 0}),
+    ] {
+        let (st, v, _) = s
+            .kiosk_call(Method::POST, "/api/kiosk/heartbeat", Some(&auth), Some(bad))
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    }
 
     // Display overrides: checked, and they change the config version.
     for (body, field) in [
@@ -345,6 +393,8 @@ async fn kiosk_suite(backend: Backend) {
         (json!({"tagline": ""}), ""),
         (json!({"logo_png": "R0lGODlh"}), "logo_png"),
         (json!({"brand_name": "x".repeat(41)}), "brand_name"),
+        (json!({"brand_name": "Shine\u{7}"}), "brand_name"),
+        (json!({"background": null, "accent": ""}), ""),
     ] {
         let (st, v) = s
             .admin(
@@ -360,6 +410,18 @@ async fn kiosk_suite(backend: Backend) {
             assert_eq!(v["field"], field, "{body}: {v}");
         }
     }
+    let (st, v) = s
+        .admin(
+            Method::PATCH,
+            &format!("/api/admin/kiosks/{kid}"),
+            "[null, null]",
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a body is an object: {v}"
+    );
     let (st, v) = s
         .admin(
             Method::PATCH,

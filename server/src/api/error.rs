@@ -12,7 +12,7 @@ use crate::store::StoreError;
 /// An API error.
 #[derive(Debug)]
 pub enum ApiError {
-    /// 400/413/415/422 with the field at fault.
+    /// 400/404/413/415/422 with the field at fault (when one is).
     Invalid {
         /// Status.
         status: StatusCode,

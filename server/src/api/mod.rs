@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 pub use error::ApiError;
-pub use extract::{Admin, Body, id, optional_body};
+pub use extract::{Admin, Body, RawBody, id, json_object, optional_body, parse_id};
 
 /// The admin API's routes (affiliates, cards, kill-switches, analytics, OpenAPI).
 pub fn routes() -> Router<AppState> {

@@ -55,22 +55,22 @@ pub(crate) async fn new_affiliate(
     kind: &str,
     contact: Option<&str>,
 ) -> Result<Affiliate, ApiError> {
-    // Lengths are checked as sent (characters, as the OpenAPI document's maxLength
-    // counts them), and only then is the value trimmed.
+    // Lengths and characters are checked as sent (characters, as the OpenAPI
+    // document's maxLength counts them), and only then is the value trimmed.
     if name.chars().count() > 200 {
         return Err(ApiError::field("name", "name must be 1 to 200 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "name",
+            "name must not contain control characters",
+        ));
     }
     let name = name.trim();
     if name.is_empty() {
         return Err(ApiError::field(
             "name",
             "name must not be blank: give the partner's name as printed on the card",
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ApiError::field(
-            "name",
-            "name must not contain control characters",
         ));
     }
     if !matches!(kind, "business" | "influencer" | "customer") {
@@ -152,12 +152,19 @@ pub(crate) async fn set_status(s: &AppState, id: i64, status: &str) -> Result<Af
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewCard {
+    #[serde(deserialize_with = "tapkit_core::json_int::whole")]
     affiliate_id: i64,
     uid: String,
 }
 
-/// A 7-byte NTAG UID as 14 hex digits, upper case.
+/// A 7-byte NTAG UID as 14 hex digits, upper case (at most 64 characters as sent).
 fn normalise_uid(uid: &str) -> Result<String, ApiError> {
+    if uid.chars().count() > 64 {
+        return Err(ApiError::field(
+            "uid",
+            "uid must be at most 64 characters: 14 hex digits, like 04A1B2C3D4E5F6",
+        ));
+    }
     let u: String = uid
         .chars()
         .filter(|c| !matches!(c, ':' | ' ' | '-'))
@@ -230,7 +237,7 @@ pub(crate) async fn lose_card(
 #[serde(deny_unknown_fields)]
 pub(crate) struct Kill {
     channel: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tapkit_core::json_int::whole_opt")]
     affiliate_id: Option<i64>,
 }
 

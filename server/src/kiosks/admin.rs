@@ -54,6 +54,7 @@ fn admin_view(s: &AppState, k: &Kiosk, now: i64) -> Value {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewKiosk {
+    #[serde(deserialize_with = "tapkit_core::json_int::whole")]
     affiliate_id: i64,
     #[serde(default)]
     name: Option<String>,
@@ -64,14 +65,19 @@ pub(super) async fn create(
     State(s): State<AppState>,
     Body(b): Body<NewKiosk>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let name = b.name.as_deref().map_or("Counter display", str::trim);
+    // Checked as sent, then trimmed.
+    let name = b.name.as_deref().unwrap_or("Counter display");
     check_text("name", name, 200).map_err(|e| ApiError::field("name", e))?;
+    let name = name.trim();
     let aff = match s.store.affiliate(b.affiliate_id).await {
+        // A 404 like every other reference to an affiliate that does not exist, naming
+        // the field.
         Err(StoreError::NotFound(_)) => {
-            return Err(ApiError::field(
-                "affiliate_id",
-                format!("there is no affiliate {}", b.affiliate_id),
-            ));
+            return Err(ApiError::Invalid {
+                status: StatusCode::NOT_FOUND,
+                field: Some("affiliate_id"),
+                message: format!("there is no affiliate {}", b.affiliate_id),
+            });
         }
         r => r?,
     };

@@ -122,7 +122,7 @@ pub(super) async fn heartbeat(
     State(s): State<AppState>,
     Body(b): Body<Heartbeat>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if b.version.is_empty() || b.version.len() > 40 {
+    if b.version.is_empty() || b.version.chars().count() > 40 {
         return Err(ApiError::field(
             "version",
             "version must be 1 to 40 characters",
@@ -134,7 +134,10 @@ pub(super) async fn heartbeat(
             "uptime_secs must not be negative",
         ));
     }
-    if b.config_version.as_ref().is_some_and(|c| c.len() > 64) {
+    if b.config_version
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > 64)
+    {
         return Err(ApiError::field(
             "config_version",
             "config_version must be at most 64 characters",

@@ -64,10 +64,14 @@ pub(super) async fn enroll(
             "an enrolment code is 10 letters and digits like 7KQ2M-9XD4P; check what the admin gave you",
         ));
     };
+    // Unknown is a 404: 410 is for a code that existed and is used up or expired.
     let Some(k) = s.store.kiosk_by_code(&code_hash(&code)).await? else {
-        return Err(ApiError::Gone(
-            "this enrolment code is not known: check it, or ask the admin for a new one".into(),
-        ));
+        return Err(ApiError::Invalid {
+            status: axum::http::StatusCode::NOT_FOUND,
+            field: Some("code"),
+            message: "this enrolment code is not known: check it, or ask the admin for a new one"
+                .into(),
+        });
     };
     let now = now_ms();
     if k.enrollment_used {

@@ -306,7 +306,7 @@ pub async fn mark_paid(
     _: Admin,
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    body: axum::body::Bytes,
+    crate::api::RawBody(body): crate::api::RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     // The id is checked before the body, as it always was.
     payout_id(&raw)?;
@@ -319,15 +319,15 @@ pub async fn mark_paid(
 
 /// A payout id from a URL path, or a 422 naming it.
 fn payout_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::field("id", format!("payout id {raw:?} is not a number")))
+    crate::api::parse_id(raw)
+        .ok_or_else(|| ApiError::field("id", format!("payout id {raw:?} is not a number")))
 }
 
 /// Marks a payout paid (the console and the API): its id as given in the URL and the
 /// payment's reference. Returns the id and when.
 pub async fn pay(s: &AppState, raw: &str, reference: Option<&str>) -> Result<(i64, i64), ApiError> {
     let id = payout_id(raw)?;
-    if reference.is_some_and(|r| r.len() > 200) {
+    if reference.is_some_and(|r| r.chars().count() > 200) {
         return Err(ApiError::field(
             "reference",
             "reference must be at most 200 characters",

@@ -5,13 +5,12 @@
 //! its decision is written by the same writer as a webhook's ([`crate::money::posting`]).
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::api::{Admin, ApiError, optional_body};
+use crate::api::{Admin, ApiError, RawBody, optional_body};
 use crate::money::policy::{Decision, Lines, NewLine, Write};
 use crate::money::posting;
 use crate::money::wire::Kind;
@@ -118,7 +117,7 @@ pub async fn verdict(
     verdict: Verdict,
     note: Option<&str>,
 ) -> Result<Decided, ApiError> {
-    if note.is_some_and(|n| n.len() > 500) {
+    if note.is_some_and(|n| n.chars().count() > 500) {
         return Err(ApiError::field(
             "note",
             "note must be at most 500 characters",
@@ -156,9 +155,8 @@ pub async fn verdict(
 
 /// The review id and verdict of a route `…/reviews/{id}/approve|reject`.
 pub fn parse_route(raw_id: &str, route: &str) -> Result<(i64, Verdict), ApiError> {
-    let id = raw_id
-        .parse()
-        .map_err(|_| ApiError::field("id", format!("review id {raw_id:?} is not a number")))?;
+    let id = crate::api::parse_id(raw_id)
+        .ok_or_else(|| ApiError::field("id", format!("review id {raw_id:?} is not a number")))?;
     let verdict = match route {
         "approve" => Verdict::Approved,
         "reject" => Verdict::Rejected,
@@ -178,7 +176,7 @@ pub async fn decide_route(
     _: Admin,
     State(s): State<AppState>,
     Path((raw, route)): Path<(String, String)>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let (review_id, verdict_) = parse_route(&raw, &route)?;
     let note = optional_body::<Note>(&body)?.and_then(|d| d.note);

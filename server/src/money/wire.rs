@@ -169,6 +169,7 @@ struct WireEvent {
     kind: String,
     booking_id: String,
     occurred_at: String,
+    #[serde(default, deserialize_with = "tapkit_core::json_int::whole_opt")]
     amount_minor: Option<i64>,
     currency: Option<String>,
     customer_id: Option<String>,
@@ -208,15 +209,26 @@ pub struct Event {
     pub attribution: Option<String>,
 }
 
+/// An id or name: checked as sent (1 to 200 characters, as the OpenAPI document's
+/// maxLength counts them, no control characters, not blank), then trimmed.
 fn id_field(field: &'static str, v: String) -> Result<String, ApiError> {
-    let v = v.trim().to_owned();
-    if v.is_empty() || v.len() > 200 || v.chars().any(char::is_control) {
+    if v.chars().count() > 200 || v.chars().any(char::is_control) || v.trim().is_empty() {
         return Err(ApiError::field(
             field,
             format!("{field} must be 1 to 200 characters without control characters"),
         ));
     }
-    Ok(v)
+    Ok(v.trim().to_owned())
+}
+
+/// An email domain as sent: an optional leading `@`, then labels of ASCII letters,
+/// digits and `-` joined by dots (at least two), at most 253 characters in all.
+fn email_domain(v: &str) -> Option<String> {
+    let d = v.strip_prefix('@').unwrap_or(v);
+    let labels_ok = d.split('.').count() >= 2
+        && d.split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    (v.len() <= 253 && labels_ok).then(|| d.to_ascii_lowercase())
 }
 
 fn sha_field(field: &'static str, v: Option<String>) -> Result<Option<String>, ApiError> {
@@ -240,7 +252,7 @@ pub fn parse_event(
     max_amount_minor: i64,
     now: i64,
 ) -> Result<Event, ApiError> {
-    let w: WireEvent = serde_json::from_slice(body).map_err(|e| ApiError::Invalid {
+    let w: WireEvent = crate::api::json_object(body).map_err(|e| ApiError::Invalid {
         status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
         field: None,
         message: format!("the body is not a valid conversion event: {e}"),
@@ -322,33 +334,27 @@ pub fn parse_event(
     let action = w.action.map(|a| id_field("action", a)).transpose()?;
     let email_domain = match w.customer_email_domain {
         None => None,
-        Some(d) => {
-            let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
-            if d.is_empty()
-                || d.len() > 253
-                || !d.contains('.')
-                || !d
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-            {
-                return Err(ApiError::field(
-                    "customer_email_domain",
-                    "customer_email_domain must be a domain like example.com",
-                ));
-            }
-            Some(d)
-        }
+        Some(d) => Some(email_domain(&d).ok_or_else(|| {
+            ApiError::field(
+                "customer_email_domain",
+                "customer_email_domain must be a domain like example.com",
+            )
+        })?),
     };
-    let attribution = w
-        .attribution
-        .map(|a| a.trim().to_owned())
-        .filter(|a| !a.is_empty());
-    if attribution.as_ref().is_some_and(|a| a.len() > 300) {
+    // Checked as sent, then trimmed.
+    if w.attribution
+        .as_ref()
+        .is_some_and(|a| a.chars().count() > 300)
+    {
         return Err(ApiError::field(
             "attribution",
             "attribution is longer than any token this server issues; send the tapkit_ref_js cookie's value",
         ));
     }
+    let attribution = w
+        .attribution
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty());
     Ok(Event {
         event_id: id_field("event_id", w.event_id)?,
         kind,
