@@ -1106,7 +1106,7 @@ async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned(backend: Bac
     assert_eq!(&served[..], include_bytes!("../openapi.json"));
     assert_eq!(
         tapkit_core::hex::encode_lower(&sha2::Sha256::digest(&served)),
-        "8e3e03ce56d2ef2aae691f297b432a439a3a155daf30dd3b8c8f9cfc5a46353a",
+        "cf068fb98a14c35d5d38a3bb81f4be42dc128aaad1ba18896dab6327d41e493b",
         "the OpenAPI document changed: update this digest only with a deliberate API change"
     );
 
@@ -1340,6 +1340,148 @@ async fn one_bad_click_fails_only_itself(backend: Backend) {
     assert_eq!(stored, 39);
 }
 
+/// Every limit the OpenAPI document states is the one the server checks, on the value
+/// as sent (issue 23): control characters are refused rather than trimmed away, ids are
+/// 64-bit integers written without a sign, months and days are digits, lengths are
+/// characters, and a body is a JSON object.
+async fn what_the_document_states_is_checked_as_sent(backend: Backend) {
+    let Some(s) = server(backend, 50, false).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let (a, _) = s.affiliate("Iron Gym").await;
+    let refused = |st: StatusCode, v: &serde_json::Value, field: &str, what: &str| {
+        assert_eq!(
+            (st, v["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{what}: {v}"
+        );
+    };
+    // A control character at either end of a name is refused, not trimmed away.
+    for name in ["Iron Gym\n", "\u{85}Iron Gym", "Iron\tGym"] {
+        let body = serde_json::json!({"name": name, "kind": "business"}).to_string();
+        let (st, v) = s.admin(Method::POST, "/api/admin/affiliates", &body).await;
+        refused(st, &v, "name", &body);
+    }
+    // Card UIDs: 14 hex digits with separators, at most 64 characters in all; the
+    // affiliate id may be spelled 1.0, as JSON Schema reads integers.
+    for uid in ["", "  ", &format!("04A1B2C3D4E5F6{}", " ".repeat(51))] {
+        let body = serde_json::json!({"affiliate_id": a, "uid": uid}).to_string();
+        let (st, v) = s.admin(Method::POST, "/api/admin/cards", &body).await;
+        refused(st, &v, "uid", &body);
+    }
+    let body = format!(r#"{{"affiliate_id":{a}.0,"uid":"04 A1 B2 C3 D4 E5 F6"}}"#);
+    let (st, v) = s.admin(Method::POST, "/api/admin/cards", &body).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    // A body is an object: serde alone would read an array of the fields in order.
+    for (path, body) in [
+        ("/api/admin/kill-switches", r#"["qr", null]"#),
+        ("/api/admin/cards", r#"[1, "04A1B2C3D4E5F6"]"#),
+        ("/api/admin/reviews/1/approve", r#"["ok"]"#),
+        ("/api/admin/payouts/1/paid", r#"["ref"]"#),
+    ] {
+        let (st, v) = s.admin(Method::POST, path, body).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{path} {body}: {v}");
+    }
+    let (st, v) = s
+        .admin(
+            Method::POST,
+            "/api/admin/kill-switches",
+            r#"{"channel":"qr","affiliate_id":null}"#,
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "null is the same as absent: {v}");
+    // Path ids: 64-bit signed integers, as stated; an id that names nothing is a 404.
+    for (id, status) in [
+        ("+1", StatusCode::UNPROCESSABLE_ENTITY),
+        ("9223372036854775808", StatusCode::UNPROCESSABLE_ENTITY),
+        ("1.0", StatusCode::UNPROCESSABLE_ENTITY),
+        ("9223372036854775807", StatusCode::NOT_FOUND),
+        ("-1", StatusCode::NOT_FOUND),
+    ] {
+        for path in [
+            format!("/api/admin/affiliates/{id}"),
+            format!("/api/admin/kiosks/{id}"),
+        ] {
+            let (st, _) = s.admin(Method::GET, &path, "").await;
+            assert_eq!(st, status, "{path}");
+        }
+        for path in [
+            format!("/api/admin/reviews/{id}/approve"),
+            format!("/api/admin/payouts/{id}/paid"),
+        ] {
+            let (st, _) = s.admin(Method::POST, &path, "").await;
+            assert_eq!(st, status, "{path}");
+        }
+    }
+    // Months and days are digits: `+1` parses as a number but is not a month.
+    for period in ["2026-+1", "0000-00", "1969-12", "2026-13", "2026-1"] {
+        for (method, path) in [
+            (Method::POST, format!("/api/admin/periods/{period}/close")),
+            (
+                Method::GET,
+                format!("/api/admin/periods/{period}/payouts.csv"),
+            ),
+        ] {
+            let (st, v) = s.admin(method, &path, "").await;
+            refused(st, &v, "period", &path);
+        }
+    }
+    for (query, field) in [
+        ("from=2026-%2B1-01", "from"),
+        ("to=2026-01-%2B1", "to"),
+        ("from=1969-12-31&to=1970-01-01", "from"),
+        ("from=2024-01-01&to=2025-01-02", "from"),
+        ("from=2025-01-02&to=2025-01-01", "from"),
+    ] {
+        let path = format!("/api/admin/analytics?{query}");
+        let (st, v) = s.admin(Method::GET, &path, "").await;
+        refused(st, &v, field, &path);
+    }
+    let (st, v) = s
+        .admin(
+            Method::GET,
+            "/api/admin/analytics?from=2024-01-01&to=2025-01-01",
+            "",
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "367 days: {v}");
+    // A body over 16 KiB is the JSON 413 the document states, where the body is optional
+    // too.
+    let big = serde_json::json!({ "note": "x".repeat(20_000) }).to_string();
+    for path in ["/api/admin/reviews/1/approve", "/api/admin/payouts/1/paid"] {
+        let (st, v) = s.admin(Method::POST, path, &big).await;
+        assert_eq!(
+            (st, v["field"].clone()),
+            (StatusCode::PAYLOAD_TOO_LARGE, serde_json::Value::Null),
+            "{path}: {v}"
+        );
+        assert!(v["error"].as_str().unwrap().contains("16 KiB"), "{v}");
+    }
+    // Lengths in characters, as maxLength counts them: at the limit the request goes on
+    // to find there is no such review or payout; one past it names the field.
+    for (path, field, max) in [
+        ("/api/admin/reviews/999/approve", "note", 500),
+        ("/api/admin/payouts/999/paid", "reference", 200),
+    ] {
+        let (st, v) = s
+            .admin(
+                Method::POST,
+                path,
+                &serde_json::json!({ field: "é".repeat(max) }).to_string(),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}: {v}");
+        let (st, v) = s
+            .admin(
+                Method::POST,
+                path,
+                &serde_json::json!({ field: "é".repeat(max + 1) }).to_string(),
+            )
+            .await;
+        refused(st, &v, field, path);
+    }
+}
+
 on_both_databases!(
     one_counter_earns_once_across_two_replicas,
     one_bad_click_fails_only_itself,
@@ -1357,4 +1499,5 @@ on_both_databases!(
     the_openapi_document_describes_every_route,
     the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned,
     a_card_rebound_on_another_replica_earns_nothing_for_the_old_partner,
+    what_the_document_states_is_checked_as_sent,
 );
