@@ -19,6 +19,14 @@ if [[ ! -x $venv/bin/python ]] || ! $venv/bin/python -c 'import smartcard, ndef'
 fi
 export TAPKIT_PYTHON=$PWD/$venv/bin/python
 
+step "python venv with schemathesis (the OpenAPI conformance run)"
+st_venv=target/st-venv
+if [[ ! -x $st_venv/bin/schemathesis ]] || [[ $($st_venv/bin/schemathesis --version 2>/dev/null) != *" 4.32.5" ]]; then
+  python3 -m venv "$st_venv"
+  $st_venv/bin/pip install -q --disable-pip-version-check schemathesis==4.32.5
+fi
+export TAPKIT_SCHEMATHESIS=$PWD/$st_venv/bin/schemathesis
+
 step "axe-core (the accessibility checker the console and portal tests inject into Chromium)"
 axe=target/npm/node_modules/axe-core/axe.min.js
 if [[ ! -f $axe ]]; then
@@ -39,6 +47,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "build"
 cargo build --workspace --bins
 
+step "schemathesis against the served OpenAPI document (--checks all; must report 0 failures)"
+st_log=target/schemathesis-output.log
+set +e
+scripts/schemathesis.sh 2>&1 | tee "$st_log"
+st_rc=${PIPESTATUS[0]}
+set -e
+
 step "tests (unit, property, simulator, and real pcscd + vpcd)"
 log=target/test-output.log
 export TAPKIT_REQUIRE_PCSC=1 TAPKIT_REQUIRE_BROWSER=1
@@ -57,6 +72,10 @@ echo "real pcscd + vpcd tests: ${pcscd_passed:-0} passed"
 store_line=$(awk '/Running tests\/store.rs/{f=1} f && /^test result:/{print; exit}' "$log")
 echo "store suite (SQLite and PostgreSQL): $(sed -n 's/.* \([0-9]\+\) passed.*/\1/p' <<<"$store_line") passed"
 echo "tests: ${total_passed:-0} passed, ${total_failed:-0} failed"
+echo "schemathesis: $(grep -E '^  [0-9]+ generated' "$st_log" | tail -1 | xargs) ($(grep -E '^=+ .* in [0-9.]+s =+$' "$st_log" | tail -1 | tr -d '=' | xargs))"
+if [[ $st_rc -ne 0 ]]; then
+  echo "FAILED: schemathesis exited $st_rc (see above; ST_SEED replays the run)" >&2; exit "$st_rc"
+fi
 if [[ $rc -ne 0 ]]; then
   echo "FAILED: cargo test exited $rc" >&2; exit "$rc"
 fi
