@@ -143,6 +143,14 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
 /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests.
 pub async fn serve(state: AppState) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
+    // Hourly: the run is idempotent, so this is also how it catches up after downtime.
+    members::renewal::spawn(
+        state.store.clone(),
+        state.config.program.membership.clone(),
+        state.program.id,
+        state.config.program.commission.currency.clone(),
+        std::time::Duration::from_secs(3600),
+    );
     tracing::info!(addr = %listener.local_addr()?, database = ?state.store.backend(), "serving");
     axum::serve(
         listener,

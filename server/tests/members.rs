@@ -78,7 +78,11 @@ async fn joining_bills_the_prorated_month_and_grants_the_full_visits(backend: Ba
     assert_eq!(m.affiliate_id, Some(aff));
     assert_eq!(visits_left(&m), Some(4), "the full plan's visits");
     assert_eq!(
-        (first.kind.as_str(), first.amount_minor, first.status.as_str()),
+        (
+            first.kind.as_str(),
+            first.amount_minor,
+            first.status.as_str()
+        ),
         ("first", 2450, "open")
     );
     let stored = st.store.member(m.id).await.unwrap().unwrap();
@@ -146,7 +150,11 @@ async fn one_live_membership_per_customer_even_when_two_replicas_race(backend: B
         e => panic!("{e:?}"),
     }
     assert_eq!(s.count("members").await, 1);
-    assert_eq!(s.count("invoices").await, 1, "the loser's invoice rolled back");
+    assert_eq!(
+        s.count("invoices").await,
+        1,
+        "the loser's invoice rolled back"
+    );
 }
 
 async fn bad_input_names_the_field_and_stores_nothing(backend: Backend) {
@@ -227,4 +235,207 @@ on_both_databases!(
     one_live_membership_per_customer_even_when_two_replicas_race,
     bad_input_names_the_field_and_stores_nothing,
     a_plan_members_hold_cannot_leave_the_config,
+);
+
+/// Sets columns of a member directly (what plan changes, pauses, cancellations and
+/// check-ins will do through their own services).
+async fn set(s: &Server, id: i64, assignments: &str) {
+    sqlx::query(&format!("UPDATE members SET {assignments} WHERE id = $1"))
+        .bind(id)
+        .execute(&s.pool().await)
+        .await
+        .unwrap();
+}
+
+async fn invoices_of(s: &Server, id: i64) -> Vec<(String, String, String, i64)> {
+    s.state
+        .store
+        .member_invoices(id, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.period, i.kind, i.plan, i.amount_minor))
+        .collect()
+}
+
+async fn joined(s: &Server, customer: &str, plan: &str, date: &str) -> i64 {
+    let st = &s.state;
+    join(
+        &st.store,
+        &st.config.program.membership,
+        st.program.id,
+        "USD",
+        &Join {
+            customer_id: customer,
+            ..ana(plan)
+        },
+        noon(date),
+    )
+    .await
+    .unwrap()
+    .0
+    .id
+}
+
+async fn renew(s: &Server, date: &str) -> tapkit_server::members::renewal::Renewed {
+    let st = &s.state;
+    tapkit_server::members::renewal::run(
+        &st.store,
+        &st.config.program.membership,
+        st.program.id,
+        "USD",
+        noon(date),
+    )
+    .await
+    .unwrap()
+}
+
+async fn the_renewal_run_bills_each_period_once_and_rolls_visits_over(backend: Backend) {
+    let Some(s) = members_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let plus = joined(&s, "cus_ana", "plus", "2026-10-16").await;
+    set(&s, plus, "visits_used = 1").await; // one October visit
+    let basic = joined(&s, "cus_bo", "basic", "2026-10-20").await;
+    set(&s, basic, "pending_plan = 'premium'").await; // a plan change for the next period
+    let leaving = joined(&s, "cus_cy", "plus", "2026-10-03").await;
+    set(&s, leaving, "cancel_at_period_end = 1").await;
+    let resting = joined(&s, "cus_di", "basic", "2026-10-05").await;
+    set(&s, resting, "status = 'paused', paused_until = '2026-12'").await;
+
+    // The run was down all November: on 2 December it catches up two periods.
+    let r = renew(&s, "2026-12-02").await;
+    assert_eq!((r.passes, r.cancelled), (2, 1));
+    assert_eq!(
+        r.invoiced,
+        2 + 2 + 1,
+        "Plus ×2, Basic→Premium ×2, the pause ends in December"
+    );
+    let first = |amount: i64, plan: &str| {
+        (
+            "2026-10".to_owned(),
+            "first".to_owned(),
+            plan.to_owned(),
+            amount,
+        )
+    };
+    let renewal = |period: &str, plan: &str, amount: i64| {
+        (
+            period.to_owned(),
+            "renewal".to_owned(),
+            plan.to_owned(),
+            amount,
+        )
+    };
+    // Plus on 16 Oct: 4900 × 16 / 31 = 2529.03.
+    assert_eq!(
+        invoices_of(&s, plus).await,
+        [
+            first(2529, "plus"),
+            renewal("2026-11", "plus", 4900),
+            renewal("2026-12", "plus", 4900)
+        ]
+    );
+    let m = s.state.store.member(plus).await.unwrap().unwrap();
+    // October left 3 (rolled into November, which used none of its 4): December carries
+    // November's 4; October's 3 expired with November.
+    assert_eq!(
+        (
+            m.period.as_str(),
+            m.visits_included,
+            m.visits_rolled,
+            visits_left(&m)
+        ),
+        ("2026-12", Some(4), 4, Some(8))
+    );
+    let b = s.state.store.member(basic).await.unwrap().unwrap();
+    assert_eq!(
+        (b.plan.as_str(), b.pending_plan, b.visits_included),
+        ("premium", None, None)
+    );
+    assert_eq!(
+        invoices_of(&s, basic).await[1..],
+        [
+            renewal("2026-11", "premium", 7900),
+            renewal("2026-12", "premium", 7900)
+        ]
+    );
+    let c = s.state.store.member(leaving).await.unwrap().unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.period.as_str()),
+        ("cancelled", "2026-10")
+    );
+    assert_eq!(invoices_of(&s, leaving).await.len(), 1);
+    let d = s.state.store.member(resting).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            d.status.as_str(),
+            d.period.as_str(),
+            d.visits_included,
+            d.visits_rolled
+        ),
+        ("active", "2026-12", Some(2), 0),
+        "paused through November (no visits, no invoice), resumed in December with nothing rolled"
+    );
+    assert_eq!(
+        invoices_of(&s, resting).await[1..],
+        [renewal("2026-12", "basic", 2900)]
+    );
+
+    // Again, and later the same month: nothing new.
+    assert_eq!(renew(&s, "2026-12-02").await.invoiced, 0);
+    assert_eq!(renew(&s, "2026-12-31").await.passes, 0);
+    assert_eq!(s.count("invoices").await, 4 + 5);
+}
+
+async fn two_replicas_renewing_at_once_bill_once(backend: Backend) {
+    let Some(s) = members_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    for i in 0..40 {
+        joined(
+            &s,
+            &format!("cus_{i}"),
+            ["basic", "plus", "premium"][i % 3],
+            "2026-10-16",
+        )
+        .await;
+    }
+    let other = tapkit_server::store::Store::connect(&s.state.config.database_url)
+        .await
+        .unwrap();
+    let st = &s.state;
+    let cfg = &st.config.program.membership;
+    let (a, b) = tokio::join!(
+        tapkit_server::members::renewal::run(
+            &st.store,
+            cfg,
+            st.program.id,
+            "USD",
+            noon("2026-12-01")
+        ),
+        tapkit_server::members::renewal::run(&other, cfg, st.program.id, "USD", noon("2026-12-01")),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.invoiced + b.invoiced, 80, "{a:?} {b:?}");
+    assert_eq!(s.count("invoices").await, 40 + 80);
+    let periods: Vec<(String, i64)> = {
+        use sqlx::Row;
+        sqlx::query("SELECT period, COUNT(*) AS n FROM invoices WHERE kind = 'renewal' GROUP BY period ORDER BY period")
+            .fetch_all(&s.pool().await)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("period"), r.get("n")))
+            .collect()
+    };
+    assert_eq!(
+        periods,
+        [("2026-11".to_owned(), 40), ("2026-12".to_owned(), 40)]
+    );
+}
+
+on_both_databases!(
+    the_renewal_run_bills_each_period_once_and_rolls_visits_over,
+    two_replicas_renewing_at_once_bill_once,
 );

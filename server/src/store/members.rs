@@ -262,3 +262,171 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?)
     }
 }
+
+/// A plan as the renewal run prices it: id, price, visits (`None`: unlimited).
+#[derive(Debug, Clone, Copy)]
+pub struct PlanPrice<'a> {
+    /// Plan id.
+    pub id: &'a str,
+    /// Price per month, minor units.
+    pub price_minor: i64,
+    /// Visits per month (`None`: unlimited).
+    pub visits: Option<i64>,
+}
+
+/// What one renewal pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenewalPass {
+    /// Renewal invoices issued.
+    pub invoiced: u64,
+    /// Members moved into the new period (renewed, resumed or still paused).
+    pub advanced: u64,
+    /// Members whose cancellation took effect.
+    pub cancelled: u64,
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds the plans table of a renewal statement: (id, price, visits; -1 for unlimited).
+fn bind_plans<'q>(plans: &[PlanPrice<'_>], mut q: AnyQuery<'q>) -> AnyQuery<'q> {
+    for p in plans {
+        q = q
+            .bind(p.id.to_owned())
+            .bind(p.price_minor)
+            .bind(p.visits.unwrap_or(-1));
+    }
+    q
+}
+
+/// Live statuses: the member is billed, or paused and will be again.
+const LIVE: &str = "('active', 'past_due', 'paused')";
+
+/// Members renewed (or resumed) by a pass from `$from` to `$to`: not cancelling, or a
+/// pause that ends by `$to`.
+const RENEWING: &str = "((m.status IN ('active', 'past_due') AND m.cancel_at_period_end = 0) \
+    OR (m.status = 'paused' AND m.paused_until <= $TO))";
+
+impl Store {
+    /// The oldest period a live member of the program is still in, if before `before`.
+    pub async fn oldest_unrenewed_period(
+        &self,
+        program_id: i64,
+        before: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT MIN(period) AS p FROM members WHERE program_id = $1 AND status IN {LIVE} \
+             AND period < $2"
+        ))
+        .bind(program_id)
+        .bind(before)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("p")?)
+    }
+
+    /// Moves the program's live members in period `from` into `to`, in one transaction:
+    /// a renewal invoice at the (pending or current) plan's price for each member who
+    /// renews, the period's visits (the plan's, plus the unused included ones rolled
+    /// over; none after a pause), cancellations that were waiting for the period's end,
+    /// and pauses that go on. Safe to run twice and on several replicas at once: one
+    /// renewal invoice per member and period (a unique index), and each member moves
+    /// only from `from` (a second pass finds no one there).
+    pub async fn renewal_pass(
+        &self,
+        program_id: i64,
+        from: &str,
+        to: &str,
+        plans: &[PlanPrice<'_>],
+        currency: &str,
+        now: i64,
+    ) -> Result<RenewalPass, StoreError> {
+        if plans.is_empty() {
+            return Ok(RenewalPass::default());
+        }
+        // The plans as a table: $5.. in triples (id, price, visits; -1 for unlimited).
+        let values: Vec<String> = (0..plans.len())
+            .map(|i| format!("(${}, ${}, ${})", 5 + 3 * i, 6 + 3 * i, 7 + 3 * i))
+            .collect();
+        let with = format!(
+            "WITH plans (id, price, visits) AS (VALUES {})",
+            values.join(", ")
+        );
+        let renewing = RENEWING.replace("$TO", "$2");
+        let mut tx = self.pool.begin().await?;
+        // $1 program, $2 to, $3 from, $4 now (and the currency where used).
+        let insert = format!(
+            "{with} INSERT INTO invoices (member_id, period, kind, plan, amount_minor, currency, created_at) \
+             SELECT m.id, $2, 'renewal', p.id, p.price, ${cur}, $4 FROM members m \
+             JOIN plans p ON p.id = COALESCE(m.pending_plan, m.plan) \
+             WHERE m.program_id = $1 AND m.period = $3 AND {renewing} \
+             ON CONFLICT (member_id, period) WHERE kind IN ('first', 'renewal') DO NOTHING",
+            cur = 5 + 3 * plans.len(),
+        );
+        let invoiced = bind_plans(
+            plans,
+            sqlx::query(&insert)
+                .bind(program_id)
+                .bind(to)
+                .bind(from)
+                .bind(now),
+        )
+        .bind(currency)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let renew = format!(
+            "{with} UPDATE members SET \
+             visits_rolled = CASE WHEN status = 'paused' OR visits_included IS NULL THEN 0 \
+                 WHEN visits_included > visits_used THEN visits_included - visits_used ELSE 0 END, \
+             visits_included = (SELECT CASE WHEN p.visits < 0 THEN NULL ELSE p.visits END \
+                 FROM plans p WHERE p.id = COALESCE(members.pending_plan, members.plan)), \
+             visits_used = 0, visits_rolled_used = 0, \
+             plan = COALESCE(pending_plan, plan), pending_plan = NULL, \
+             status = CASE WHEN status = 'paused' THEN 'active' ELSE status END, \
+             paused_until = NULL, period = $2, updated_at = $4 \
+             WHERE program_id = $1 AND period = $3 AND {} \
+             AND COALESCE(pending_plan, plan) IN (SELECT id FROM plans)",
+            renewing.replace("m.", "")
+        );
+        let renewed = bind_plans(
+            plans,
+            sqlx::query(&renew)
+                .bind(program_id)
+                .bind(to)
+                .bind(from)
+                .bind(now),
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let paused = sqlx::query(
+            "UPDATE members SET period = $2, visits_included = 0, visits_used = 0, \
+             visits_rolled = 0, visits_rolled_used = 0, updated_at = $4 \
+             WHERE program_id = $1 AND period = $3 AND status = 'paused' AND paused_until > $2",
+        )
+        .bind(program_id)
+        .bind(to)
+        .bind(from)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let cancelled = sqlx::query(
+            "UPDATE members SET status = 'cancelled', status_reason = 'cancelled', updated_at = $3 \
+             WHERE program_id = $1 AND period = $2 AND status IN ('active', 'past_due') \
+             AND cancel_at_period_end = 1",
+        )
+        .bind(program_id)
+        .bind(from)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(RenewalPass {
+            invoiced,
+            advanced: renewed + paused,
+            cancelled,
+        })
+    }
+}
