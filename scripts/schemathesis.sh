@@ -72,13 +72,14 @@ kiosk_secret=$(field secret <<<"$enrolled")
 
 export TAPKIT_ST_ADMIN_TOKEN=$admin_token TAPKIT_ST_KIOSK_TOKEN=kiosk.$kiosk_id.$kiosk_secret
 export TAPKIT_ST_KIOSK_ID=$kiosk_id TAPKIT_ST_WEBHOOK_SECRET=$(cat "$TAPKIT_WEBHOOK_SECRET_FILE")
-# The program's currency and one of its tiers: values of the deployment the document
+# The program's currency, one of its tiers and its membership plans: values of the deployment the document
 # can only name (the hooks put them into schema-valid cases).
-read -r TAPKIT_ST_CURRENCY TAPKIT_ST_TIER < <("$py" -c '
+read -r TAPKIT_ST_CURRENCY TAPKIT_ST_TIER TAPKIT_ST_PLANS < <("$py" -c '
 import sys, tomllib
-c = tomllib.load(open(sys.argv[1], "rb"))["program"]["commission"]
-print(c["currency"], c["tiers"][0]["name"])' "$TAPKIT_CONFIG")
-export TAPKIT_ST_CURRENCY TAPKIT_ST_TIER
+p = tomllib.load(open(sys.argv[1], "rb"))["program"]
+c = p["commission"]
+print(c["currency"], c["tiers"][0]["name"], ",".join(x["id"] for x in p["membership"]["plans"]))' "$TAPKIT_CONFIG")
+export TAPKIT_ST_CURRENCY TAPKIT_ST_TIER TAPKIT_ST_PLANS
 export SCHEMATHESIS_HOOKS=$PWD/tests/tools/schemathesis_hooks.py
 say "server $base (pid $server), kiosk $kiosk_id, $examples examples per operation, seed $seed"
 set +e

@@ -439,3 +439,181 @@ on_both_databases!(
     the_renewal_run_bills_each_period_once_and_rolls_visits_over,
     two_replicas_renewing_at_once_bill_once,
 );
+
+/// The admin API of issue 19's interface, end to end through the router.
+async fn the_admin_api_creates_reads_and_changes_members(backend: Backend) {
+    use axum::http::{Method, StatusCode};
+    use tapkit_server::members::billing::{Period, first_charge, upgrade_charge};
+    let Some(s) = members_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let (aff, _) = s.affiliate("Iron Gym", "business").await;
+    let today = tapkit_server::store::now_ms().div_euclid(86_400_000);
+    let period = Period::of_day(today);
+    let (st, m) = s
+        .admin(
+            Method::POST,
+            "/api/admin/members",
+            &format!(
+                r#"{{"customer_id":"cus_api","email":"Ana@Example.com","plan":"plus","affiliate_id":{aff}}}"#
+            ),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    assert_eq!(
+        (&m["status"], &m["plan"], &m["visits_left"], &m["email"]),
+        (
+            &"active".into(),
+            &"plus".into(),
+            &4.into(),
+            &"ana@example.com".into()
+        )
+    );
+    assert_eq!(m["period"], period.to_string());
+    assert_eq!(m["open_invoices"][0]["kind"], "first");
+    assert_eq!(
+        m["open_invoices"][0]["amount_minor"],
+        first_charge(4900, today)
+    );
+    let id = m["id"].as_i64().unwrap();
+    let (st, got) = s
+        .admin(Method::GET, &format!("/api/admin/members/{id}"), "")
+        .await;
+    assert_eq!((st, &got), (StatusCode::OK, &m));
+    assert_eq!(got["rolled_over_visits"], 0);
+
+    // Upgrade to Premium: now, unlimited, the prorated difference invoiced.
+    let (st, up) = s
+        .admin(
+            Method::POST,
+            &format!("/api/admin/members/{id}/plan"),
+            r#"{"plan":"premium"}"#,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{up}");
+    assert_eq!(
+        (&up["plan"], &up["visits_left"]),
+        (&"premium".into(), &serde_json::Value::Null)
+    );
+    assert_eq!(up["upgrade_invoice"]["kind"], "upgrade");
+    assert_eq!(
+        up["upgrade_invoice"]["amount_minor"],
+        upgrade_charge(4900, 7900, today)
+    );
+    // Back down to Basic: from the next period.
+    let (_, down) = s
+        .admin(
+            Method::POST,
+            &format!("/api/admin/members/{id}/plan"),
+            r#"{"plan":"basic"}"#,
+        )
+        .await;
+    assert_eq!(
+        (&down["plan"], &down["pending_plan"]),
+        (&"premium".into(), &"basic".into())
+    );
+    assert_eq!(down["upgrade_invoice"], serde_json::Value::Null);
+
+    // A pause of 2 whole periods from the next one; a second is refused.
+    let (st, p) = s
+        .admin(
+            Method::POST,
+            &format!("/api/admin/members/{id}/pause"),
+            r#"{"periods":2}"#,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    assert_eq!(p["paused_until"], period.next().next().next().to_string());
+    assert_eq!(p["status"], "active", "the paid period is kept");
+    let (st, e) = s
+        .admin(
+            Method::POST,
+            &format!("/api/admin/members/{id}/pause"),
+            r#"{"periods":1}"#,
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{e}");
+    let (st, c) = s
+        .admin(Method::POST, &format!("/api/admin/members/{id}/cancel"), "")
+        .await;
+    assert_eq!(
+        (st, &c["cancel_at_period_end"]),
+        (StatusCode::OK, &true.into())
+    );
+
+    // What is refused, and how.
+    for (method, path, body, status, field) in [
+        (
+            Method::POST,
+            "/api/admin/members".to_owned(),
+            r#"{"customer_id":"cus_api","email":"a@b.co","plan":"basic"}"#,
+            StatusCode::CONFLICT,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/admin/members".to_owned(),
+            r#"{"customer_id":"cus_2","email":"a@b.co","plan":"gold"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("plan"),
+        ),
+        (
+            Method::POST,
+            "/api/admin/members".to_owned(),
+            r#"{"customer_id":"cus_2","email":"nope","plan":"basic"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("email"),
+        ),
+        (
+            Method::POST,
+            "/api/admin/members".to_owned(),
+            r#"{"customer_id":"cus_2","email":"a@b.co","plan":"basic","affiliate_id":999999}"#,
+            StatusCode::NOT_FOUND,
+            Some("affiliate_id"),
+        ),
+        (
+            Method::POST,
+            "/api/admin/members".to_owned(),
+            r#"["cus_2","a@b.co","basic"]"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/admin/members/999999".to_owned(),
+            "",
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/admin/members/abc".to_owned(),
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("id"),
+        ),
+        (
+            Method::POST,
+            format!("/api/admin/members/{id}/pause"),
+            r#"{"periods":0}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("periods"),
+        ),
+        (
+            Method::POST,
+            format!("/api/admin/members/{id}/pause"),
+            r#"{"periods":13}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("periods"),
+        ),
+    ] {
+        let (st, v) = s.admin(method, &path, body).await;
+        assert_eq!(st, status, "{path} {body}: {v}");
+        if let Some(f) = field {
+            assert_eq!(v["field"], f, "{path} {body}: {v}");
+        }
+    }
+    assert_eq!(s.count("members").await, 1);
+}
+
+on_both_databases!(the_admin_api_creates_reads_and_changes_members);

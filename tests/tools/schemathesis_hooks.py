@@ -7,7 +7,7 @@
    testing the header's absence is sent without it.
 
 2. The document states some rules in words because JSON Schema cannot say them: values
-   that belong to the deployment (the program's currency and tiers), rules across fields
+   that belong to the deployment (the program's currency, tiers and plans), rules across fields
    (a colour pair's contrast, an analytics range), the server's clock (an event at most
    5 minutes in the future) and a real PNG. A *schema-valid* case that breaks one of them
    is made to keep it before it is sent, so that `positive_data_acceptance` checks every
@@ -17,7 +17,7 @@
 
 Settings (environment): TAPKIT_ST_WEBHOOK_SECRET, the secret the server was started with;
 TAPKIT_ST_KIOSK_ID, the run's kiosk; TAPKIT_ST_CURRENCY and TAPKIT_ST_TIER, the program's
-currency and one of its tiers.
+currency and one of its tiers; TAPKIT_ST_PLANS, its membership plan ids (comma-separated).
 """
 
 import base64
@@ -38,6 +38,8 @@ WEBHOOK_SECRET = os.environ["TAPKIT_ST_WEBHOOK_SECRET"].encode()
 KIOSK_ID = int(os.environ["TAPKIT_ST_KIOSK_ID"])
 CURRENCY = os.environ["TAPKIT_ST_CURRENCY"]
 TIER = os.environ["TAPKIT_ST_TIER"]
+PLANS = os.environ["TAPKIT_ST_PLANS"].split(",")
+_PLAN_PICKS = itertools.count()
 DEFAULT_BACKGROUND = "#0b2545"  # [program.kiosk] background when a kiosk clears its own
 
 
@@ -113,6 +115,9 @@ def _keep_stated_rules(case):
         now = datetime.datetime.now(datetime.timezone.utc)
         if t is not None and t > now:
             body["occurred_at"] = (now - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif op in (("POST", "/api/admin/members"), ("POST", "/api/admin/members/{id}/plan")) and body is not None:
+        if isinstance(body.get("plan"), str):
+            body["plan"] = PLANS[next(_PLAN_PICKS) % len(PLANS)]
     elif op == ("PATCH", "/api/admin/affiliates/{id}") and body is not None:
         if isinstance(body.get("tier"), str) and body["tier"].strip():
             body["tier"] = TIER

@@ -114,3 +114,18 @@ pub fn parse_id(raw: &str) -> Option<i64> {
     }
     raw.parse().ok()
 }
+
+/// The `{id}` of a route's path, checked before the body is read: a route whose body
+/// is also wrong answers the 422 naming `id` first, as the routes without a body do.
+pub struct PathId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::field("id", e.body_text()))?;
+        id(&raw).map(Self)
+    }
+}

@@ -6,6 +6,7 @@
 pub mod analytics;
 pub mod error;
 pub mod extract;
+pub mod members;
 pub mod partners;
 
 use axum::Router;
@@ -47,6 +48,11 @@ pub fn routes() -> Router<AppState> {
             "/api/admin/affiliates/{id}/earnings",
             get(analytics::earnings),
         )
+        .route("/api/admin/members", post(members::create_member))
+        .route("/api/admin/members/{id}", get(members::get_member))
+        .route("/api/admin/members/{id}/plan", post(members::change_plan))
+        .route("/api/admin/members/{id}/pause", post(members::pause))
+        .route("/api/admin/members/{id}/cancel", post(members::cancel))
         .route("/api/openapi.json", get(openapi))
 }
 

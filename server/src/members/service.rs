@@ -18,9 +18,155 @@ pub enum MemberError {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// No such member.
+    #[error("member not found")]
+    NotFound,
+    /// The member's state does not allow it (the message says why and what to do).
+    #[error("{0}")]
+    Conflict(String),
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The most whole periods one pause may last.
+pub const MAX_PAUSE_PERIODS: i64 = 12;
+
+async fn load(store: &Store, id: i64) -> Result<Member, MemberError> {
+    store.member(id).await?.ok_or(MemberError::NotFound)
+}
+
+fn plan_of<'c>(cfg: &'c MembershipConfig, id: &str) -> Result<&'c super::plans::Plan, MemberError> {
+    cfg.plan(id).ok_or_else(|| {
+        let ids: Vec<&str> = cfg.plans.iter().map(|p| p.id.as_str()).collect();
+        invalid(
+            "plan",
+            if ids.is_empty() {
+                "this program sells no plans; add [[program.membership.plans]] to its config"
+                    .to_owned()
+            } else {
+                format!(
+                    "{id:?} is not a plan of this program; use one of {}",
+                    ids.join(", ")
+                )
+            },
+        )
+    })
+}
+
+fn visits_column(v: Visits) -> Option<i64> {
+    match v {
+        Visits::Limited(n) => Some(i64::from(n)),
+        Visits::Unlimited => None,
+    }
+}
+
+/// Changes a member's plan on `now`. A dearer plan is an upgrade: it takes effect at
+/// once, raises the period's visits to the new plan's and issues the prorated
+/// difference ([`super::billing::upgrade_charge`]). Any other plan waits for the next
+/// period (the renewal run applies it); choosing the current plan again drops a waiting
+/// change. Returns the member and the upgrade's invoice.
+pub async fn change_plan(
+    store: &Store,
+    cfg: &MembershipConfig,
+    currency: &str,
+    id: i64,
+    plan: &str,
+    now: i64,
+) -> Result<(Member, Option<Invoice>), MemberError> {
+    let new = plan_of(cfg, plan)?;
+    let m = load(store, id).await?;
+    if !matches!(m.status.as_str(), "active" | "past_due") {
+        return Err(MemberError::Conflict(format!(
+            "member {id} is {}: only an active or past-due member changes plan",
+            m.status
+        )));
+    }
+    let day = now.div_euclid(86_400_000);
+    let current = Period::of_day(day).to_string();
+    if m.period != current {
+        return Err(MemberError::Conflict(format!(
+            "member {id} is still in period {}; the renewal run has not reached {current} yet, try again in an hour",
+            m.period
+        )));
+    }
+    let old_price = cfg.plan(&m.plan).map_or(0, |p| p.price_minor);
+    let (plan_now, pending, visits, upgrade) = if new.id == m.plan {
+        (m.plan.as_str(), None, m.visits_included, None)
+    } else if new.price_minor > old_price {
+        let mut a = super::visits::Allowance::new(
+            m.visits_included
+                .and_then(|n| u32::try_from(n).ok())
+                .map_or(Visits::Unlimited, Visits::Limited),
+            0,
+        );
+        a.raise_to(new.visits);
+        let charge = super::billing::upgrade_charge(old_price, new.price_minor, day);
+        (
+            new.id.as_str(),
+            None,
+            visits_column(a.included),
+            Some((charge, currency)),
+        )
+    } else {
+        (
+            m.plan.as_str(),
+            Some(new.id.as_str()),
+            m.visits_included,
+            None,
+        )
+    };
+    store
+        .change_member_plan(
+            id, &m.plan, &m.period, plan_now, pending, visits, upgrade, now,
+        )
+        .await?
+        .ok_or_else(|| {
+            MemberError::Conflict(format!(
+                "member {id} changed while its plan was being changed; read it again and retry"
+            ))
+        })
+}
+
+/// Pauses a member for `periods` whole periods from the next one: no charge, no visits;
+/// it resumes by itself afterwards.
+pub async fn pause(store: &Store, id: i64, periods: i64, now: i64) -> Result<Member, MemberError> {
+    if !(1..=MAX_PAUSE_PERIODS).contains(&periods) {
+        return Err(invalid(
+            "periods",
+            format!("a pause lasts 1 to {MAX_PAUSE_PERIODS} whole months"),
+        ));
+    }
+    let m = load(store, id).await?;
+    let Some(mut until) = Period::parse(&m.period).map(Period::next) else {
+        return Err(MemberError::Conflict(format!(
+            "member {id}'s period is unreadable"
+        )));
+    };
+    for _ in 0..periods {
+        until = until.next();
+    }
+    store
+        .pause_member(id, &until.to_string(), now)
+        .await?
+        .ok_or_else(|| {
+            MemberError::Conflict(if m.paused_until.is_some() {
+                format!("member {id} is already paused or pausing until {}", m.paused_until.as_deref().unwrap_or(""))
+            } else if m.cancel_at_period_end {
+                format!("member {id} is cancelling at the end of {}; a cancelled membership is not paused", m.period)
+            } else {
+                format!("member {id} is {}: only an active or past-due member is paused", m.status)
+            })
+        })
+}
+
+/// Cancels a member at the end of the current period.
+pub async fn cancel(store: &Store, id: i64, now: i64) -> Result<Member, MemberError> {
+    let m = load(store, id).await?;
+    store
+        .cancel_member(id, now)
+        .await?
+        .ok_or_else(|| MemberError::Conflict(format!("member {id} is already {}", m.status)))
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> MemberError {
@@ -43,26 +189,46 @@ pub struct Join<'a> {
     pub affiliate_id: Option<i64>,
 }
 
-/// Checks a customer id as sent: 1 to 200 characters, no control characters.
-pub fn check_customer_id(v: &str) -> Result<(), MemberError> {
-    let n = v.chars().count();
-    if n == 0 || n > 200 || v.chars().any(char::is_control) || v.trim() != v {
+/// Checks a customer id as sent, as the conversion webhook does (so a member's id
+/// matches its bookings'): at most 200 characters, no control characters, not blank.
+/// Returns it trimmed.
+pub fn check_customer_id(v: &str) -> Result<&str, MemberError> {
+    if v.chars().count() > 200 || v.chars().any(char::is_control) || v.trim().is_empty() {
         return Err(invalid(
             "customer_id",
-            "the brand's customer id: 1 to 200 characters, no control characters or surrounding spaces",
+            "the brand's customer id: 1 to 200 characters, no control characters, not blank",
         ));
     }
-    Ok(())
+    Ok(v.trim())
+}
+
+/// Characters an email may not hold: controls, spaces (as the OpenAPI pattern lists
+/// them, which is what a client's validator checks) and a second `@`.
+fn not_in_email(c: char) -> bool {
+    c.is_control()
+        || c.is_whitespace()
+        || matches!(
+            c,
+            '\u{a0}' | '\u{1680}' | '\u{2000}'
+                ..='\u{200a}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{202f}'
+                    | '\u{205f}'
+                    | '\u{3000}'
+                    | '\u{feff}'
+                    | '@'
+        )
 }
 
 /// Checks an email as sent: 3 to 254 characters, one `@` with text on both sides, no
-/// spaces or control characters. Stored lower-cased.
+/// spaces or control characters. Returns it lower-cased.
 pub fn check_email(v: &str) -> Result<String, MemberError> {
     let n = v.chars().count();
     let ok = (3..=254).contains(&n)
-        && !v.chars().any(|c| c.is_control() || c.is_whitespace())
-        && v.split_once('@')
-            .is_some_and(|(a, d)| !a.is_empty() && !d.is_empty() && !d.contains('@'));
+        && v.split_once('@').is_some_and(|(a, d)| {
+            !a.is_empty() && !d.is_empty() && !a.chars().chain(d.chars()).any(not_in_email)
+        });
     if !ok {
         return Err(invalid(
             "email",
@@ -82,7 +248,7 @@ pub async fn join(
     j: &Join<'_>,
     now: i64,
 ) -> Result<(Member, Invoice), MemberError> {
-    check_customer_id(j.customer_id)?;
+    let customer_id = check_customer_id(j.customer_id)?;
     let email = check_email(j.email)?;
     let plan = cfg.plan(j.plan).ok_or_else(|| {
         let ids: Vec<&str> = cfg.plans.iter().map(|p| p.id.as_str()).collect();
@@ -102,14 +268,11 @@ pub async fn join(
     })?;
     let day = now.div_euclid(86_400_000);
     let period = Period::of_day(day).to_string();
-    let visits_included = match plan.visits {
-        Visits::Limited(n) => Some(i64::from(n)),
-        Visits::Unlimited => None,
-    };
+    let visits_included = visits_column(plan.visits);
     Ok(store
         .create_member(&NewMember {
             program_id,
-            customer_id: j.customer_id,
+            customer_id,
             email: &email,
             plan: &plan.id,
             period: &period,
@@ -160,11 +323,22 @@ mod tests {
     #[test]
     fn customer_ids_and_emails_are_checked_as_sent() {
         assert!(check_customer_id("cus_123").is_ok());
-        for bad in ["", " cus", "a\u{0}b", &"x".repeat(201)] {
+        assert_eq!(check_customer_id(" cus_1 ").unwrap(), "cus_1");
+        for bad in ["", "   ", "a\u{0}b", "a\u{85}", &"x".repeat(201)] {
             assert!(check_customer_id(bad).is_err(), "{bad:?}");
         }
         assert_eq!(check_email("Ana@Example.COM").unwrap(), "ana@example.com");
-        for bad in ["", "a@", "@b", "a b@c", "a@b@c", "no-at", "a@\u{7}"] {
+        for bad in [
+            "",
+            "a@",
+            "@b",
+            "a b@c",
+            "a@b@c",
+            "no-at",
+            "a@\u{7}",
+            "a@b\u{feff}",
+            "a\u{3000}@b",
+        ] {
             assert!(check_email(bad).is_err(), "{bad:?}");
         }
     }

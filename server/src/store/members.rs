@@ -303,8 +303,10 @@ const LIVE: &str = "('active', 'past_due', 'paused')";
 
 /// Members renewed (or resumed) by a pass from `$from` to `$to`: not cancelling, or a
 /// pause that ends by `$to`.
-const RENEWING: &str = "((m.status IN ('active', 'past_due') AND m.cancel_at_period_end = 0) \
-    OR (m.status = 'paused' AND m.paused_until <= $TO))";
+/// A pause asked for (`paused_until` set on a billed member) starts with the next period.
+const RENEWING: &str = "((m.status IN ('active', 'past_due') AND m.cancel_at_period_end = 0 \
+    AND (m.paused_until IS NULL OR m.paused_until <= $TO)) \
+    OR (m.status = 'paused' AND m.cancel_at_period_end = 0 AND m.paused_until <= $TO))";
 
 impl Store {
     /// The oldest period a live member of the program is still in, if before `before`.
@@ -400,9 +402,10 @@ impl Store {
         .await?
         .rows_affected();
         let paused = sqlx::query(
-            "UPDATE members SET period = $2, visits_included = 0, visits_used = 0, \
-             visits_rolled = 0, visits_rolled_used = 0, updated_at = $4 \
-             WHERE program_id = $1 AND period = $3 AND status = 'paused' AND paused_until > $2",
+            "UPDATE members SET status = 'paused', period = $2, visits_included = 0, \
+             visits_used = 0, visits_rolled = 0, visits_rolled_used = 0, updated_at = $4 \
+             WHERE program_id = $1 AND period = $3 AND paused_until > $2 \
+             AND status IN ('active', 'past_due', 'paused') AND cancel_at_period_end = 0",
         )
         .bind(program_id)
         .bind(to)
@@ -413,7 +416,7 @@ impl Store {
         .rows_affected();
         let cancelled = sqlx::query(
             "UPDATE members SET status = 'cancelled', status_reason = 'cancelled', updated_at = $3 \
-             WHERE program_id = $1 AND period = $2 AND status IN ('active', 'past_due') \
+             WHERE program_id = $1 AND period = $2 AND status IN ('active', 'past_due', 'paused') \
              AND cancel_at_period_end = 1",
         )
         .bind(program_id)
@@ -428,5 +431,100 @@ impl Store {
             advanced: renewed + paused,
             cancelled,
         })
+    }
+}
+
+impl Store {
+    /// Applies a plan change to a member still on `from_plan` in `period` and billed
+    /// (active or past due): `plan`, `pending_plan` and `visits_included` as given, and,
+    /// for an upgrade, its prorated invoice, in one transaction. `None` when the member
+    /// changed meanwhile (read it again).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn change_member_plan(
+        &self,
+        id: i64,
+        from_plan: &str,
+        period: &str,
+        plan: &str,
+        pending_plan: Option<&str>,
+        visits_included: Option<i64>,
+        upgrade: Option<(i64, &str)>,
+        now: i64,
+    ) -> Result<Option<(Member, Option<Invoice>)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE members SET plan = $4, pending_plan = $5, visits_included = $6, updated_at = $7 \
+             WHERE id = $1 AND plan = $2 AND period = $3 AND status IN ('active', 'past_due') \
+             RETURNING {MEMBER_COLS}"
+        ))
+        .bind(id)
+        .bind(from_plan)
+        .bind(period)
+        .bind(plan)
+        .bind(pending_plan)
+        .bind(visits_included)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let m = member(&row)?;
+        let invoice = match upgrade {
+            Some((amount, currency)) => {
+                let r = sqlx::query(&format!(
+                    "INSERT INTO invoices (member_id, period, kind, plan, amount_minor, currency, created_at) \
+                     VALUES ($1, $2, 'upgrade', $3, $4, $5, $6) RETURNING {INVOICE_COLS}"
+                ))
+                .bind(id)
+                .bind(period)
+                .bind(plan)
+                .bind(amount)
+                .bind(currency)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                Some(invoice(&r)?)
+            }
+            None => None,
+        };
+        tx.commit().await?;
+        Ok(Some((m, invoice)))
+    }
+
+    /// Asks for a pause of a billed member, from the next period until `until`
+    /// (exclusive). `None` unless the member is active or past due, not cancelling and
+    /// not already pausing.
+    pub async fn pause_member(
+        &self,
+        id: i64,
+        until: &str,
+        now: i64,
+    ) -> Result<Option<Member>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE members SET paused_until = $2, updated_at = $3 WHERE id = $1 \
+             AND status IN ('active', 'past_due') AND cancel_at_period_end = 0 \
+             AND paused_until IS NULL RETURNING {MEMBER_COLS}"
+        ))
+        .bind(id)
+        .bind(until)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(member).transpose()?)
+    }
+
+    /// Cancels a live member at the end of its period (a paused one at the end of the
+    /// current period too). `None` unless the member is live.
+    pub async fn cancel_member(&self, id: i64, now: i64) -> Result<Option<Member>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE members SET cancel_at_period_end = 1, updated_at = $2 WHERE id = $1 \
+             AND status IN ('active', 'past_due', 'paused') RETURNING {MEMBER_COLS}"
+        ))
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(member).transpose()?)
     }
 }

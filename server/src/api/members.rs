@@ -1,0 +1,191 @@
+//! Members, the admin API (issue 19's interface): create a member, read one with its
+//! period, rolled-over visits and open invoices, change its plan, pause it, cancel it.
+//! The decisions are in [`crate::members::service`].
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::api::extract::PathId;
+use crate::api::{Admin, ApiError, Body};
+use crate::members::service::{self, Join, MemberError};
+use crate::store::members::{Invoice, Member};
+
+impl From<MemberError> for ApiError {
+    fn from(e: MemberError) -> Self {
+        match e {
+            MemberError::Invalid { field, reason } => ApiError::field(field, reason),
+            MemberError::NotFound => ApiError::NotFound("member"),
+            MemberError::Conflict(m) => ApiError::Conflict(m),
+            MemberError::Store(e @ crate::store::StoreError::AlreadyMember { .. }) => {
+                ApiError::Conflict(e.to_string())
+            }
+            MemberError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn invoice_json(i: &Invoice) -> Value {
+    json!({
+        "id": i.id,
+        "period": i.period,
+        "kind": i.kind,
+        "plan": i.plan,
+        "amount_minor": i.amount_minor,
+        "currency": i.currency,
+        "status": i.status,
+    })
+}
+
+/// A member as the API shows it.
+fn member_json(m: &Member, open_invoices: &[Invoice]) -> Value {
+    json!({
+        "id": m.id,
+        "customer_id": m.customer_id,
+        "email": m.email,
+        "status": m.status,
+        "status_reason": m.status_reason,
+        "plan": m.plan,
+        "pending_plan": m.pending_plan,
+        "period": m.period,
+        "visits_left": service::visits_left(m),
+        "visits_included": m.visits_included,
+        "visits_used": m.visits_used,
+        "rolled_over_visits": (m.visits_rolled - m.visits_rolled_used).max(0),
+        "paused_until": m.paused_until,
+        "cancel_at_period_end": m.cancel_at_period_end,
+        "affiliate_id": m.affiliate_id,
+        "open_invoices": open_invoices.iter().map(invoice_json).collect::<Vec<_>>(),
+    })
+}
+
+async fn shown(s: &AppState, m: &Member) -> Result<Value, ApiError> {
+    let open = s.store.member_invoices(m.id, true).await?;
+    Ok(member_json(m, &open))
+}
+
+async fn of_program(s: &AppState, id: i64) -> Result<Member, ApiError> {
+    match s.store.member(id).await? {
+        Some(m) if m.program_id == s.program.id => Ok(m),
+        _ => Err(ApiError::NotFound("member")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewMember {
+    customer_id: String,
+    email: String,
+    plan: String,
+    #[serde(default, deserialize_with = "optional_whole")]
+    affiliate_id: Option<i64>,
+}
+
+fn optional_whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct W(#[serde(deserialize_with = "tapkit_core::json_int::whole")] i64);
+    Ok(Option::<W>::deserialize(d)?.map(|W(v)| v))
+}
+
+pub(crate) async fn create_member(
+    _: Admin,
+    State(s): State<AppState>,
+    Body(b): Body<NewMember>,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(a) = b.affiliate_id
+        && s.store
+            .affiliate(a)
+            .await
+            .ok()
+            .is_none_or(|x| x.program_id != s.program.id)
+    {
+        return Err(ApiError::Invalid {
+            status: StatusCode::NOT_FOUND,
+            field: Some("affiliate_id"),
+            message: format!("affiliate {a} not found"),
+        });
+    }
+    let (m, _) = service::join(
+        &s.store,
+        &s.config.program.membership,
+        s.program.id,
+        &s.config.program.commission.currency,
+        &Join {
+            customer_id: &b.customer_id,
+            email: &b.email,
+            plan: &b.plan,
+            affiliate_id: b.affiliate_id,
+        },
+        crate::store::now_ms(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(shown(&s, &m).await?)))
+}
+
+pub(crate) async fn get_member(
+    _: Admin,
+    State(s): State<AppState>,
+    PathId(id): PathId,
+) -> Result<impl IntoResponse, ApiError> {
+    let m = of_program(&s, id).await?;
+    Ok(Json(shown(&s, &m).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanChange {
+    plan: String,
+}
+
+pub(crate) async fn change_plan(
+    _: Admin,
+    State(s): State<AppState>,
+    PathId(id): PathId,
+    Body(b): Body<PlanChange>,
+) -> Result<impl IntoResponse, ApiError> {
+    let m = of_program(&s, id).await?;
+    let (m, upgrade) = service::change_plan(
+        &s.store,
+        &s.config.program.membership,
+        &s.config.program.commission.currency,
+        m.id,
+        &b.plan,
+        crate::store::now_ms(),
+    )
+    .await?;
+    let mut v = shown(&s, &m).await?;
+    v["upgrade_invoice"] = upgrade.as_ref().map_or(Value::Null, invoice_json);
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Pause {
+    #[serde(deserialize_with = "tapkit_core::json_int::whole")]
+    periods: i64,
+}
+
+pub(crate) async fn pause(
+    _: Admin,
+    State(s): State<AppState>,
+    PathId(id): PathId,
+    Body(b): Body<Pause>,
+) -> Result<impl IntoResponse, ApiError> {
+    let m = of_program(&s, id).await?;
+    let m = service::pause(&s.store, m.id, b.periods, crate::store::now_ms()).await?;
+    Ok(Json(shown(&s, &m).await?))
+}
+
+pub(crate) async fn cancel(
+    _: Admin,
+    State(s): State<AppState>,
+    PathId(id): PathId,
+) -> Result<impl IntoResponse, ApiError> {
+    let m = of_program(&s, id).await?;
+    let m = service::cancel(&s.store, m.id, crate::store::now_ms()).await?;
+    Ok(Json(shown(&s, &m).await?))
+}
