@@ -617,3 +617,53 @@ async fn the_admin_api_creates_reads_and_changes_members(backend: Backend) {
 }
 
 on_both_databases!(the_admin_api_creates_reads_and_changes_members);
+
+/// A pause asked for mid-period keeps the paid period, then holds the member for its
+/// whole periods (no invoice, no visits) and resumes it; a paused member's cancellation
+/// ends it at the end of the pause period it is in.
+async fn a_pause_holds_whole_periods_then_resumes(backend: Backend) {
+    let Some(s) = members_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let a = joined(&s, "cus_ana", "plus", "2026-10-16").await;
+    // As POST /pause {"periods": 2} in October sets it: November and December off.
+    set(&s, a, "paused_until = '2027-01'").await;
+    let b = joined(&s, "cus_bo", "basic", "2026-10-16").await;
+    set(&s, b, "paused_until = '2026-12'").await;
+    renew(&s, "2026-11-01").await;
+    for id in [a, b] {
+        let m = s.state.store.member(id).await.unwrap().unwrap();
+        assert_eq!(
+            (m.status.as_str(), m.period.as_str(), visits_left(&m)),
+            ("paused", "2026-11", Some(0))
+        );
+        assert_eq!(
+            invoices_of(&s, id).await.len(),
+            1,
+            "no invoice while paused"
+        );
+    }
+    // Bo cancels while paused: it ends with November.
+    set(&s, b, "cancel_at_period_end = 1").await;
+    renew(&s, "2027-01-05").await;
+    let m = s.state.store.member(a).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            m.status.as_str(),
+            m.period.as_str(),
+            visits_left(&m),
+            m.paused_until
+        ),
+        ("active", "2027-01", Some(4), None)
+    );
+    let periods: Vec<String> = invoices_of(&s, a).await.into_iter().map(|i| i.0).collect();
+    assert_eq!(periods, ["2026-10", "2027-01"]);
+    let m = s.state.store.member(b).await.unwrap().unwrap();
+    assert_eq!(
+        (m.status.as_str(), m.period.as_str()),
+        ("cancelled", "2026-11")
+    );
+    assert_eq!(invoices_of(&s, b).await.len(), 1);
+}
+
+on_both_databases!(a_pause_holds_whole_periods_then_resumes);
