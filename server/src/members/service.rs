@@ -250,22 +250,7 @@ pub async fn join(
 ) -> Result<(Member, Invoice), MemberError> {
     let customer_id = check_customer_id(j.customer_id)?;
     let email = check_email(j.email)?;
-    let plan = cfg.plan(j.plan).ok_or_else(|| {
-        let ids: Vec<&str> = cfg.plans.iter().map(|p| p.id.as_str()).collect();
-        invalid(
-            "plan",
-            if ids.is_empty() {
-                "this program sells no plans; add [[program.membership.plans]] to its config"
-                    .to_owned()
-            } else {
-                format!(
-                    "{:?} is not a plan of this program; use one of {}",
-                    j.plan,
-                    ids.join(", ")
-                )
-            },
-        )
-    })?;
+    let plan = plan_of(cfg, j.plan)?;
     let day = now.div_euclid(86_400_000);
     let period = Period::of_day(day).to_string();
     let visits_included = visits_column(plan.visits);
