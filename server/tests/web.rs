@@ -162,6 +162,7 @@ const ADMIN_GETS: &[&str] = &[
     "/admin",
     "/admin/affiliates",
     "/admin/affiliates/{A}",
+    "/admin/members",
     "/admin/provisioning",
     "/admin/provisioning/cards.pdf?id={A}",
     "/admin/reviews",
@@ -959,9 +960,63 @@ async fn a_csv_export_of_hostile_clicks_opens_as_text(backend: Backend) {
     assert_eq!(rows, 5, "{}", csv.body);
 }
 
+/// Issue 19: the console's members page lists the plans, who holds them and the
+/// invoices still open, as the API created them.
+async fn the_members_page_lists_plans_members_and_open_invoices(backend: Backend) {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tapkit.sample.toml");
+    let membership = tapkit_server::config::load(Some(&sample))
+        .unwrap()
+        .program
+        .membership;
+    let Some(s) = server_with(
+        backend,
+        ProgramConfig {
+            fraud: common::quiet_fraud(),
+            membership,
+            ..ProgramConfig::default()
+        },
+    )
+    .await
+    else {
+        return; // no PostgreSQL here, and not required
+    };
+    let (a, _) = s.affiliate("Shine Auto Detailing", "business").await;
+    let (st, m) = s
+        .admin(
+            Method::POST,
+            "/api/admin/members",
+            &format!(
+                r#"{{"customer_id":"cus_page","email":"ana@example.com","plan":"plus","affiliate_id":{a}}}"#
+            ),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    let amount = m["open_invoices"][0]["amount_minor"].as_i64().unwrap();
+    let mut b = admin_signed_in(&s).await;
+    let page = b.get(&s, "/admin/members").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    for want in [
+        "Premium",
+        "79.00 USD",
+        "unlimited",
+        "1 member: 1 active",
+        "cus_page",
+        "Shine Auto Detailing",
+        "Open invoices",
+        &tapkit_server::web::money(amount, "USD"),
+    ] {
+        assert!(page.body.contains(want), "{want:?} missing:\n{}", page.body);
+    }
+    assert!(
+        page.body.contains("href=\"/admin/members\""),
+        "in the navigation"
+    );
+}
+
 on_both_databases!(
     a_huge_amount_is_refused_and_pages_stay_up,
     a_csv_export_of_hostile_clicks_opens_as_text,
+    the_members_page_lists_plans_members_and_open_invoices,
 );
 
 /// Issue 23: the CSP allows no inline script but the portal's own, by its hash; the hash

@@ -366,7 +366,29 @@ fn an_admin_creates_a_partner_who_signs_in_downloads_the_qr_and_sees_a_suspensio
     let Some(admin) = Driver::start_with(&["--window-size=1280,900".into()]) else {
         return;
     };
-    let server = Server::start("browser-console", None, &[]);
+    // The sample's membership plans (everything else the defaults), so the members page
+    // has tables to review.
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tapkit.sample.toml"),
+    )
+    .unwrap();
+    let plans = &sample[sample.find("[program.membership]").unwrap()..];
+    let config = std::env::temp_dir().join(format!(
+        "tapkit-browser-console-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&config, plans).unwrap();
+    let server = Server::start(
+        "browser-console",
+        None,
+        &[("TAPKIT_CONFIG", config.to_str().unwrap())],
+    );
+    let (status, member) = server.api(
+        "POST",
+        "/api/admin/members",
+        Some(r#"{"customer_id": "cus_browser", "email": "ana@example.com", "plan": "plus"}"#),
+    );
+    assert_eq!(status, 201, "{member}");
     let out = server.command_with_input(
         &[
             "admin",
@@ -489,6 +511,7 @@ fn an_admin_creates_a_partner_who_signs_in_downloads_the_qr_and_sees_a_suspensio
     for (name, path) in [
         ("admin-overview", "/admin".to_owned()),
         ("admin-affiliates", "/admin/affiliates".to_owned()),
+        ("admin-members", "/admin/members".to_owned()),
         ("admin-provisioning", "/admin/provisioning".to_owned()),
         ("admin-reviews", "/admin/reviews".to_owned()),
         ("admin-payouts", "/admin/payouts".to_owned()),

@@ -528,3 +528,39 @@ impl Store {
         Ok(row.as_ref().map(member).transpose()?)
     }
 }
+
+impl Store {
+    /// The program's members, newest first (at most `limit`).
+    pub async fn members(&self, program_id: i64, limit: i64) -> Result<Vec<Member>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MEMBER_COLS} FROM members WHERE program_id = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(program_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(member).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The program's open invoices, oldest first (at most `limit`).
+    pub async fn open_invoices(
+        &self,
+        program_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Invoice>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM invoices i JOIN members m ON m.id = i.member_id \
+             WHERE m.program_id = $1 AND i.status = 'open' ORDER BY i.id LIMIT $2",
+            INVOICE_COLS
+                .split(", ")
+                .map(|c| format!("i.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(program_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(invoice).collect::<Result<Vec<_>, _>>()?)
+    }
+}

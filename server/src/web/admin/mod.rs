@@ -1,9 +1,11 @@
 //! The admin console: overview and click analytics, affiliates (search, create,
-//! suspend, kill a channel, cards, kiosks, sign-in links), provisioning status and print
+//! suspend, kill a channel, cards, kiosks, sign-in links), members and open invoices,
+//! provisioning status and print
 //! PDFs, the review queue, month close and payouts, CSV exports, and the program's
 //! configuration.
 
 pub mod exports;
+mod members;
 mod overview;
 mod partners;
 mod payouts;
@@ -23,6 +25,7 @@ use crate::api::ApiError;
 use crate::web::auth::Session;
 use crate::web::{Fields, signin};
 use exports::*;
+use members::*;
 use overview::*;
 use partners::*;
 use payouts::*;
@@ -35,6 +38,7 @@ use sign_in::*;
 pub const NAV: crate::web::Nav = &[
     ("Overview", "/admin"),
     ("Affiliates", "/admin/affiliates"),
+    ("Members", "/admin/members"),
     ("Provisioning", "/admin/provisioning"),
     ("Reviews", "/admin/reviews"),
     ("Payouts", "/admin/payouts"),
@@ -56,6 +60,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/affiliates", get(affiliates).post(create))
         .route("/admin/affiliates/{id}", get(affiliate))
         .route("/admin/affiliates/{id}/{action}", post(affiliate_action))
+        .route("/admin/members", get(members))
         .route("/admin/provisioning", get(provisioning))
         .route("/admin/provisioning/cards.pdf", get(cards_pdf))
         .route("/admin/reviews", get(reviews))
