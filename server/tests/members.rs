@@ -667,3 +667,81 @@ async fn a_pause_holds_whole_periods_then_resumes(backend: Backend) {
 }
 
 on_both_databases!(a_pause_holds_whole_periods_then_resumes);
+
+/// MRR through the API over three months, against hand-computed values: joins, a plan
+/// change, a cancellation and a pause that comes back.
+async fn mrr_and_its_movements_match_the_hand_computed_months(backend: Backend) {
+    use axum::http::{Method, StatusCode};
+    let Some(s) = members_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let _ana = joined(&s, "cus_ana", "plus", "2026-10-16").await;
+    let bo = joined(&s, "cus_bo", "basic", "2026-10-20").await;
+    set(&s, bo, "pending_plan = 'premium'").await;
+    let cy = joined(&s, "cus_cy", "plus", "2026-10-03").await;
+    set(&s, cy, "cancel_at_period_end = 1").await;
+    let di = joined(&s, "cus_di", "basic", "2026-10-05").await;
+    set(&s, di, "paused_until = '2026-12'").await;
+    renew(&s, "2026-12-02").await;
+
+    let (st, v) = s
+        .admin(
+            Method::GET,
+            "/api/admin/memberships/mrr?from=2026-10&to=2026-12",
+            "",
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["currency"], "USD");
+    let got: Vec<(String, i64, i64, i64, i64, i64, i64)> = v["months"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let n = |k: &str| m[k].as_i64().unwrap();
+            (
+                m["month"].as_str().unwrap().to_owned(),
+                n("mrr_minor"),
+                n("new_minor"),
+                n("reactivated_minor"),
+                n("expansion_minor"),
+                n("contraction_minor"),
+                n("churned_minor"),
+            )
+        })
+        .collect();
+    let row = |m: &str, a, b, c, d, e, f| (m.to_owned(), a, b, c, d, e, f);
+    assert_eq!(
+        got,
+        [
+            // October: four members join: 4900 + 2900 + 4900 + 2900.
+            row("2026-10", 15_600, 15_600, 0, 0, 0, 0),
+            // November: Bo is on Premium (+5000); Cy cancelled and Di paused (−7800).
+            row("2026-11", 12_800, 0, 0, 5000, 0, 7800),
+            // December: Di is back (+2900).
+            row("2026-12", 15_700, 0, 2900, 0, 0, 0),
+        ]
+    );
+    assert_eq!(v["months"][1]["churn_rate_bp"], 5000, "2 of 4");
+    assert_eq!(v["months"][2]["members"], 3);
+    assert_eq!(v["months"][2]["by_plan"]["premium"], 1);
+    assert_eq!(v["months"][2]["arpm_minor"], 15_700 / 3);
+
+    for (q, field) in [
+        ("from=2026-12&to=2026-10", "from"),
+        ("from=2016-01&to=2026-12", "from"),
+        ("from=2026-13", "from"),
+        ("to=0000-00", "to"),
+    ] {
+        let (st, e) = s
+            .admin(Method::GET, &format!("/api/admin/memberships/mrr?{q}"), "")
+            .await;
+        assert_eq!(
+            (st, &e["field"]),
+            (StatusCode::UNPROCESSABLE_ENTITY, &field.into()),
+            "{q}: {e}"
+        );
+    }
+}
+
+on_both_databases!(mrr_and_its_movements_match_the_hand_computed_months);

@@ -128,6 +128,18 @@ def _keep_stated_rules(case):
             body["foreground"] = _readable_on(background)
         if body.get("logo_png"):
             body["logo_png"] = LOGO
+    elif op == ("GET", "/api/admin/memberships/mrr") and isinstance(case.query, dict):
+        # At most 120 months, from not after to (stated in words in the document).
+        q = case.query
+        if isinstance(q.get("from"), str) and isinstance(q.get("to"), str):
+            (fy, fm), (ty, tm) = (map(int, q[k].split("-")) for k in ("from", "to"))
+            span = (ty - fy) * 12 + tm - fm + 1
+            if not 1 <= span <= 120:
+                q["to"] = q["from"]
+        elif isinstance(q.get("from"), str):
+            q["to"] = q["from"]
+        elif isinstance(q.get("to"), str) and int(q["to"][:4]) < 1971:
+            q["from"] = q["to"]
     elif op == ("GET", "/api/admin/analytics") and isinstance(case.query, dict):
         q = case.query
         try:

@@ -189,3 +189,81 @@ pub(crate) async fn cancel(
     let m = service::cancel(&s.store, m.id, crate::store::now_ms()).await?;
     Ok(Json(shown(&s, &m).await?))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MrrQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The most months one MRR request covers.
+const MRR_MONTHS: i64 = 120;
+
+/// `GET /api/admin/memberships/mrr?from=YYYY-MM&to=YYYY-MM` (default: the 12 months to
+/// this one).
+pub(crate) async fn mrr(
+    _: Admin,
+    State(s): State<AppState>,
+    q: Result<axum::extract::Query<MrrQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    use crate::members::billing::Period;
+    use crate::members::mrr::{Billed, months, prev};
+    let axum::extract::Query(q) = q.map_err(|e| ApiError::field("query", e.body_text()))?;
+    let month = |field: &'static str, v: &Option<String>, default: Period| match v {
+        None => Ok(default),
+        Some(t) => Period::parse(t).ok_or_else(|| {
+            ApiError::field(
+                field,
+                format!("{field} {t:?} is not a month like 2026-11 (1970-01 to 9999-12)"),
+            )
+        }),
+    };
+    let now = Period::of_day(crate::store::now_ms().div_euclid(86_400_000));
+    let to = month("to", &q.to, now)?;
+    let mut twelve_back = to;
+    for _ in 0..11 {
+        twelve_back = prev(twelve_back);
+    }
+    let from = month(
+        "from",
+        &q.from,
+        twelve_back.max(Period {
+            year: 1970,
+            month: 1,
+        }),
+    )?;
+    if from > to {
+        return Err(ApiError::field("from", "from is after to"));
+    }
+    let span = (to.year - from.year) * 12 + i64::from(to.month) - i64::from(from.month) + 1;
+    if span > MRR_MONTHS {
+        return Err(ApiError::field(
+            "from",
+            format!("at most {MRR_MONTHS} months per request; ask for a shorter range"),
+        ));
+    }
+    let billed: Vec<Billed> = s
+        .store
+        .billed_until(s.program.id, &to.to_string())
+        .await?
+        .into_iter()
+        .map(|(member_id, period, plan)| Billed {
+            member_id,
+            period,
+            plan,
+        })
+        .collect();
+    let prices = s
+        .config
+        .program
+        .membership
+        .plans
+        .iter()
+        .map(|p| (p.id.clone(), p.price_minor))
+        .collect();
+    Ok(Json(json!({
+        "currency": s.config.program.commission.currency,
+        "months": months(&billed, &prices, from, to),
+    })))
+}

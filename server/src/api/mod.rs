@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admin/members/{id}/plan", post(members::change_plan))
         .route("/api/admin/members/{id}/pause", post(members::pause))
         .route("/api/admin/members/{id}/cancel", post(members::cancel))
+        .route("/api/admin/memberships/mrr", get(members::mrr))
         .route("/api/openapi.json", get(openapi))
 }
 

@@ -9,12 +9,14 @@
 //! - [`billing`]: periods, the prorated first charge, the upgrade charge.
 //! - [`visits`]: a period's allowance, rolled-over visits used first.
 //! - [`dunning`]: `active` → `past_due` → `lapsed`, and back on a successful retry.
+//! - [`mrr`]: monthly recurring revenue and its movements, reconciling month to month.
 //! - [`renewal`]: the monthly renewal run (idempotent, catches up after downtime).
 //! - [`service`]: creating a member (checked input, prorated first invoice), and the
 //!   start-up check that no plan in use left the config.
 
 pub mod billing;
 pub mod dunning;
+pub mod mrr;
 pub mod plans;
 pub mod renewal;
 pub mod service;

@@ -564,3 +564,26 @@ impl Store {
         Ok(rows.iter().map(invoice).collect::<Result<Vec<_>, _>>()?)
     }
 }
+
+impl Store {
+    /// Who was billed for which plan in each period up to `to` (first, renewal and
+    /// upgrade invoices that are not void), in invoice order: what MRR is computed from.
+    pub async fn billed_until(
+        &self,
+        program_id: i64,
+        to: &str,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.member_id, i.period, i.plan FROM invoices i JOIN members m ON m.id = i.member_id \
+             WHERE m.program_id = $1 AND i.period <= $2 AND i.status <> 'void' ORDER BY i.id",
+        )
+        .bind(program_id)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}
