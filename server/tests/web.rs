@@ -1011,6 +1011,22 @@ async fn the_members_page_lists_plans_members_and_open_invoices(backend: Backend
         page.body.contains("href=\"/admin/members\""),
         "in the navigation"
     );
+
+    // The partner who brought the member sees it on the portal, without the customer.
+    let mut p = partner_signed_in(&s, a).await;
+    let page = p.get(&s, "/portal/earnings").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let section = &page.body[page.body.find("Members you brought").expect("the section")..];
+    assert!(
+        section.contains("Plus") && section.contains("active"),
+        "{section}"
+    );
+    for private in ["cus_page", "ana@example.com"] {
+        assert!(
+            !page.body.contains(private),
+            "{private} shown to the partner"
+        );
+    }
 }
 
 on_both_databases!(

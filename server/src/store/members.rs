@@ -587,3 +587,23 @@ impl Store {
             .map_err(Into::into)
     }
 }
+
+impl Store {
+    /// The members a partner brought, oldest first: their plan, status and when they
+    /// joined, nothing that identifies the customer (the partner portal shows it).
+    pub async fn members_brought(
+        &self,
+        affiliate_id: i64,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT plan, status, created_at FROM members WHERE affiliate_id = $1 ORDER BY id",
+        )
+        .bind(affiliate_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}

@@ -300,10 +300,18 @@ async fn earnings(
         let months = s.store.earnings_by_month(a.id).await?;
         let refs = s.store.referrals(a.id, 500).await?;
         let payouts = s.store.affiliate_payouts(a.id).await?;
-        Ok::<_, crate::store::StoreError>((owed, months, refs, payouts))
+        let members = s.store.members_brought(a.id).await?;
+        Ok::<_, crate::store::StoreError>((owed, months, refs, payouts, members))
     }
     .await;
-    let (owed, months, refs, payouts) = result?;
+    let (owed, months, refs, payouts, members) = result?;
+    let plan_name = |id: &str| {
+        s.config
+            .program
+            .membership
+            .plan(id)
+            .map_or_else(|| id.to_owned(), |p| p.name.clone())
+    };
     let tier = tier_progress(&s, &a).await?;
     use std::collections::BTreeMap;
     let mut pending: BTreeMap<String, i64> = BTreeMap::new();
@@ -371,6 +379,20 @@ async fn earnings(
                     td.n { (money(r.amount_minor, &r.unit)) }
                 } } }
             } }
+        }
+        @if !members.is_empty() || !s.config.program.membership.plans.is_empty() {
+            h2 { "Members you brought" }
+            p.muted { "Customers who became members through your link or card: when they joined, their plan and whether they are still members. Customers' details are not shown." }
+            @if members.is_empty() { p.muted { "None yet." } } @else {
+                div.scroll tabindex="0" role="region" aria-label="Members you brought" { table {
+                    thead { tr { th scope="col" { "Joined" } th scope="col" { "Plan" } th scope="col" { "Status" } } }
+                    tbody { @for (plan, status, at) in &members { tr {
+                        td { (date(*at)) }
+                        td { (plan_name(plan)) }
+                        td { (status.replace('_', " ")) }
+                    } } }
+                } }
+            }
         }
         h2 { "Tier" }
         (tier)
