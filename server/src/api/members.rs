@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::api::extract::PathId;
+use crate::api::extract::{PathId, RawBody, optional_body};
 use crate::api::{Admin, ApiError, Body};
 use crate::members::service::{self, Join, MemberError};
 use crate::store::members::{Invoice, Member};
@@ -20,6 +20,8 @@ impl From<MemberError> for ApiError {
         match e {
             MemberError::Invalid { field, reason } => ApiError::field(field, reason),
             MemberError::NotFound => ApiError::NotFound("member"),
+            MemberError::InvoiceNotFound => ApiError::NotFound("invoice"),
+            MemberError::Price(e) => ApiError::Conflict(e.to_string()),
             MemberError::Conflict(m) => ApiError::Conflict(m),
             MemberError::Store(e @ crate::store::StoreError::AlreadyMember { .. }) => {
                 ApiError::Conflict(e.to_string())
@@ -32,12 +34,16 @@ impl From<MemberError> for ApiError {
 fn invoice_json(i: &Invoice) -> Value {
     json!({
         "id": i.id,
+        "member_id": i.member_id,
         "period": i.period,
         "kind": i.kind,
         "plan": i.plan,
         "amount_minor": i.amount_minor,
         "currency": i.currency,
         "status": i.status,
+        "paid_at": i.paid_at,
+        "refunded_at": i.refunded_at,
+        "reference": i.reference,
     })
 }
 
@@ -266,4 +272,64 @@ pub(crate) async fn mrr(
         "currency": s.config.program.commission.currency,
         "months": months(&billed, &prices, from, to),
     })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Paid {
+    reference: Option<String>,
+}
+
+fn outcome_json(o: &crate::members::payments::Outcome) -> Value {
+    let mut v = invoice_json(&o.invoice);
+    v["changed"] = json!(o.changed);
+    v["member_status"] = json!(o.member.status);
+    v["commissions"] = json!(
+        o.commissions
+            .iter()
+            .map(|c| json!({
+                "affiliate_id": c.affiliate_id,
+                "status": c.status,
+                "unit": c.unit,
+                "amount_minor": c.amount_minor,
+                "rule": c.rule,
+                "month": c.month,
+            }))
+            .collect::<Vec<_>>()
+    );
+    v
+}
+
+/// `POST /api/admin/invoices/{id}/paid` `{"reference": "..."}` (optional): the brand
+/// settled the invoice itself. Booked once: paying it again answers the same, with
+/// `"changed": false`.
+pub(crate) async fn invoice_paid(
+    _: Admin,
+    State(s): State<AppState>,
+    PathId(id): PathId,
+    RawBody(body): RawBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let b: Paid = optional_body(&body)?.unwrap_or_default();
+    let o = crate::members::payments::settle(
+        &s.store,
+        &s.config.program.commission,
+        s.program.id,
+        id,
+        b.reference.as_deref(),
+        crate::store::now_ms(),
+    )
+    .await?;
+    Ok(Json(outcome_json(&o)))
+}
+
+/// `POST /api/admin/invoices/{id}/refund`: the brand refunded a paid invoice; the
+/// payment is reversed on the ledger and its membership commission clawed back.
+pub(crate) async fn invoice_refund(
+    _: Admin,
+    State(s): State<AppState>,
+    PathId(id): PathId,
+) -> Result<impl IntoResponse, ApiError> {
+    let o = crate::members::payments::refund(&s.store, s.program.id, id, crate::store::now_ms())
+        .await?;
+    Ok(Json(outcome_json(&o)))
 }

@@ -54,6 +54,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admin/members/{id}/pause", post(members::pause))
         .route("/api/admin/members/{id}/cancel", post(members::cancel))
         .route("/api/admin/memberships/mrr", get(members::mrr))
+        .route("/api/admin/invoices/{id}/paid", post(members::invoice_paid))
+        .route(
+            "/api/admin/invoices/{id}/refund",
+            post(members::invoice_refund),
+        )
         .route("/api/openapi.json", get(openapi))
 }
 

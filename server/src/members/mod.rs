@@ -10,6 +10,8 @@
 //! - [`visits`]: a period's allowance, rolled-over visits used first.
 //! - [`dunning`]: `active` → `past_due` → `lapsed`, and back on a successful retry.
 //! - [`mrr`]: monthly recurring revenue and its movements, reconciling month to month.
+//! - [`payments`]: an invoice paid or refunded, on the ledger, with the membership
+//!   commission of the partner who brought the member and its clawback.
 //! - [`renewal`]: the monthly renewal run (idempotent, catches up after downtime).
 //! - [`service`]: creating a member (checked input, prorated first invoice), and the
 //!   start-up check that no plan in use left the config.
@@ -17,6 +19,7 @@
 pub mod billing;
 pub mod dunning;
 pub mod mrr;
+pub mod payments;
 pub mod plans;
 pub mod renewal;
 pub mod service;

@@ -21,6 +21,12 @@ pub enum MemberError {
     /// No such member.
     #[error("member not found")]
     NotFound,
+    /// No such invoice.
+    #[error("invoice not found")]
+    InvoiceNotFound,
+    /// A commission rule could not price the payment.
+    #[error(transparent)]
+    Price(#[from] crate::money::rules::PriceError),
     /// The member's state does not allow it (the message says why and what to do).
     #[error("{0}")]
     Conflict(String),

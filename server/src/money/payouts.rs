@@ -159,6 +159,7 @@ pub async fn close(s: &AppState, period: &str, now: i64) -> Result<Report, Close
                             kind: TransactionKind::Payout,
                             affiliate_id: Some(*affiliate_id),
                             booking_ref: None,
+                            invoice_ref: None,
                             memo: format!("payout for {period}"),
                             postings,
                         },
@@ -359,6 +360,7 @@ pub async fn pay(s: &AppState, raw: &str, reference: Option<&str>) -> Result<(i6
                 kind: TransactionKind::Settlement,
                 affiliate_id: Some(affiliate_id),
                 booking_ref: None,
+                invoice_ref: None,
                 memo: format!("payout {id} for {period} paid"),
                 postings: vec![
                     Posting {

@@ -146,6 +146,7 @@ async fn write_lines(
                 kind: TransactionKind::Accrual,
                 affiliate_id: Some(aff),
                 booking_ref: Some(b.id),
+                invoice_ref: None,
                 memo: format!("commission ({rule}) on booking {}", b.booking_id),
                 postings,
             };
@@ -191,6 +192,7 @@ async fn reverse(
             kind: TransactionKind::Reversal,
             affiliate_id: Some(aff),
             booking_ref: Some(b.id),
+            invoice_ref: None,
             memo: format!("refund of booking {}: commission reversed", b.booking_id),
             postings,
         };

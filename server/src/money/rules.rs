@@ -21,6 +21,9 @@ pub enum On {
     Lead,
     /// A purchase, earned when it arrives.
     Purchase,
+    /// A member's paid invoice (first, renewal or upgrade), earned when it is paid,
+    /// for the partner who brought the member; see [`Rule::months`].
+    Membership,
 }
 
 /// The unit a reward is paid in; each is kept apart in the ledger.
@@ -82,6 +85,10 @@ pub struct Rule {
     /// Only the customer's first converting booking or purchase earns.
     #[serde(default)]
     pub first_only: bool,
+    /// For `on = "membership"`: how many of the member's billing periods earn (the
+    /// first N periods with a paid invoice; `1` with a `fixed_minor` reward is a flat
+    /// fee on the first payment). Unset: every paid period while the membership lives.
+    pub months: Option<u32>,
     /// What it pays (one or more units).
     pub rewards: Vec<Reward>,
 }
@@ -154,6 +161,7 @@ impl Default for Commission {
             tier: None,
             action: None,
             first_only: false,
+            months: None,
             rewards: vec![reward],
         };
         Self {
@@ -274,6 +282,25 @@ impl Commission {
             if r.action.is_some() && r.on != On::Lead {
                 return Err(format!("{at}: action only applies to on = \"lead\""));
             }
+            if r.on == On::Membership {
+                if r.tier.is_some() {
+                    return Err(format!(
+                        "{at}: tier does not apply to on = \"membership\" (tiers count a month's bookings); make a rule per affiliate_kind instead"
+                    ));
+                }
+                if r.first_only {
+                    return Err(format!(
+                        "{at}: first_only does not apply to on = \"membership\"; use months = 1 to pay on the first payment only"
+                    ));
+                }
+                if r.months.is_some_and(|m| !(1..=120).contains(&m)) {
+                    return Err(format!(
+                        "{at}: months must be 1 to 120 (the member's first N paid periods earn), or left out for every paid period"
+                    ));
+                }
+            } else if r.months.is_some() {
+                return Err(format!("{at}: months only applies to on = \"membership\""));
+            }
             if r.rewards.is_empty() {
                 return Err(format!("{at}: rewards is empty; give at least one reward"));
             }
@@ -371,17 +398,26 @@ impl Commission {
         }
     }
 
-    /// What the conversion earns: `Ok(None)` when no rule matches (or a first-only
-    /// rule meets a repeat customer).
-    pub fn price(&self, c: &Conversion<'_>) -> Result<Option<Priced>, PriceError> {
-        let Some((i, rule)) = self.rules.iter().enumerate().find(|(_, r)| {
+    /// The rule that applies to the conversion (the first match in file order).
+    pub fn matching_rule(&self, c: &Conversion<'_>) -> Option<&Rule> {
+        self.find(c).map(|(_, r)| r)
+    }
+
+    fn find(&self, c: &Conversion<'_>) -> Option<(usize, &Rule)> {
+        self.rules.iter().enumerate().find(|(_, r)| {
             r.on == c.on
                 && r.affiliate_kind
                     .as_deref()
                     .is_none_or(|k| k == c.affiliate_kind)
                 && r.tier.as_deref().is_none_or(|t| Some(t) == c.tier)
                 && r.action.as_deref().is_none_or(|a| Some(a) == c.action)
-        }) else {
+        })
+    }
+
+    /// What the conversion earns: `Ok(None)` when no rule matches (or a first-only
+    /// rule meets a repeat customer).
+    pub fn price(&self, c: &Conversion<'_>) -> Result<Option<Priced>, PriceError> {
+        let Some((i, rule)) = self.find(c) else {
             return Ok(None);
         };
         if rule.first_only && !c.first_for_customer {
@@ -399,6 +435,7 @@ impl Commission {
                             On::Booking => "bookings",
                             On::Lead => "leads",
                             On::Purchase => "purchases",
+                            On::Membership => "memberships",
                         }))?;
                     let v = i128::from(basis) * i128::from(bp) / 10_000;
                     let v = i64::try_from(v).unwrap_or(i64::MAX);

@@ -34,6 +34,8 @@ pub struct NewTransaction<'a> {
     pub affiliate_id: Option<i64>,
     /// Booking concerned.
     pub booking_ref: Option<i64>,
+    /// The member's invoice it is about (membership money).
+    pub invoice_ref: Option<i64>,
     /// Human description.
     pub memo: String,
     /// Postings (sum to zero per unit).
@@ -335,8 +337,8 @@ impl MoneyTx {
             .await?;
         }
         sqlx::query(
-            "INSERT INTO ledger_transactions (id, program_id, period, kind, affiliate_id, booking_ref, memo, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO ledger_transactions (id, program_id, period, kind, affiliate_id, booking_ref, invoice_ref, memo, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(id)
         .bind(self.program_id)
@@ -344,6 +346,7 @@ impl MoneyTx {
         .bind(t.kind.as_str())
         .bind(t.affiliate_id)
         .bind(t.booking_ref)
+        .bind(t.invoice_ref)
         .bind(&t.memo)
         .bind(now)
         .execute(&mut *self.tx)

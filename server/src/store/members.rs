@@ -53,12 +53,12 @@ pub struct Member {
     pub updated_at: i64,
 }
 
-const MEMBER_COLS: &str = "id, program_id, customer_id, email, plan, pending_plan, status, \
+pub(super) const MEMBER_COLS: &str = "id, program_id, customer_id, email, plan, pending_plan, status, \
     status_reason, failed_on, retries, paused_until, cancel_at_period_end, period, \
     visits_included, visits_used, visits_rolled, visits_rolled_used, affiliate_id, \
     created_at, updated_at";
 
-fn member(r: &AnyRow) -> Result<Member, sqlx::Error> {
+pub(super) fn member(r: &AnyRow) -> Result<Member, sqlx::Error> {
     Ok(Member {
         id: r.try_get("id")?,
         program_id: r.try_get("program_id")?,
@@ -106,12 +106,16 @@ pub struct Invoice {
     pub created_at: i64,
     /// Paid, Unix ms.
     pub paid_at: Option<i64>,
+    /// Refunded, Unix ms.
+    pub refunded_at: Option<i64>,
+    /// The payment's reference in the brand's payment system (or the admin's note).
+    pub reference: Option<String>,
 }
 
-const INVOICE_COLS: &str =
-    "id, member_id, period, kind, plan, amount_minor, currency, status, created_at, paid_at";
+pub(super) const INVOICE_COLS: &str = "id, member_id, period, kind, plan, amount_minor, currency, \
+    status, created_at, paid_at, refunded_at, reference";
 
-fn invoice(r: &AnyRow) -> Result<Invoice, sqlx::Error> {
+pub(super) fn invoice(r: &AnyRow) -> Result<Invoice, sqlx::Error> {
     Ok(Invoice {
         id: r.try_get("id")?,
         member_id: r.try_get("member_id")?,
@@ -123,6 +127,8 @@ fn invoice(r: &AnyRow) -> Result<Invoice, sqlx::Error> {
         status: r.try_get("status")?,
         created_at: r.try_get("created_at")?,
         paid_at: r.try_get("paid_at")?,
+        refunded_at: r.try_get("refunded_at")?,
+        reference: r.try_get("reference")?,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod clicks;
 pub mod directory;
 pub mod kiosks;
 pub mod ledger;
+pub mod member_money;
 pub mod members;
 pub mod money;
 pub mod partners;

@@ -202,11 +202,11 @@ vocab! {
     TransactionKind {
         /// A commission earned.
         Accrual = "accrual",
-        /// A commission taken back.
+        /// A commission taken back, or a member's payment refunded.
         Reversal = "reversal",
         /// A month's payout computed at close.
         Payout = "payout",
-        /// A payout marked paid.
+        /// Money that moved: a payout marked paid, or a member's invoice paid.
         Settlement = "settlement",
     }
 }
@@ -230,6 +230,9 @@ vocab! {
         CreditIssued = "credit_issued",
         /// Vouchers issued to partners.
         VouchersIssued = "vouchers_issued",
+        /// What members paid for their plans (credited when an invoice is paid, debited
+        /// when it is refunded; the money itself goes through `cash`).
+        MembershipRevenue = "membership_revenue",
     }
 }
 
