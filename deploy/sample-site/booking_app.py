@@ -26,6 +26,17 @@ TAPKIT_WEBHOOK_SECRET_FILE (the same secret tapkit-server has), BOOKING_APP_STAT
 Staff endpoints (loopback only; nginx does not expose them) stand in for the brand's
 back office: POST /staff/bookings/<id>/serviced, POST /staff/bookings/<id>/refunded,
 GET /staff/bookings/<id>.
+
+Memberships: the app is also the brand's payment system Tapkit asks to charge members
+(tapkit-server's ``[program.payments] charge_url`` = ``http://<this app>/payments/charge``).
+Tapkit signs each request like a webhook; the app refuses an unsigned or stale one,
+charges the customer's saved card once per ``idempotency_key`` (a repeated key gets the
+first answer again: that is what makes Tapkit's retries safe), and answers
+``{"status": "succeeded", "reference": ...}`` or ``{"status": "failed", "reason":
+"card_declined"}``. Back office: POST /staff/customers/<id>/declines (that customer's
+card declines from now on), POST /staff/customers/<id>/card-ok (it works again), POST
+/staff/payments/lose-next (the next charge is made but its answer is lost: a 503),
+GET /staff/payments (every charge made).
 """
 
 import datetime
@@ -69,6 +80,14 @@ def load_state(path):
             return json.load(f)
     except FileNotFoundError:
         return {"next": 1, "bookings": {}}
+
+
+def payments(state):
+    """The payment side of the state (older state files have none)."""
+    state.setdefault("charges", {})
+    state.setdefault("declines", [])
+    state.setdefault("lose_next", 0)
+    return state
 
 
 def save_state(path, state):
@@ -165,7 +184,10 @@ class Handler(BaseHTTPRequestHandler):
             length = -1
         if not 0 <= length <= 16384:
             return self.reply(413, page("Too large", "<p>That form is too large or has no valid length.</p>"))
-        raw = self.rfile.read(length).decode("utf-8", errors="replace")
+        raw_bytes = self.rfile.read(length)
+        if self.path == "/payments/charge":
+            return self.charge(raw_bytes)
+        raw = raw_bytes.decode("utf-8", errors="replace")
         if self.path == "/checkout":
             return self.checkout(urllib.parse.parse_qs(raw))
         parts = self.path.strip("/").split("/")
@@ -182,12 +204,65 @@ class Handler(BaseHTTPRequestHandler):
                 booking["tapkit"][kind] = answer
                 save_state(STATE_PATH, STATE)
             return self.json_reply(200, {"booking": booking["id"], "kind": kind, "tapkit": answer})
+        if len(parts) == 4 and parts[:2] == ["staff", "customers"] and parts[3] in ("declines", "card-ok"):
+            with LOCK:
+                declines = payments(STATE)["declines"]
+                if parts[3] == "declines" and parts[2] not in declines:
+                    declines.append(parts[2])
+                if parts[3] == "card-ok" and parts[2] in declines:
+                    declines.remove(parts[2])
+                save_state(STATE_PATH, STATE)
+            return self.json_reply(200, {"customer_id": parts[2], "declines": parts[3] == "declines"})
+        if parts == ["staff", "payments", "lose-next"]:
+            with LOCK:
+                payments(STATE)["lose_next"] += 1
+                save_state(STATE_PATH, STATE)
+            return self.json_reply(200, {"lose_next": STATE["lose_next"]})
         self.reply(404, page("Not found", "<p>Not found.</p>"))
+
+    def charge(self, raw: bytes):
+        """Tapkit asks for a charge of a member's saved payment method."""
+        header = self.headers.get("Tapkit-Signature") or ""
+        fields = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+        try:
+            t = int(fields.get("t", ""))
+        except ValueError:
+            t = None
+        expected = hmac.new(SECRET, str(t).encode() + b"." + raw, hashlib.sha256).hexdigest()
+        if t is None or abs(time.time() - t) > 300 or not hmac.compare_digest(expected, fields.get("v1", "")):
+            return self.json_reply(401, {"error": "the Tapkit-Signature header is missing, stale or does not match"})
+        try:
+            req = json.loads(raw)
+            key, customer = str(req["idempotency_key"]), str(req["customer_id"])
+            amount = int(req["amount_minor"])
+        except (ValueError, KeyError, TypeError):
+            return self.json_reply(422, {"error": "idempotency_key, customer_id and amount_minor are required"})
+        with LOCK:
+            state = payments(STATE)
+            answer = state["charges"].get(key)
+            if answer is None:
+                if customer in state["declines"]:
+                    answer = {"status": "failed", "reason": "card_declined"}
+                else:
+                    answer = {"status": "succeeded", "reference": f"pay_{len(state['charges']) + 1:05d}"}
+                state["charges"][key] = {**answer, "customer_id": customer, "amount_minor": amount,
+                                         "invoice_id": req.get("invoice_id")}
+                lose = state["lose_next"] > 0
+                if lose:
+                    state["lose_next"] -= 1
+                save_state(STATE_PATH, STATE)
+                if lose:
+                    return self.json_reply(503, {"error": "the answer was lost on the way (staff/payments/lose-next)"})
+            answer = {k: v for k, v in answer.items() if k in ("status", "reference", "reason")}
+        return self.json_reply(200, answer)
 
     def do_GET(self):
         parts = self.path.strip("/").split("/")
         if parts[0] == "staff" and not self.staff_allowed():
             return self.json_reply(403, {"error": "staff endpoints answer only on this machine"})
+        if parts == ["staff", "payments"]:
+            with LOCK:
+                return self.json_reply(200, payments(STATE)["charges"])
         if len(parts) == 3 and parts[:2] == ["staff", "bookings"]:
             with LOCK:
                 booking = STATE["bookings"].get(parts[2])

@@ -11,6 +11,12 @@ CREATE INDEX ledger_transactions_invoice ON ledger_transactions (invoice_ref);
 
 ALTER TABLE invoices ADD COLUMN refunded_at INTEGER;
 ALTER TABLE invoices ADD COLUMN reference TEXT;
+-- Charges through the brand's payment system (`program.payments.charge_url`): how many
+-- attempts were answered "failed" (the next attempt's idempotency key counts on from
+-- it), when the last answer came, and why it failed.
+ALTER TABLE invoices ADD COLUMN charge_failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE invoices ADD COLUMN last_charge_at INTEGER;
+ALTER TABLE invoices ADD COLUMN failure TEXT;
 
 -- The commission log of memberships: an `earned` line per paid invoice that a rule
 -- with on = "membership" pays, and a `reversed` line when that invoice is refunded.

@@ -36,6 +36,8 @@ pub struct ProgramConfig {
     pub kiosk: crate::kiosks::KioskConfig,
     /// `[program.membership]`: the plans members buy, and the dunning schedule.
     pub membership: crate::members::plans::MembershipConfig,
+    /// `[program.payments]`: the brand's payment system that charges members.
+    pub payments: crate::members::charges::PaymentsConfig,
 }
 
 /// `[program.fraud]`: which conversions earn nothing, and which wait for a review.
@@ -110,6 +112,7 @@ impl Default for ProgramConfig {
             fraud: Fraud::default(),
             kiosk: crate::kiosks::KioskConfig::default(),
             membership: crate::members::plans::MembershipConfig::default(),
+            payments: crate::members::charges::PaymentsConfig::default(),
         }
     }
 }
@@ -304,6 +307,8 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
             );
         }
     }
+    let webhook_secret = webhook_secret()?;
+    file.program.payments.check(webhook_secret.is_some())?;
     Ok(Config {
         trusted_proxies,
         public_url,
@@ -315,7 +320,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
         rate_limit_per_hour,
         sqlite_synchronous,
         program: file.program,
-        webhook_secret: webhook_secret()?,
+        webhook_secret,
     })
 }
 

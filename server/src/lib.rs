@@ -151,6 +151,9 @@ pub async fn serve(state: AppState) -> std::io::Result<()> {
         state.config.program.commission.currency.clone(),
         std::time::Duration::from_secs(3600),
     );
+    // Charges (with charge_url set): every 10 minutes, so a dunning retry goes out on its
+    // day and a new invoice is charged soon after the renewal run issues it.
+    members::charges::spawn(state.clone(), std::time::Duration::from_secs(600));
     tracing::info!(addr = %listener.local_addr()?, database = ?state.store.backend(), "serving");
     axum::serve(
         listener,

@@ -10,6 +10,8 @@
 //! - [`visits`]: a period's allowance, rolled-over visits used first.
 //! - [`dunning`]: `active` → `past_due` → `lapsed`, and back on a successful retry.
 //! - [`mrr`]: monthly recurring revenue and its movements, reconciling month to month.
+//! - [`charges`]: asking the brand's payment system to charge members, and dunning on
+//!   its answers (signed requests, idempotency keys, retries, emails).
 //! - [`payments`]: an invoice paid or refunded, on the ledger, with the membership
 //!   commission of the partner who brought the member and its clawback.
 //! - [`renewal`]: the monthly renewal run (idempotent, catches up after downtime).
@@ -17,6 +19,7 @@
 //!   start-up check that no plan in use left the config.
 
 pub mod billing;
+pub mod charges;
 pub mod dunning;
 pub mod mrr;
 pub mod payments;

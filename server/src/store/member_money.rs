@@ -250,3 +250,131 @@ impl Store {
         Ok(rows.iter().map(line).collect::<Result<_, _>>()?)
     }
 }
+
+/// A failed charge to record: the member's standing moves from what the caller read
+/// (`from_status`, `from_retries`) to the new one, and the invoice becomes `failed`.
+#[derive(Debug, Clone, Copy)]
+pub struct ChargeFailure<'a> {
+    /// The invoice.
+    pub invoice_id: i64,
+    /// Its member.
+    pub member_id: i64,
+    /// The member's status as read.
+    pub from_status: &'a str,
+    /// The member's failed retries as read.
+    pub from_retries: i64,
+    /// The new status (`past_due` or `lapsed`).
+    pub status: &'a str,
+    /// Day of the first failure.
+    pub failed_on: Option<i64>,
+    /// Failed retries since.
+    pub retries: i64,
+    /// What the payment system said.
+    pub failure: &'a str,
+}
+
+impl Store {
+    /// Invoices a charge run may ask the payment system for, with their members:
+    /// open ones never charged of active members (a past-due member's next invoice
+    /// waits until the failed one is settled), and failed ones of past-due members (the
+    /// caller decides whether a retry is due). Oldest first, at most `limit`.
+    pub async fn chargeable_invoices(
+        &self,
+        program_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(Invoice, Member)>, StoreError> {
+        let icols: Vec<String> = INVOICE_COLS
+            .split(", ")
+            .map(|c| format!("i.{} AS i_{}", c.trim(), c.trim()))
+            .collect();
+        let mcols: Vec<String> = MEMBER_COLS
+            .split(", ")
+            .map(|c| format!("m.{}", c.trim()))
+            .collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {}, {} FROM invoices i JOIN members m ON m.id = i.member_id \
+             WHERE m.program_id = $1 AND ((i.status = 'open' AND m.status = 'active') \
+             OR (i.status = 'failed' AND m.status = 'past_due')) ORDER BY i.id LIMIT $2",
+            icols.join(", "),
+            mcols.join(", ")
+        ))
+        .bind(program_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push((prefixed_invoice(r)?, member(r)?));
+        }
+        Ok(out)
+    }
+
+    /// Records a failed charge, in one transaction. Returns `false`, writing nothing,
+    /// when the member's standing is no longer what the caller read (another replica
+    /// recorded this answer first). A member who lapses has their other open invoices
+    /// voided: nothing more is charged.
+    pub async fn record_charge_failure(
+        &self,
+        f: &ChargeFailure<'_>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let moved = sqlx::query(
+            "UPDATE members SET status = $1, failed_on = $2, retries = $3, \
+             status_reason = CASE WHEN $4 = 'lapsed' THEN 'payment_failed' ELSE status_reason END, \
+             updated_at = $5 WHERE id = $6 AND status = $7 AND retries = $8",
+        )
+        .bind(f.status)
+        .bind(f.failed_on)
+        .bind(f.retries)
+        .bind(f.status)
+        .bind(now)
+        .bind(f.member_id)
+        .bind(f.from_status)
+        .bind(f.from_retries)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE invoices SET status = 'failed', charge_failures = charge_failures + 1, \
+             last_charge_at = $1, failure = $2 WHERE id = $3 AND status IN ('open', 'failed')",
+        )
+        .bind(now)
+        .bind(f.failure)
+        .bind(f.invoice_id)
+        .execute(&mut *tx)
+        .await?;
+        if f.status == "lapsed" {
+            sqlx::query(
+                "UPDATE invoices SET status = 'void' WHERE member_id = $1 AND status = 'open'",
+            )
+            .bind(f.member_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+fn prefixed_invoice(r: &AnyRow) -> Result<Invoice, sqlx::Error> {
+    Ok(Invoice {
+        id: r.try_get("i_id")?,
+        member_id: r.try_get("i_member_id")?,
+        period: r.try_get("i_period")?,
+        kind: r.try_get("i_kind")?,
+        plan: r.try_get("i_plan")?,
+        amount_minor: r.try_get("i_amount_minor")?,
+        currency: r.try_get("i_currency")?,
+        status: r.try_get("i_status")?,
+        created_at: r.try_get("i_created_at")?,
+        paid_at: r.try_get("i_paid_at")?,
+        refunded_at: r.try_get("i_refunded_at")?,
+        reference: r.try_get("i_reference")?,
+        charge_failures: r.try_get("i_charge_failures")?,
+        failure: r.try_get("i_failure")?,
+    })
+}

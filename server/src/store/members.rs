@@ -110,10 +110,14 @@ pub struct Invoice {
     pub refunded_at: Option<i64>,
     /// The payment's reference in the brand's payment system (or the admin's note).
     pub reference: Option<String>,
+    /// Charge attempts the payment system answered "failed".
+    pub charge_failures: i64,
+    /// Why the last charge failed.
+    pub failure: Option<String>,
 }
 
 pub(super) const INVOICE_COLS: &str = "id, member_id, period, kind, plan, amount_minor, currency, \
-    status, created_at, paid_at, refunded_at, reference";
+    status, created_at, paid_at, refunded_at, reference, charge_failures, failure";
 
 pub(super) fn invoice(r: &AnyRow) -> Result<Invoice, sqlx::Error> {
     Ok(Invoice {
@@ -129,6 +133,8 @@ pub(super) fn invoice(r: &AnyRow) -> Result<Invoice, sqlx::Error> {
         paid_at: r.try_get("paid_at")?,
         refunded_at: r.try_get("refunded_at")?,
         reference: r.try_get("reference")?,
+        charge_failures: r.try_get("charge_failures")?,
+        failure: r.try_get("failure")?,
     })
 }
 

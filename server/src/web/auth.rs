@@ -369,6 +369,27 @@ pub async fn make_link(
 
 /// Sends a sign-in link by email (when SMTP is configured); `Ok(false)` when it is not.
 pub async fn send_link(s: &AppState, to: &str, name: &str, url: &str) -> Result<bool, String> {
+    let body = format!(
+        "Hello {name},\n\nHere is your sign-in link for the {program} partner portal:\n\n{url}\n\nIt works once. If you did not ask for it, ignore this email.\n",
+        program = s.program.name
+    );
+    send_mail(
+        s,
+        to,
+        &format!("Your {} sign-in link", s.program.name),
+        body,
+    )
+    .await
+}
+
+/// Sends a plain-text email through the server's SMTP path (`TAPKIT_SMTP_URL`);
+/// `Ok(false)` when none is configured. The error says what to fix.
+pub async fn send_mail(
+    s: &AppState,
+    to: &str,
+    subject: &str,
+    body: String,
+) -> Result<bool, String> {
     use lettre::AsyncTransport;
     let Some(smtp) = &s.config.smtp_url else {
         return Ok(false);
@@ -391,14 +412,10 @@ pub async fn send_link(s: &AppState, to: &str, name: &str, url: &str) -> Result<
     let to_box = to
         .parse::<lettre::message::Mailbox>()
         .map_err(|e| format!("{to:?} is not an email address: {e}"))?;
-    let body = format!(
-        "Hello {name},\n\nHere is your sign-in link for the {program} partner portal:\n\n{url}\n\nIt works once. If you did not ask for it, ignore this email.\n",
-        program = s.program.name
-    );
     let msg = lettre::Message::builder()
         .from(from)
         .to(to_box)
-        .subject(format!("Your {} sign-in link", s.program.name))
+        .subject(subject)
         .header(lettre::message::header::ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|e| format!("cannot build the email: {e}"))?;

@@ -132,6 +132,15 @@ pub fn quiet_fraud() -> Fraud {
 }
 
 pub async fn server_with(backend: Backend, program: ProgramConfig) -> Option<Server> {
+    server_with_mail(backend, program, None).await
+}
+
+/// A server whose email goes to the SMTP server at `smtp_url`.
+pub async fn server_with_mail(
+    backend: Backend,
+    program: ProgramConfig,
+    smtp_url: Option<String>,
+) -> Option<Server> {
     let (url, db) = database(backend).await?;
     let dir = std::env::temp_dir().join(format!("tapkit-conv-data-{}", unique()));
     let config = Config {
@@ -143,7 +152,7 @@ pub async fn server_with(backend: Backend, program: ProgramConfig) -> Option<Ser
         program,
         webhook_secret: Some(Secret(WEBHOOK.to_vec())),
         public_url: "http://127.0.0.1".into(),
-        smtp_url: None,
+        smtp_url: smtp_url.map(|u| Secret(u.into_bytes())),
         mail_from: "Tapkit <no-reply@example.com>".into(),
         trusted_proxies: Default::default(),
     };
