@@ -9,6 +9,11 @@
 ALTER TABLE ledger_transactions ADD COLUMN invoice_ref BIGINT REFERENCES invoices (id);
 CREATE INDEX ledger_transactions_invoice ON ledger_transactions (invoice_ref);
 
+-- The signed `membership_started` event a member came from: once per program, so a
+-- redelivered event cannot create a second member.
+ALTER TABLE members ADD COLUMN event_id TEXT;
+CREATE UNIQUE INDEX members_event ON members (program_id, event_id) WHERE event_id IS NOT NULL;
+
 ALTER TABLE invoices ADD COLUMN refunded_at BIGINT;
 ALTER TABLE invoices ADD COLUMN reference TEXT;
 -- Charges through the brand's payment system (`program.payments.charge_url`): how many

@@ -431,7 +431,106 @@ async fn the_invoice_api_settles_refunds_and_refuses_what_cannot_be_done(backend
     assert_eq!(s.state.store.owed(gym).await.unwrap()[0].amount_minor, 0);
 }
 
+/// A customer taps a partner's card, then joins at the brand's checkout: the signed
+/// `membership_started` event creates the member, credited to that partner, once.
+async fn a_tap_then_a_membership_started_event_makes_the_partners_member(backend: Backend) {
+    let Some(s) = money_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let (gym, code) = s.affiliate("Iron Gym", "business").await;
+    let token = s.tap(&code, "").await;
+    let at = rfc3339_ms(tapkit_server::store::now_ms() - 60_000);
+    let event = serde_json::json!({
+        "event_id": "ms-1", "kind": "membership_started", "occurred_at": at,
+        "customer_id": "cus_tap", "email": "Tap@Example.com", "plan": "plus",
+        "attribution": token,
+    });
+    let v = s.deliver(event.clone()).await;
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["attribution"].as_str(),
+            v["affiliate_id"].as_i64()
+        ),
+        (Some("processed"), Some("attributed"), Some(gym)),
+        "{v}"
+    );
+    let member = v["member_id"].as_i64().unwrap();
+    let m = s.state.store.member(member).await.unwrap().unwrap();
+    assert_eq!(
+        (m.plan.as_str(), m.email.as_str(), m.affiliate_id),
+        ("plus", "tap@example.com", Some(gym))
+    );
+    let first = v["first_invoice_id"].as_i64().unwrap();
+    assert_eq!(
+        s.state.store.invoice(first).await.unwrap().unwrap().status,
+        "open"
+    );
+
+    // Redelivered: a duplicate, nothing new.
+    let again = s.deliver(event).await;
+    assert_eq!(
+        (again["status"].as_str(), again["member_id"].as_i64()),
+        (Some("duplicate"), Some(member))
+    );
+    assert_eq!(s.count("members").await, 1);
+    assert_eq!(s.count("invoices").await, 1);
+
+    // Without a token (or with a forged one) the member is nobody's; another event for
+    // a customer who is already a member is a 409; bad fields are named.
+    let v = s
+        .deliver(serde_json::json!({
+            "event_id": "ms-2", "kind": "membership_started", "occurred_at": at,
+            "customer_id": "cus_walk_in", "email": "w@example.com", "plan": "basic",
+            "attribution": "v1.1.2.forged",
+        }))
+        .await;
+    assert_eq!(
+        (v["attribution"].as_str(), v["reason"].as_str()),
+        (Some("none"), Some("forged_or_damaged_token")),
+        "{v}"
+    );
+    let send = |e: serde_json::Value| {
+        let body = e.to_string();
+        let sig = tapkit_server::money::wire::sign(
+            body.as_bytes(),
+            WEBHOOK,
+            tapkit_server::store::now_ms() / 1000,
+        );
+        (body, sig)
+    };
+    let (body, sig) = send(serde_json::json!({
+        "event_id": "ms-3", "kind": "membership_started", "occurred_at": at,
+        "customer_id": "cus_tap", "email": "tap@example.com", "plan": "premium",
+    }));
+    let (st, e) = s.deliver_raw(&body, Some(sig)).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{e}");
+    for (field, value) in [
+        ("plan", "gold"),
+        ("email", "nobody"),
+        ("occurred_at", "yesterday"),
+    ] {
+        let mut ev = serde_json::json!({
+            "event_id": format!("ms-bad-{field}"), "kind": "membership_started", "occurred_at": at,
+            "customer_id": "cus_new", "email": "n@example.com", "plan": "basic",
+        });
+        ev[field] = value.into();
+        let (body, sig) = send(ev);
+        let (st, e) = s.deliver_raw(&body, Some(sig)).await;
+        assert_eq!(
+            (st, &e["field"]),
+            (StatusCode::UNPROCESSABLE_ENTITY, &field.into()),
+            "{e}"
+        );
+    }
+    // Unsigned: refused before the body is read.
+    let (st, _) = s.deliver_raw(&body, None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.count("members").await, 2);
+}
+
 on_both_databases!(
+    a_tap_then_a_membership_started_event_makes_the_partners_member,
     a_paid_invoice_is_booked_once_and_earns_its_partner_three_months,
     two_replicas_settling_one_invoice_book_it_once,
     a_payment_restores_a_past_due_member_and_none_pays_for_a_lapsed_one,

@@ -71,7 +71,7 @@ def _png(width, height):
 
 LOGO = _png(4, 2)
 _EVENTS = itertools.count(1)
-_SUFFIX = re.compile(r"~[eb][0-9]+$")
+_SUFFIX = re.compile(r"~[ebc][0-9]+$")
 
 
 def _luminance(colour):
@@ -115,6 +115,12 @@ def _keep_stated_rules(case):
         now = datetime.datetime.now(datetime.timezone.utc)
         if t is not None and t > now:
             body["occurred_at"] = (now - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if body.get("kind") == "membership_started" and isinstance(body.get("plan"), str):
+            # A plan of the configured program, and a customer of its own (one live
+            # membership per customer: a repeated generated id would be a 409).
+            body["plan"] = PLANS[next(_PLAN_PICKS) % len(PLANS)]
+            if isinstance(body.get("customer_id"), str):
+                body["customer_id"] = _SUFFIX.sub("", body["customer_id"])[:180] + f"~c{n}"
     elif op in (("POST", "/api/admin/members"), ("POST", "/api/admin/members/{id}/plan")) and body is not None:
         if isinstance(body.get("plan"), str):
             body["plan"] = PLANS[next(_PLAN_PICKS) % len(PLANS)]

@@ -15,6 +15,7 @@
 //! - [`payments`]: an invoice paid or refunded, on the ledger, with the membership
 //!   commission of the partner who brought the member and its clawback.
 //! - [`renewal`]: the monthly renewal run (idempotent, catches up after downtime).
+//! - [`started`]: the signed `membership_started` event of the brand's checkout.
 //! - [`service`]: creating a member (checked input, prorated first invoice), and the
 //!   start-up check that no plan in use left the config.
 
@@ -26,4 +27,5 @@ pub mod payments;
 pub mod plans;
 pub mod renewal;
 pub mod service;
+pub mod started;
 pub mod visits;

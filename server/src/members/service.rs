@@ -254,6 +254,20 @@ pub async fn join(
     j: &Join<'_>,
     now: i64,
 ) -> Result<(Member, Invoice), MemberError> {
+    join_by_event(store, cfg, program_id, currency, j, None, now).await
+}
+
+/// [`join`], for a signed `membership_started` event: `event_id` is kept, once per
+/// program, so a redelivery cannot create a second member.
+pub async fn join_by_event(
+    store: &Store,
+    cfg: &MembershipConfig,
+    program_id: i64,
+    currency: &str,
+    j: &Join<'_>,
+    event_id: Option<&str>,
+    now: i64,
+) -> Result<(Member, Invoice), MemberError> {
     let customer_id = check_customer_id(j.customer_id)?;
     let email = check_email(j.email)?;
     let plan = plan_of(cfg, j.plan)?;
@@ -271,6 +285,7 @@ pub async fn join(
             affiliate_id: j.affiliate_id,
             first_charge_minor: first_charge(plan.price_minor, day),
             currency,
+            event_id,
             now,
         })
         .await?)

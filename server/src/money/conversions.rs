@@ -71,6 +71,17 @@ pub async fn receive(
         s.config.program.webhook_tolerance_secs,
     )
     .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+    if crate::members::started::is_started(&body) {
+        let out = crate::members::started::process(&s, &body, now).await?;
+        tracing::info!(
+            event_id = %out.event_id,
+            member = out.member_id,
+            status = out.status,
+            attribution = out.attribution,
+            "membership started"
+        );
+        return Ok(Json(serde_json::to_value(out).unwrap_or_default()));
+    }
     let commission = &s.config.program.commission;
     let ev = parse_event(
         &body,
@@ -88,7 +99,7 @@ pub async fn receive(
         reason = out.reason.as_deref().unwrap_or(""),
         "conversion"
     );
-    Ok(Json(out))
+    Ok(Json(serde_json::to_value(&out).unwrap_or_default()))
 }
 
 /// Processes one validated event (the whole of it in one money transaction).

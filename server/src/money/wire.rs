@@ -211,7 +211,7 @@ pub struct Event {
 
 /// An id or name: checked as sent (1 to 200 characters, as the OpenAPI document's
 /// maxLength counts them, no control characters, not blank), then trimmed.
-fn id_field(field: &'static str, v: String) -> Result<String, ApiError> {
+pub(crate) fn id_field(field: &'static str, v: String) -> Result<String, ApiError> {
     if v.chars().count() > 200 || v.chars().any(char::is_control) || v.trim().is_empty() {
         return Err(ApiError::field(
             field,
@@ -242,6 +242,17 @@ fn sha_field(field: &'static str, v: Option<String>) -> Result<Option<String>, A
             format!("{field} must be the SHA-256 of the normalised value as 64 hex digits"),
         )),
     }
+}
+
+/// The attribution token as sent: at most 300 characters, then trimmed; blank is none.
+pub(crate) fn attribution_field(v: Option<String>) -> Result<Option<String>, ApiError> {
+    if v.as_ref().is_some_and(|a| a.chars().count() > 300) {
+        return Err(ApiError::field(
+            "attribution",
+            "attribution is longer than any token this server issues; send the tapkit_ref_js cookie's value",
+        ));
+    }
+    Ok(v.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()))
 }
 
 /// Parses and validates a webhook body (`currency` and `max_amount_minor` are the
@@ -341,20 +352,7 @@ pub fn parse_event(
             )
         })?),
     };
-    // Checked as sent, then trimmed.
-    if w.attribution
-        .as_ref()
-        .is_some_and(|a| a.chars().count() > 300)
-    {
-        return Err(ApiError::field(
-            "attribution",
-            "attribution is longer than any token this server issues; send the tapkit_ref_js cookie's value",
-        ));
-    }
-    let attribution = w
-        .attribution
-        .map(|a| a.trim().to_owned())
-        .filter(|a| !a.is_empty());
+    let attribution = attribution_field(w.attribution)?;
     Ok(Event {
         event_id: id_field("event_id", w.event_id)?,
         kind,

@@ -160,6 +160,8 @@ pub struct NewMember<'a> {
     pub first_charge_minor: i64,
     /// Its currency.
     pub currency: &'a str,
+    /// The `membership_started` event it came from.
+    pub event_id: Option<&'a str>,
     /// Now, Unix ms.
     pub now: i64,
 }
@@ -170,7 +172,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO members (program_id, customer_id, email, plan, period, visits_included, \
-             affiliate_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             affiliate_id, created_at, updated_at, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              RETURNING {MEMBER_COLS}"
         ))
         .bind(m.program_id)
@@ -182,6 +184,7 @@ impl Store {
         .bind(m.affiliate_id)
         .bind(m.now)
         .bind(m.now)
+        .bind(m.event_id)
         .fetch_one(&mut *tx)
         .await;
         let created = match row {
@@ -211,6 +214,22 @@ impl Store {
         let first = invoice(&row)?;
         tx.commit().await?;
         Ok((created, first))
+    }
+
+    /// The member a `membership_started` event created, if it was processed.
+    pub async fn member_by_event(
+        &self,
+        program_id: i64,
+        event_id: &str,
+    ) -> Result<Option<Member>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {MEMBER_COLS} FROM members WHERE program_id = $1 AND event_id = $2"
+        ))
+        .bind(program_id)
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(member).transpose()?)
     }
 
     /// A member by id.

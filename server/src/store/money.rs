@@ -204,6 +204,14 @@ async fn event_seen<'e>(
     .is_some())
 }
 
+impl Store {
+    /// A click, for re-validating an attribution token outside a money transaction
+    /// (a `membership_started` event).
+    pub async fn attribution_click(&self, id: i64) -> Result<Option<ClickRow>, StoreError> {
+        click(self.pool(), id).await
+    }
+}
+
 /// A click, for re-validating an attribution token.
 pub(super) async fn click<'e>(
     db: impl sqlx::Executor<'e, Database = Any>,
