@@ -1003,6 +1003,7 @@ async fn the_members_page_lists_plans_members_and_open_invoices(backend: Backend
         "cus_page",
         "Shine Auto Detailing",
         "Open invoices",
+        "No charge has failed.",
         &tapkit_server::web::money(amount, "USD"),
     ] {
         assert!(page.body.contains(want), "{want:?} missing:\n{}", page.body);
@@ -1010,6 +1011,19 @@ async fn the_members_page_lists_plans_members_and_open_invoices(backend: Backend
     assert!(
         page.body.contains("href=\"/admin/members\""),
         "in the navigation"
+    );
+    // A charge that failed once and was then paid: recovered.
+    sqlx::query("UPDATE invoices SET charge_failures = 1, status = 'paid'")
+        .execute(&s.pool().await)
+        .await
+        .unwrap();
+    let page = b.get(&s, "/admin/members").await;
+    assert!(
+        page.body.contains(
+            "<strong>1 of 1</strong> invoices whose charge failed were recovered (100 %)"
+        ),
+        "{}",
+        page.body
     );
 
     // The partner who brought the member sees it on the portal, without the customer.

@@ -360,6 +360,39 @@ impl Store {
     }
 }
 
+/// How failed charges turned out: invoices whose charge failed at least once, those
+/// paid in the end, and those still failing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Invoices with a failed charge.
+    pub failed: i64,
+    /// Of those, paid (or paid and refunded) in the end.
+    pub recovered: i64,
+    /// Of those, still being retried.
+    pub retrying: i64,
+}
+
+impl Store {
+    /// The program's [`Recovery`] of failed payments.
+    pub async fn payment_recovery(&self, program_id: i64) -> Result<Recovery, StoreError> {
+        let r = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS failed, \
+             CAST(COALESCE(SUM(CASE WHEN i.status IN ('paid', 'refunded') THEN 1 ELSE 0 END), 0) AS BIGINT) AS recovered, \
+             CAST(COALESCE(SUM(CASE WHEN i.status = 'failed' AND m.status = 'past_due' THEN 1 ELSE 0 END), 0) AS BIGINT) AS retrying \
+             FROM invoices i JOIN members m ON m.id = i.member_id \
+             WHERE m.program_id = $1 AND i.charge_failures > 0",
+        )
+        .bind(program_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(Recovery {
+            failed: r.try_get("failed")?,
+            recovered: r.try_get("recovered")?,
+            retrying: r.try_get("retrying")?,
+        })
+    }
+}
+
 fn prefixed_invoice(r: &AnyRow) -> Result<Invoice, sqlx::Error> {
     Ok(Invoice {
         id: r.try_get("i_id")?,

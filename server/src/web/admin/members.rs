@@ -1,5 +1,6 @@
 //! Members: the program's plans, who holds them (status, period, visits left, the
-//! partner who brought them) and the invoices still open — the brand settles those
+//! partner who brought them), the recovered share of failed payments, and the invoices
+//! still open — the brand settles those
 //! itself while no payment system is connected. Its wide tables scroll sideways on a
 //! phone, so each scrolling region takes keyboard focus (WCAG 2.1.1; axe checks it).
 
@@ -20,6 +21,7 @@ pub(super) async fn members(
     let cfg = &s.config.program.membership;
     let list = s.store.members(s.program.id, SHOWN).await?;
     let open = s.store.open_invoices(s.program.id, SHOWN).await?;
+    let recovery = s.store.payment_recovery(s.program.id).await?;
     let partners: std::collections::HashMap<i64, String> = s
         .store
         .affiliates(false)
@@ -71,6 +73,11 @@ pub(super) async fn members(
                     td { (when(m.created_at)) }
                 } } }
             } }
+        }
+        h2 { "Failed payments" }
+        @if recovery.failed == 0 { p.muted { "No charge has failed." } } @else {
+            p { strong { (recovery.recovered) " of " (recovery.failed) } " invoices whose charge failed were recovered ("
+                (recovery.recovered * 100 / recovery.failed) " %); " (recovery.retrying) " still being retried on the dunning schedule." }
         }
         h2 { "Open invoices" }
         @if open.is_empty() { p.muted { "None open." } } @else {
