@@ -1025,6 +1025,23 @@ async fn the_members_page_lists_plans_members_and_open_invoices(backend: Backend
         "{}",
         page.body
     );
+    // MRR: the member counts at Plus's full price in its first month, as new.
+    assert!(
+        page.body.contains("Monthly recurring revenue"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("MRR per month by plan"), "the chart");
+    let month = tapkit_core::date::month_of_ms(tapkit_server::store::now_ms());
+    let csv = b.get(&s, "/admin/members/mrr.csv").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(
+        lines[0],
+        "month,currency,mrr_minor,new_minor,reactivated_minor,expansion_minor,contraction_minor,churned_minor,members,churn_rate_bp,arpm_minor"
+    );
+    assert_eq!(lines.len(), 13, "twelve months: {}", csv.body);
+    assert_eq!(lines[12], format!("{month},USD,4900,4900,0,0,0,0,1,0,4900"));
 
     // The partner who brought the member sees it on the portal, without the customer.
     let mut p = partner_signed_in(&s, a).await;

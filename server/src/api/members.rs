@@ -214,7 +214,7 @@ pub(crate) async fn mrr(
     q: Result<axum::extract::Query<MrrQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     use crate::members::billing::Period;
-    use crate::members::mrr::{Billed, months, prev};
+    use crate::members::mrr::prev;
     let axum::extract::Query(q) = q.map_err(|e| ApiError::field("query", e.body_text()))?;
     let month = |field: &'static str, v: &Option<String>, default: Period| match v {
         None => Ok(default),
@@ -249,28 +249,17 @@ pub(crate) async fn mrr(
             format!("at most {MRR_MONTHS} months per request; ask for a shorter range"),
         ));
     }
-    let billed: Vec<Billed> = s
-        .store
-        .billed_until(s.program.id, &to.to_string())
-        .await?
-        .into_iter()
-        .map(|(member_id, period, plan)| Billed {
-            member_id,
-            period,
-            plan,
-        })
-        .collect();
-    let prices = s
-        .config
-        .program
-        .membership
-        .plans
-        .iter()
-        .map(|p| (p.id.clone(), p.price_minor))
-        .collect();
+    let months = service::mrr_months(
+        &s.store,
+        &s.config.program.membership,
+        s.program.id,
+        from,
+        to,
+    )
+    .await?;
     Ok(Json(json!({
         "currency": s.config.program.commission.currency,
-        "months": months(&billed, &prices, from, to),
+        "months": months,
     })))
 }
 

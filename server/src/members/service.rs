@@ -322,6 +322,33 @@ pub async fn check_plans_in_use(
     )))
 }
 
+/// MRR and its movements for each month from `from` to `to` ([`super::mrr::months`]
+/// over what the store says was billed).
+pub async fn mrr_months(
+    store: &Store,
+    cfg: &MembershipConfig,
+    program_id: i64,
+    from: Period,
+    to: Period,
+) -> Result<Vec<super::mrr::MonthMrr>, StoreError> {
+    let billed: Vec<super::mrr::Billed> = store
+        .billed_until(program_id, &to.to_string())
+        .await?
+        .into_iter()
+        .map(|(member_id, period, plan)| super::mrr::Billed {
+            member_id,
+            period,
+            plan,
+        })
+        .collect();
+    let prices = cfg
+        .plans
+        .iter()
+        .map(|p| (p.id.clone(), p.price_minor))
+        .collect();
+    Ok(super::mrr::months(&billed, &prices, from, to))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

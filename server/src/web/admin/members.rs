@@ -22,6 +22,23 @@ pub(super) async fn members(
     let list = s.store.members(s.program.id, SHOWN).await?;
     let open = s.store.open_invoices(s.program.id, SHOWN).await?;
     let recovery = s.store.payment_recovery(s.program.id).await?;
+    let (from, to) = last_twelve_months();
+    let mrr = crate::members::service::mrr_months(&s.store, cfg, s.program.id, from, to).await?;
+    let labels: Vec<String> = mrr.iter().map(|m| m.month.clone()).collect();
+    let plan_names: Vec<&str> = cfg.plans.iter().map(|p| p.name.as_str()).collect();
+    // Per month, each plan's MRR in whole currency units (members × the plan's price).
+    let by_plan: Vec<Vec<i64>> = mrr
+        .iter()
+        .map(|m| {
+            cfg.plans
+                .iter()
+                .map(|p| {
+                    let n = i64::try_from(m.by_plan.get(&p.id).copied().unwrap_or(0)).unwrap_or(0);
+                    n.saturating_mul(p.price_minor) / 100
+                })
+                .collect()
+        })
+        .collect();
     let partners: std::collections::HashMap<i64, String> = s
         .store
         .affiliates(false)
@@ -74,6 +91,23 @@ pub(super) async fn members(
                 } } }
             } }
         }
+        @if !cfg.plans.is_empty() {
+            h2 { "Monthly recurring revenue" }
+            p { "The last twelve months, each member at its plan's full monthly price. The movements reconcile: each month's MRR is the previous one plus new, reactivated and expansion, minus contraction and churned. "
+                a href="/admin/members/mrr.csv" download { "Download as CSV" } " (or " code { "GET /api/admin/memberships/mrr?from=YYYY-MM&to=YYYY-MM" } ")." }
+            (crate::web::chart::stacked_bars("mrr", &format!("MRR per month by plan ({currency}, whole units)"), &labels, &plan_names, &by_plan))
+            div.scroll tabindex="0" role="region" aria-label="MRR per month" { table {
+                thead { tr { th scope="col" { "Month" } th.n scope="col" { "MRR" } th.n scope="col" { "New" } th.n scope="col" { "Reactivated" }
+                    th.n scope="col" { "Expansion" } th.n scope="col" { "Contraction" } th.n scope="col" { "Churned" }
+                    th.n scope="col" { "Members" } th.n scope="col" { "Churn rate" } th.n scope="col" { "Revenue per member" } } }
+                tbody { @for m in &mrr { tr {
+                    th scope="row" { (m.month) }
+                    td.n { (money(m.mrr_minor, currency)) } td.n { (money(m.new_minor, currency)) } td.n { (money(m.reactivated_minor, currency)) }
+                    td.n { (money(m.expansion_minor, currency)) } td.n { (money(m.contraction_minor, currency)) } td.n { (money(m.churned_minor, currency)) }
+                    td.n { (m.members) } td.n { (m.churn_rate_bp / 100) "." (format!("{:02}", m.churn_rate_bp % 100)) " %" } td.n { (money(m.arpm_minor, currency)) }
+                } } }
+            } }
+        }
         h2 { "Failed payments" }
         @if recovery.failed == 0 { p.muted { "No charge has failed." } } @else {
             p { strong { (recovery.recovered) " of " (recovery.failed) } " invoices whose charge failed were recovered ("
@@ -97,4 +131,77 @@ pub(super) async fn members(
         }
     };
     Ok(shell(&s, &sess, "Members", "/admin/members", body))
+}
+
+/// The twelve months to this one.
+fn last_twelve_months() -> (
+    crate::members::billing::Period,
+    crate::members::billing::Period,
+) {
+    use crate::members::billing::Period;
+    let to = Period::of_day(crate::store::now_ms().div_euclid(86_400_000));
+    let mut from = to;
+    for _ in 0..11 {
+        from = crate::members::mrr::prev(from);
+    }
+    (from, to)
+}
+
+/// `GET /admin/members/mrr.csv`: the members page's MRR table, the last twelve months,
+/// amounts in minor units.
+pub(super) async fn mrr_csv(
+    AdminSession(_): AdminSession,
+    State(s): State<AppState>,
+) -> Result<Response, WebError> {
+    let (from, to) = last_twelve_months();
+    let mrr = crate::members::service::mrr_months(
+        &s.store,
+        &s.config.program.membership,
+        s.program.id,
+        from,
+        to,
+    )
+    .await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let currency = &s.config.program.commission.currency;
+    let mut rows = vec![vec![
+        "month".to_owned(),
+        "currency".to_owned(),
+        "mrr_minor".to_owned(),
+        "new_minor".to_owned(),
+        "reactivated_minor".to_owned(),
+        "expansion_minor".to_owned(),
+        "contraction_minor".to_owned(),
+        "churned_minor".to_owned(),
+        "members".to_owned(),
+        "churn_rate_bp".to_owned(),
+        "arpm_minor".to_owned(),
+    ]];
+    for m in &mrr {
+        rows.push(vec![
+            m.month.clone(),
+            currency.clone(),
+            m.mrr_minor.to_string(),
+            m.new_minor.to_string(),
+            m.reactivated_minor.to_string(),
+            m.expansion_minor.to_string(),
+            m.contraction_minor.to_string(),
+            m.churned_minor.to_string(),
+            m.members.to_string(),
+            m.churn_rate_bp.to_string(),
+            m.arpm_minor.to_string(),
+        ]);
+    }
+    for r in &rows {
+        w.write_record(r)
+            .map_err(|e| WebError::internal(e.to_string()))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| WebError::internal(e.to_string()))?;
+    Ok(crate::web::download(
+        "text/csv; charset=utf-8",
+        &format!("mrr-{from}-to-{to}.csv"),
+        bytes,
+    ))
 }

@@ -61,6 +61,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/affiliates/{id}", get(affiliate))
         .route("/admin/affiliates/{id}/{action}", post(affiliate_action))
         .route("/admin/members", get(members))
+        .route("/admin/members/mrr.csv", get(members::mrr_csv))
         .route("/admin/provisioning", get(provisioning))
         .route("/admin/provisioning/cards.pdf", get(cards_pdf))
         .route("/admin/reviews", get(reviews))
