@@ -214,7 +214,7 @@ pub(crate) async fn mrr(
     q: Result<axum::extract::Query<MrrQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     use crate::members::billing::Period;
-    use crate::members::mrr::prev;
+    use crate::members::mrr::twelve_months_to;
     let axum::extract::Query(q) = q.map_err(|e| ApiError::field("query", e.body_text()))?;
     let month = |field: &'static str, v: &Option<String>, default: Period| match v {
         None => Ok(default),
@@ -227,18 +227,7 @@ pub(crate) async fn mrr(
     };
     let now = Period::of_day(crate::store::now_ms().div_euclid(86_400_000));
     let to = month("to", &q.to, now)?;
-    let mut twelve_back = to;
-    for _ in 0..11 {
-        twelve_back = prev(twelve_back);
-    }
-    let from = month(
-        "from",
-        &q.from,
-        twelve_back.max(Period {
-            year: 1970,
-            month: 1,
-        }),
-    )?;
+    let from = month("from", &q.from, twelve_months_to(to))?;
     if from > to {
         return Err(ApiError::field("from", "from is after to"));
     }

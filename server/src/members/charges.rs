@@ -374,11 +374,9 @@ pub fn spawn(s: AppState, every: Duration) {
     if s.config.program.payments.charge_url.is_none() {
         return;
     }
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
+    super::every(every, move || {
+        let s = s.clone();
+        async move {
             match run(&s, crate::store::now_ms()).await {
                 Ok(r) if r != ChargeRun::default() => tracing::info!(
                     succeeded = r.succeeded,

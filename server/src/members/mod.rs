@@ -29,3 +29,20 @@ pub mod renewal;
 pub mod service;
 pub mod started;
 pub mod visits;
+
+/// Runs `job` now and then every `every` until the process ends (a tick missed while
+/// the job ran is delayed, not bunched): the renewal run and the charges.
+pub(crate) fn every<F, Fut>(every: std::time::Duration, mut job: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            job().await;
+        }
+    });
+}

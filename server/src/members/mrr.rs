@@ -114,6 +114,18 @@ pub fn months(
     out
 }
 
+/// The first of the twelve months that end with `to` (not before 1970-01).
+pub fn twelve_months_to(to: Period) -> Period {
+    let mut from = to;
+    for _ in 0..11 {
+        from = prev(from);
+    }
+    from.max(Period {
+        year: 1970,
+        month: 1,
+    })
+}
+
 /// The month before.
 pub fn prev(p: Period) -> Period {
     if p.month == 1 {

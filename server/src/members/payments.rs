@@ -93,21 +93,43 @@ async fn ledger_period(tx: &mut MoneyTx, now: i64) -> Result<String, MemberError
     Ok(period_for(&month, closed.as_deref()))
 }
 
-fn cash_movement(unit: &str, amount: i64) -> Vec<Posting> {
-    vec![
-        Posting {
-            account: Account::Cash,
+/// Books the invoice's money on the ledger: `amount` into `cash` from
+/// `membership_revenue` (negative: back out, for a refund). Nothing for a zero invoice.
+async fn book_cash(
+    tx: &mut MoneyTx,
+    period: &str,
+    kind: TransactionKind,
+    inv: &Invoice,
+    amount: i64,
+    memo: String,
+    now: i64,
+) -> Result<(), MemberError> {
+    if amount == 0 {
+        return Ok(());
+    }
+    let leg = |account, amount_minor| Posting {
+        account,
+        affiliate_id: None,
+        unit: inv.currency.clone(),
+        amount_minor,
+    };
+    tx.post(
+        &NewTransaction {
+            period,
+            kind,
             affiliate_id: None,
-            unit: unit.to_owned(),
-            amount_minor: amount,
+            booking_ref: None,
+            invoice_ref: Some(inv.id),
+            memo,
+            postings: vec![
+                leg(Account::Cash, amount),
+                leg(Account::MembershipRevenue, -amount),
+            ],
         },
-        Posting {
-            account: Account::MembershipRevenue,
-            affiliate_id: None,
-            unit: unit.to_owned(),
-            amount_minor: -amount,
-        },
-    ]
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Marks an invoice paid on `now` (`reference`: the payment's id in the brand's payment
@@ -139,24 +161,20 @@ pub async fn settle(
         return finish(tx, invoice_id, false).await;
     }
     let period = ledger_period(&mut tx, now).await?;
-    if inv.amount_minor > 0 {
-        tx.post(
-            &NewTransaction {
-                period: &period,
-                kind: TransactionKind::Settlement,
-                affiliate_id: None,
-                booking_ref: None,
-                invoice_ref: Some(inv.id),
-                memo: format!(
-                    "membership invoice {} paid ({} {}, member {})",
-                    inv.id, inv.kind, inv.period, m.id
-                ),
-                postings: cash_movement(&inv.currency, inv.amount_minor),
-            },
-            now,
-        )
-        .await?;
-    }
+    let memo = format!(
+        "membership invoice {} paid ({} {}, member {})",
+        inv.id, inv.kind, inv.period, m.id
+    );
+    book_cash(
+        &mut tx,
+        &period,
+        TransactionKind::Settlement,
+        &inv,
+        inv.amount_minor,
+        memo,
+        now,
+    )
+    .await?;
     tx.restore_member(m.id, now).await?;
     if let Some(aff) = m.affiliate_id
         && !matches!(m.status.as_str(), "cancelled" | "lapsed")
@@ -268,21 +286,17 @@ pub async fn refund(
         return finish(tx, invoice_id, false).await;
     }
     let period = ledger_period(&mut tx, now).await?;
-    if inv.amount_minor > 0 {
-        tx.post(
-            &NewTransaction {
-                period: &period,
-                kind: TransactionKind::Reversal,
-                affiliate_id: None,
-                booking_ref: None,
-                invoice_ref: Some(inv.id),
-                memo: format!("membership invoice {} refunded (member {})", inv.id, m.id),
-                postings: cash_movement(&inv.currency, -inv.amount_minor),
-            },
-            now,
-        )
-        .await?;
-    }
+    let memo = format!("membership invoice {} refunded (member {})", inv.id, m.id);
+    book_cash(
+        &mut tx,
+        &period,
+        TransactionKind::Reversal,
+        &inv,
+        -inv.amount_minor,
+        memo,
+        now,
+    )
+    .await?;
     let lines = tx.invoice_commissions(invoice_id).await?;
     for earned in lines.iter().filter(|l| l.status == "earned") {
         if lines

@@ -84,12 +84,12 @@ pub fn spawn(
     if cfg.plans.is_empty() {
         return;
     }
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match run(&store, &cfg, program_id, &currency, crate::store::now_ms()).await {
+    let shared = std::sync::Arc::new((store, cfg, currency));
+    super::every(every, move || {
+        let shared = shared.clone();
+        async move {
+            let (store, cfg, currency) = &*shared;
+            match run(store, cfg, program_id, currency, crate::store::now_ms()).await {
                 Ok(r) if r.passes > 0 => tracing::info!(
                     invoiced = r.invoiced,
                     advanced = r.advanced,

@@ -12,6 +12,7 @@ use super::service::{Join, MemberError, join_by_event};
 use crate::AppState;
 use crate::api::ApiError;
 use crate::store::StoreError;
+use crate::store::vocab::UnattributedReason;
 
 /// The wire name of the event.
 pub const KIND: &str = "membership_started";
@@ -69,21 +70,7 @@ pub async fn process(s: &AppState, body: &[u8], now: i64) -> Result<StartedOut, 
         message: format!("the body is not a valid membership_started event: {e}"),
     })?;
     let event_id = crate::money::wire::id_field("event_id", w.event_id)?;
-    let occurred_at = tapkit_core::date::parse_rfc3339_ms(&w.occurred_at).ok_or_else(|| {
-        ApiError::field(
-            "occurred_at",
-            format!(
-                "occurred_at {:?} is not an RFC 3339 time like 2026-11-21T10:54:03Z",
-                w.occurred_at
-            ),
-        )
-    })?;
-    if occurred_at > now + 300_000 {
-        return Err(ApiError::field(
-            "occurred_at",
-            "occurred_at is more than 5 minutes in the future; check the sender's clock",
-        ));
-    }
+    let occurred_at = crate::money::wire::occurred_at_field(&w.occurred_at, now)?;
     let attribution = crate::money::wire::attribution_field(w.attribution)?;
     let pid = s.program.id;
     let duplicate = |m: crate::store::members::Member| StartedOut {
@@ -105,16 +92,19 @@ pub async fn process(s: &AppState, body: &[u8], now: i64) -> Result<StartedOut, 
         return Ok(duplicate(m));
     }
     let (affiliate_id, reason) = match &attribution {
-        None => (None, Some("no_attribution_token")),
+        None => (None, Some(UnattributedReason::NoAttributionToken.as_str())),
         Some(t) => match s.keys.verify_attribution(t) {
-            None => (None, Some("forged_or_damaged_token")),
+            None => (
+                None,
+                Some(UnattributedReason::ForgedOrDamagedToken.as_str()),
+            ),
             Some(a) => match s.store.attribution_click(a.click_id).await? {
-                None => (None, Some("unknown_click")),
+                None => (None, Some(UnattributedReason::UnknownClick.as_str())),
                 Some(c) if c.outcome != "attributed" || c.affiliate_id.is_none() => {
-                    (None, Some("click_not_attributed"))
+                    (None, Some(UnattributedReason::ClickNotAttributed.as_str()))
                 }
                 Some(c) if occurred_at > c.at + s.program.cookie_days * 86_400_000 => {
-                    (None, Some("attribution_expired"))
+                    (None, Some(UnattributedReason::AttributionExpired.as_str()))
                 }
                 Some(c) => (c.affiliate_id, None),
             },

@@ -244,6 +244,23 @@ fn sha_field(field: &'static str, v: Option<String>) -> Result<Option<String>, A
     }
 }
 
+/// An event's `occurred_at`: RFC 3339, at most 5 minutes in the server's future.
+pub(crate) fn occurred_at_field(v: &str, now: i64) -> Result<i64, ApiError> {
+    let at = parse_rfc3339_ms(v).ok_or_else(|| {
+        ApiError::field(
+            "occurred_at",
+            format!("occurred_at {v:?} is not an RFC 3339 time like 2026-11-21T10:54:03Z"),
+        )
+    })?;
+    if at > now + 300_000 {
+        return Err(ApiError::field(
+            "occurred_at",
+            "occurred_at is more than 5 minutes in the future; check the sender's clock",
+        ));
+    }
+    Ok(at)
+}
+
 /// The attribution token as sent: at most 300 characters, then trimmed; blank is none.
 pub(crate) fn attribution_field(v: Option<String>) -> Result<Option<String>, ApiError> {
     if v.as_ref().is_some_and(|a| a.chars().count() > 300) {
@@ -272,26 +289,12 @@ pub fn parse_event(
         ApiError::field(
             "kind",
             format!(
-                "kind {:?} is not lead, booking_paid, booking_serviced, booking_refunded or purchase",
+                "kind {:?} is not lead, booking_paid, booking_serviced, booking_refunded, purchase or membership_started",
                 w.kind
             ),
         )
     })?;
-    let occurred_at = parse_rfc3339_ms(&w.occurred_at).ok_or_else(|| {
-        ApiError::field(
-            "occurred_at",
-            format!(
-                "occurred_at {:?} is not an RFC 3339 time like 2026-11-21T10:54:03Z",
-                w.occurred_at
-            ),
-        )
-    })?;
-    if occurred_at > now + 300_000 {
-        return Err(ApiError::field(
-            "occurred_at",
-            "occurred_at is more than 5 minutes in the future; check the sender's clock",
-        ));
-    }
+    let occurred_at = occurred_at_field(&w.occurred_at, now)?;
     if let Some(a) = w.amount_minor
         && a < 0
     {

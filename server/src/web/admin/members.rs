@@ -140,11 +140,7 @@ fn last_twelve_months() -> (
 ) {
     use crate::members::billing::Period;
     let to = Period::of_day(crate::store::now_ms().div_euclid(86_400_000));
-    let mut from = to;
-    for _ in 0..11 {
-        from = crate::members::mrr::prev(from);
-    }
-    (from, to)
+    (crate::members::mrr::twelve_months_to(to), to)
 }
 
 /// `GET /admin/members/mrr.csv`: the members page's MRR table, the last twelve months,
