@@ -70,6 +70,11 @@ enrolled=$(curl -fsS -X POST "$base/api/kiosk/enroll" -H 'Content-Type: applicat
 kiosk_id=$(field kiosk_id <<<"$enrolled")
 kiosk_secret=$(field secret <<<"$enrolled")
 
+# A member, whose first invoice the payment events (payment_succeeded / payment_failed)
+# name: the payment system can only send events for a charge Tapkit asked it for.
+invoice=$(api POST /api/admin/members '{"customer_id":"cus_schemathesis","email":"st@example.com","plan":"basic"}' \
+  | "$py" -c 'import json, sys; print(json.load(sys.stdin)["open_invoices"][0]["id"])')
+export TAPKIT_ST_INVOICE_ID=$invoice
 export TAPKIT_ST_ADMIN_TOKEN=$admin_token TAPKIT_ST_KIOSK_TOKEN=kiosk.$kiosk_id.$kiosk_secret
 export TAPKIT_ST_KIOSK_ID=$kiosk_id TAPKIT_ST_WEBHOOK_SECRET=$(cat "$TAPKIT_WEBHOOK_SECRET_FILE")
 # The program's currency, one of its tiers and its membership plans: values of the deployment the document

@@ -37,6 +37,12 @@ first answer again: that is what makes Tapkit's retries safe), and answers
 card declines from now on), POST /staff/customers/<id>/card-ok (it works again), POST
 /staff/payments/lose-next (the next charge is made but its answer is lost: a 503),
 GET /staff/payments (every charge made).
+
+Some payments settle later (bank debits, 3-D Secure): POST /staff/customers/<id>/async
+makes that customer's charges answer ``202`` (a repeated request too, until the charge
+settles); POST /staff/payments/settle-pending settles every pending charge (declined if
+the customer's card declines) and sends Tapkit the signed ``payment_succeeded`` or
+``payment_failed`` event for each, carrying the charge's invoice id and idempotency key.
 """
 
 import datetime
@@ -87,6 +93,7 @@ def payments(state):
     state.setdefault("charges", {})
     state.setdefault("declines", [])
     state.setdefault("lose_next", 0)
+    state.setdefault("async", [])
     return state
 
 
@@ -122,6 +129,11 @@ def send_webhook(kind: str, booking: dict) -> dict:
         event["currency"] = CURRENCY
         if booking["attribution"]:
             event["attribution"] = booking["attribution"]
+    return deliver(event)
+
+
+def deliver(event: dict) -> dict:
+    """Signs and sends one event to Tapkit; retries network errors and 5xx answers."""
     body = json.dumps(event).encode()
     url = os.environ.get("TAPKIT_URL", "http://127.0.0.1:8080").rstrip("/") + "/api/conversions"
     last = None
@@ -143,8 +155,39 @@ def send_webhook(kind: str, booking: dict) -> dict:
         except (urllib.error.URLError, OSError) as e:
             last = {"http": 0, "error": str(e)}
         time.sleep(0.5 * 2 ** attempt)
-    print(f"booking_app: {kind} for {booking['id']} not delivered: {last}", file=sys.stderr)
+    print(f"booking_app: {event['kind']} {event['event_id']} not delivered: {last}", file=sys.stderr)
     return last
+
+
+def settle_pending():
+    """Settles every pending charge and tells Tapkit how each turned out."""
+    with LOCK:
+        state = payments(STATE)
+        settled = []
+        for key, charge in state["charges"].items():
+            if charge["status"] != "pending":
+                continue
+            if charge["customer_id"] in state["declines"]:
+                charge.update(status="failed", reason="card_declined")
+            else:
+                charge.update(status="succeeded", reference=f"pay_{len(state['charges']):05d}_{len(settled) + 1}")
+            settled.append((key, dict(charge)))
+        save_state(STATE_PATH, STATE)
+    answers = {}
+    for key, charge in settled:
+        event = {
+            "event_id": f"{key}:{charge['status']}",
+            "kind": "payment_" + charge["status"],
+            "occurred_at": now_rfc3339(),
+            "invoice_id": charge["invoice_id"],
+            "idempotency_key": key,
+        }
+        if charge["status"] == "succeeded":
+            event["reference"] = charge["reference"]
+        else:
+            event["reason"] = charge["reason"]
+        answers[key] = deliver(event)
+    return answers
 
 
 def page(title: str, body: str) -> bytes:
@@ -213,6 +256,14 @@ class Handler(BaseHTTPRequestHandler):
                     declines.remove(parts[2])
                 save_state(STATE_PATH, STATE)
             return self.json_reply(200, {"customer_id": parts[2], "declines": parts[3] == "declines"})
+        if len(parts) == 4 and parts[:2] == ["staff", "customers"] and parts[3] == "async":
+            with LOCK:
+                if parts[2] not in payments(STATE)["async"]:
+                    STATE["async"].append(parts[2])
+                save_state(STATE_PATH, STATE)
+            return self.json_reply(200, {"customer_id": parts[2], "async": True})
+        if parts == ["staff", "payments", "settle-pending"]:
+            return self.json_reply(200, settle_pending())
         if parts == ["staff", "payments", "lose-next"]:
             with LOCK:
                 payments(STATE)["lose_next"] += 1
@@ -241,7 +292,9 @@ class Handler(BaseHTTPRequestHandler):
             state = payments(STATE)
             answer = state["charges"].get(key)
             if answer is None:
-                if customer in state["declines"]:
+                if customer in state["async"]:
+                    answer = {"status": "pending"}
+                elif customer in state["declines"]:
                     answer = {"status": "failed", "reason": "card_declined"}
                 else:
                     answer = {"status": "succeeded", "reference": f"pay_{len(state['charges']) + 1:05d}"}
@@ -254,6 +307,8 @@ class Handler(BaseHTTPRequestHandler):
                 if lose:
                     return self.json_reply(503, {"error": "the answer was lost on the way (staff/payments/lose-next)"})
             answer = {k: v for k, v in answer.items() if k in ("status", "reference", "reason")}
+        if answer["status"] == "pending":
+            return self.json_reply(202, {"status": "pending"})
         return self.json_reply(200, answer)
 
     def do_GET(self):

@@ -55,11 +55,12 @@ fn repo() -> std::path::PathBuf {
 }
 
 /// The sample booking app, as the payment system.
-fn processor(dir: &std::path::Path) -> (Proc, u16) {
+fn processor(dir: &std::path::Path, tapkit: u16) -> (Proc, u16) {
     let port = free_port();
     let child = Command::new("python3")
         .arg(repo().join("deploy/sample-site/booking_app.py"))
         .env("BOOKING_APP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TAPKIT_URL", format!("http://127.0.0.1:{tapkit}"))
         .env("BOOKING_APP_STATE", dir.join("processor.json"))
         .env(
             "TAPKIT_WEBHOOK_SECRET",
@@ -186,7 +187,9 @@ struct World {
 async fn world(backend: Backend) -> Option<World> {
     let dir = std::env::temp_dir().join(format!("tapkit-charges-{}", unique()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (pp, pay) = processor(&dir);
+    // Tapkit listens too: the payment system sends it the events of pending charges.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (pp, pay) = processor(&dir, listener.local_addr().unwrap().port());
     let (sp, smtp, smtp_out) = smtp_server(&dir);
     let path = repo().join("server/tapkit.sample.toml");
     let membership = tapkit_server::config::load(Some(&path))
@@ -213,6 +216,9 @@ async fn world(backend: Backend) -> Option<World> {
         Some(format!("smtp://127.0.0.1:{smtp}")),
     )
     .await?;
+    let app = tapkit_server::app(s.state.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
     Some(World {
         s,
         pay,
@@ -407,7 +413,162 @@ async fn a_lost_answer_is_asked_again_and_charges_once(backend: Backend) {
     assert_eq!(w.charge("2026-11-11").await, ChargeRun::default());
 }
 
+async fn a_pending_charge_is_settled_by_the_signed_event(backend: Backend) {
+    let Some(w) = world(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let ed = w.join("cus_ed", "plus", "2026-11-10").await;
+    let fy = w.join("cus_fy", "basic", "2026-11-10").await;
+    for p in [
+        "/staff/customers/cus_ed/async",
+        "/staff/customers/cus_fy/async",
+        "/staff/customers/cus_fy/declines",
+    ] {
+        staff(w.pay, p).await;
+    }
+    // The payment system answers 202 to both, and again when asked again.
+    for _ in 0..2 {
+        let r = w.charge("2026-11-10").await;
+        assert_eq!(
+            r,
+            ChargeRun {
+                pending: 2,
+                ..ChargeRun::default()
+            }
+        );
+    }
+    assert_eq!(w.invoices(ed).await[0].0, "open");
+    let charges = staff(w.pay, "/staff/payments").await;
+    assert_eq!(charges.as_object().unwrap().len(), 2, "{charges}");
+
+    // The charges settle: the payment system sends Tapkit the signed events.
+    let answers = staff(w.pay, "/staff/payments/settle-pending").await;
+    let ed_inv = w.s.state.store.member_invoices(ed, false).await.unwrap()[0].clone();
+    let fy_inv = w.s.state.store.member_invoices(fy, false).await.unwrap()[0].clone();
+    let ed_key = format!("tapkit-invoice-{}-attempt-1", ed_inv.id);
+    let fy_key = format!("tapkit-invoice-{}-attempt-1", fy_inv.id);
+    assert_eq!(answers[&ed_key]["http"], 200, "{answers}");
+    assert_eq!(answers[&ed_key]["status"], "processed", "{answers}");
+    assert_eq!(answers[&ed_key]["invoice_status"], "paid", "{answers}");
+    assert_eq!(answers[&fy_key]["status"], "processed", "{answers}");
+    assert_eq!(answers[&fy_key]["invoice_status"], "failed", "{answers}");
+    assert_eq!(answers[&fy_key]["member_status"], "past_due", "{answers}");
+    let ed_now = &w.invoices(ed).await[0];
+    assert_eq!(ed_now.0, "paid");
+    assert!(ed_now.1.starts_with("pay_"), "{ed_now:?}");
+    assert_eq!(w.member(fy).await.0, "past_due");
+    assert_eq!(w.invoices(fy).await[0].2, 1);
+
+    // A redelivery of either event books nothing more.
+    let now = tapkit_server::store::now_ms();
+    let again = |kind: &str, inv: i64, key: &str, extra: (&str, &str)| {
+        let mut e = serde_json::json!({
+            "event_id": format!("{key}:redelivered"),
+            "kind": kind,
+            "occurred_at": rfc3339_ms(now),
+            "invoice_id": inv,
+            "idempotency_key": key,
+        });
+        e[extra.0] = extra.1.into();
+        e
+    };
+    let out =
+        w.s.deliver(again(
+            "payment_succeeded",
+            ed_inv.id,
+            &ed_key,
+            ("reference", "pay_other"),
+        ))
+        .await;
+    assert_eq!(out["status"], "duplicate", "{out}");
+    let out =
+        w.s.deliver(again(
+            "payment_failed",
+            fy_inv.id,
+            &fy_key,
+            ("reason", "card_declined"),
+        ))
+        .await;
+    assert_eq!(out["status"], "duplicate", "{out}");
+    assert_eq!(w.invoices(fy).await[0].2, 1, "one failure for one attempt");
+    assert_eq!(
+        w.invoices(ed).await[0].1,
+        ed_now.1,
+        "the first reference stays"
+    );
+    // The ledger has the one settlement.
+    let settled: i64 = sqlx::Row::get(
+        &sqlx::query(
+            "SELECT COUNT(*) AS n FROM ledger_transactions WHERE kind = 'settlement' AND invoice_ref = $1",
+        )
+        .bind(ed_inv.id)
+        .fetch_one(&w.s.pool().await)
+        .await
+        .unwrap(),
+        "n",
+    );
+    assert_eq!(settled, 1);
+
+    // Events that do not match a charge Tapkit asked for are refused, naming the field.
+    for (e, field) in [
+        (
+            again(
+                "payment_failed",
+                fy_inv.id,
+                &format!("tapkit-invoice-{}-attempt-3", fy_inv.id),
+                ("reason", "x"),
+            ),
+            "idempotency_key",
+        ),
+        (
+            again(
+                "payment_succeeded",
+                fy_inv.id,
+                &ed_key,
+                ("reference", "pay_x"),
+            ),
+            "idempotency_key",
+        ),
+        (
+            again(
+                "payment_succeeded",
+                999_999,
+                "tapkit-invoice-999999-attempt-1",
+                ("reference", "pay_x"),
+            ),
+            "",
+        ),
+        (
+            again("payment_failed", fy_inv.id, &fy_key, ("reference", "pay_x")),
+            "reference",
+        ),
+    ] {
+        let body = e.to_string();
+        let sig = tapkit_server::money::wire::sign(body.as_bytes(), WEBHOOK, now / 1000);
+        let (status, body) = w.s.deliver_raw(&body, Some(sig)).await;
+        if field.is_empty() {
+            assert_eq!(status, axum::http::StatusCode::NOT_FOUND, "{e}: {body}");
+            continue;
+        }
+        assert_eq!(
+            status,
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "{e}: {body}"
+        );
+        assert_eq!(body["field"], field, "{e}: {body}");
+    }
+
+    // Fy got one dunning email; Ed none.
+    let m = mails(&w.smtp_out);
+    assert_eq!(m.len(), 1, "{m:#?}");
+    assert!(m[0].contains("To: cus_fy@example.com"), "{}", m[0]);
+    // The charge run asks for Ed's invoice no more.
+    let r = w.charge("2026-11-10").await;
+    assert_eq!((r.succeeded, r.pending), (0, 0), "{r:?}");
+}
+
 on_both_databases!(
     a_declined_card_is_retried_on_the_schedule_then_recovers_or_lapses,
     a_lost_answer_is_asked_again_and_charges_once,
+    a_pending_charge_is_settled_by_the_signed_event,
 );

@@ -7,7 +7,7 @@
    testing the header's absence is sent without it.
 
 2. The document states some rules in words because JSON Schema cannot say them: values
-   that belong to the deployment (the program's currency, tiers and plans), rules across fields
+   that belong to the deployment (the program's currency, tiers, plans and invoices), rules across fields
    (a colour pair's contrast, an analytics range), the server's clock (an event at most
    5 minutes in the future) and a real PNG. A *schema-valid* case that breaks one of them
    is made to keep it before it is sent, so that `positive_data_acceptance` checks every
@@ -17,7 +17,8 @@
 
 Settings (environment): TAPKIT_ST_WEBHOOK_SECRET, the secret the server was started with;
 TAPKIT_ST_KIOSK_ID, the run's kiosk; TAPKIT_ST_CURRENCY and TAPKIT_ST_TIER, the program's
-currency and one of its tiers; TAPKIT_ST_PLANS, its membership plan ids (comma-separated).
+currency and one of its tiers; TAPKIT_ST_PLANS, its membership plan ids (comma-separated);
+TAPKIT_ST_INVOICE_ID, a member's invoice that payment events name.
 """
 
 import base64
@@ -39,6 +40,7 @@ KIOSK_ID = int(os.environ["TAPKIT_ST_KIOSK_ID"])
 CURRENCY = os.environ["TAPKIT_ST_CURRENCY"]
 TIER = os.environ["TAPKIT_ST_TIER"]
 PLANS = os.environ["TAPKIT_ST_PLANS"].split(",")
+INVOICE_ID = int(os.environ["TAPKIT_ST_INVOICE_ID"])
 _PLAN_PICKS = itertools.count()
 DEFAULT_BACKGROUND = "#0b2545"  # [program.kiosk] background when a kiosk clears its own
 
@@ -121,6 +123,11 @@ def _keep_stated_rules(case):
             body["plan"] = PLANS[next(_PLAN_PICKS) % len(PLANS)]
             if isinstance(body.get("customer_id"), str):
                 body["customer_id"] = _SUFFIX.sub("", body["customer_id"])[:180] + f"~c{n}"
+        if body.get("kind") in ("payment_succeeded", "payment_failed") and type(body.get("invoice_id")) in (int, float):
+            # An invoice Tapkit charged, and the idempotency key of its first attempt
+            # (the document says the key names the invoice: a rule across two fields).
+            body["invoice_id"] = INVOICE_ID
+            body["idempotency_key"] = f"tapkit-invoice-{INVOICE_ID}-attempt-1"
     elif op in (("POST", "/api/admin/members"), ("POST", "/api/admin/members/{id}/plan")) and body is not None:
         if isinstance(body.get("plan"), str):
             body["plan"] = PLANS[next(_PLAN_PICKS) % len(PLANS)]

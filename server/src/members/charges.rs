@@ -180,45 +180,83 @@ pub async fn run(s: &AppState, now: i64) -> Result<ChargeRun, StoreError> {
                 }
             }
             Outcome::Failed(reason) => {
-                let next = standing.after(Charge::Failed, day, cfg);
-                let (failed_on, retries) = match next {
-                    Standing::PastDue { failed_on, retries } => {
-                        (Some(failed_on), i64::try_from(retries).unwrap_or(i64::MAX))
-                    }
-                    _ => (m.failed_on, m.retries),
-                };
-                let recorded = s
-                    .store
-                    .record_charge_failure(
-                        &ChargeFailure {
-                            invoice_id: inv.id,
-                            member_id: m.id,
-                            from_status: &m.status,
-                            from_retries: m.retries,
-                            status: next.as_str(),
-                            failed_on,
-                            retries,
-                            failure: &reason,
-                        },
-                        now,
-                    )
-                    .await?;
-                if !recorded {
-                    continue; // another replica recorded this answer
-                }
-                done.failed += 1;
-                if next == Standing::Lapsed {
-                    done.lapsed += 1;
-                }
-                match dunning_email(s, &m, &inv, next, cfg).await {
-                    Ok(true) => done.emailed += 1,
-                    Ok(false) => {}
-                    Err(e) => tracing::error!(member = m.id, %e, "the dunning email was not sent"),
+                let booked = book_failure(s, &inv, &m, &reason, now).await?;
+                if booked.recorded {
+                    done.failed += 1;
+                    done.lapsed += u64::from(booked.lapsed);
+                    done.emailed += u64::from(booked.emailed);
                 }
             }
         }
     }
     Ok(done)
+}
+
+/// What booking one failed charge did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureBooked {
+    /// Whether this call recorded it (`false`: another replica, or another delivery of
+    /// the same answer, did first).
+    pub recorded: bool,
+    /// Whether the member lapsed.
+    pub lapsed: bool,
+    /// Whether the dunning email went.
+    pub emailed: bool,
+}
+
+/// Books the payment system's "failed" for the invoice's outstanding attempt, as read
+/// in `inv` and `m`: the member moves one step along the dunning schedule and gets the
+/// dunning email. Compare and set on both reads, so each attempt's failure moves the
+/// schedule once, whichever of the charge run and the `payment_failed` event (or two
+/// replicas) books it.
+pub async fn book_failure(
+    s: &AppState,
+    inv: &Invoice,
+    m: &Member,
+    reason: &str,
+    now: i64,
+) -> Result<FailureBooked, StoreError> {
+    let cfg = &s.config.program.membership;
+    let day = now.div_euclid(86_400_000);
+    let next = standing_of(m).after(Charge::Failed, day, cfg);
+    let (failed_on, retries) = match next {
+        Standing::PastDue { failed_on, retries } => {
+            (Some(failed_on), i64::try_from(retries).unwrap_or(i64::MAX))
+        }
+        _ => (m.failed_on, m.retries),
+    };
+    let recorded = s
+        .store
+        .record_charge_failure(
+            &ChargeFailure {
+                invoice_id: inv.id,
+                member_id: m.id,
+                from_status: &m.status,
+                from_retries: m.retries,
+                from_failures: inv.charge_failures,
+                status: next.as_str(),
+                failed_on,
+                retries,
+                failure: reason,
+            },
+            now,
+        )
+        .await?;
+    if !recorded {
+        return Ok(FailureBooked::default());
+    }
+    let emailed = match dunning_email(s, m, inv, next, cfg).await {
+        Ok(sent) => sent,
+        Err(e) => {
+            tracing::error!(member = m.id, %e, "the dunning email was not sent");
+            false
+        }
+    };
+    Ok(FailureBooked {
+        recorded: true,
+        lapsed: next == Standing::Lapsed,
+        emailed,
+    })
 }
 
 /// The member's standing as stored.

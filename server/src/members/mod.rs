@@ -16,6 +16,8 @@
 //!   commission of the partner who brought the member and its clawback.
 //! - [`renewal`]: the monthly renewal run (idempotent, catches up after downtime).
 //! - [`started`]: the signed `membership_started` event of the brand's checkout.
+//! - [`payment_events`]: the signed `payment_succeeded` / `payment_failed` events that
+//!   follow a charge the payment system answered `202` to.
 //! - [`service`]: creating a member (checked input, prorated first invoice), and the
 //!   start-up check that no plan in use left the config.
 
@@ -23,6 +25,7 @@ pub mod billing;
 pub mod charges;
 pub mod dunning;
 pub mod mrr;
+pub mod payment_events;
 pub mod payments;
 pub mod plans;
 pub mod renewal;

@@ -43,7 +43,7 @@ pub struct Outcome {
 /// The longest payment reference kept.
 pub const MAX_REFERENCE: usize = 200;
 
-fn check_reference(reference: Option<&str>) -> Result<(), MemberError> {
+pub(crate) fn check_reference(reference: Option<&str>) -> Result<(), MemberError> {
     match reference {
         Some(r) if r.is_empty() || r.chars().count() > MAX_REFERENCE => Err(MemberError::Invalid {
             field: "reference",

@@ -82,6 +82,19 @@ pub async fn receive(
         );
         return Ok(Json(serde_json::to_value(out).unwrap_or_default()));
     }
+    if let Some(kind) = crate::members::payment_events::kind_of(&body) {
+        let out = crate::members::payment_events::process(&s, &body, now).await?;
+        tracing::info!(
+            event_id = %out.event_id,
+            kind,
+            invoice = out.invoice_id,
+            status = out.status,
+            invoice_status = %out.invoice_status,
+            member_status = %out.member_status,
+            "membership payment"
+        );
+        return Ok(Json(serde_json::to_value(out).unwrap_or_default()));
+    }
     let commission = &s.config.program.commission;
     let ev = parse_event(
         &body,

@@ -263,6 +263,8 @@ pub struct ChargeFailure<'a> {
     pub from_status: &'a str,
     /// The member's failed retries as read.
     pub from_retries: i64,
+    /// The invoice's failed attempts as read.
+    pub from_failures: i64,
     /// The new status (`past_due` or `lapsed`).
     pub status: &'a str,
     /// Day of the first failure.
@@ -310,8 +312,8 @@ impl Store {
     }
 
     /// Records a failed charge, in one transaction. Returns `false`, writing nothing,
-    /// when the member's standing is no longer what the caller read (another replica
-    /// recorded this answer first). A member who lapses has their other open invoices
+    /// when the member's standing or the invoice's attempts are no longer what the
+    /// caller read (another replica, or another delivery, recorded this answer first). A member who lapses has their other open invoices
     /// voided: nothing more is charged.
     pub async fn record_charge_failure(
         &self,
@@ -338,15 +340,21 @@ impl Store {
         if moved != 1 {
             return Ok(false);
         }
-        sqlx::query(
+        let failed = sqlx::query(
             "UPDATE invoices SET status = 'failed', charge_failures = charge_failures + 1, \
-             last_charge_at = $1, failure = $2 WHERE id = $3 AND status IN ('open', 'failed')",
+             last_charge_at = $1, failure = $2 WHERE id = $3 AND status IN ('open', 'failed') \
+             AND charge_failures = $4",
         )
         .bind(now)
         .bind(f.failure)
         .bind(f.invoice_id)
+        .bind(f.from_failures)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if failed != 1 {
+            return Ok(false); // dropping the transaction rolls the member back
+        }
         if f.status == "lapsed" {
             sqlx::query(
                 "UPDATE invoices SET status = 'void' WHERE member_id = $1 AND status = 'open'",
