@@ -745,3 +745,85 @@ async fn mrr_and_its_movements_match_the_hand_computed_months(backend: Backend) 
 }
 
 on_both_databases!(mrr_and_its_movements_match_the_hand_computed_months);
+
+/// Visits are used one statement at a time: rolled-over ones first, never below zero,
+/// and two replicas checking the same member in at once never take one visit twice.
+async fn visits_are_used_rolled_first_and_never_below_zero(backend: Backend) {
+    let Some(s) = members_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let st = &s.state;
+    let plus = joined(&s, "cus_ana", "plus", "2026-10-16").await;
+    set(&s, plus, "visits_used = 1").await; // three October visits left: they roll over
+    renew(&s, "2026-11-01").await;
+    let m = st.store.member(plus).await.unwrap().unwrap();
+    assert_eq!(
+        (m.period.as_str(), m.visits_rolled, m.visits_included),
+        ("2026-11", 3, Some(4))
+    );
+    // The first use takes a rolled-over visit.
+    let after = st
+        .store
+        .use_visit(plus, "2026-11", noon("2026-11-02"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((after.visits_rolled_used, after.visits_used), (1, 0));
+    // Two replicas, 10 check-ins each, at once: 6 visits are left, 6 are used.
+    let other = tapkit_server::store::Store::connect(&st.config.database_url)
+        .await
+        .unwrap();
+    let tries = |store: tapkit_server::store::Store| async move {
+        let mut ok = 0;
+        for _ in 0..10 {
+            if store
+                .use_visit(plus, "2026-11", noon("2026-11-03"))
+                .await
+                .unwrap()
+                .is_some()
+            {
+                ok += 1;
+            }
+        }
+        ok
+    };
+    let (a, b) = tokio::join!(tries(st.store.clone()), tries(other));
+    assert_eq!(a + b, 6, "{a} + {b}");
+    let m = st.store.member(plus).await.unwrap().unwrap();
+    assert_eq!((m.visits_rolled_used, m.visits_used), (3, 4));
+    assert_eq!(tapkit_server::members::service::visits_left(&m), Some(0));
+    // Another period's check-in, a paused or lapsed member: nothing is used.
+    assert!(
+        st.store
+            .use_visit(plus, "2026-10", 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let premium = joined(&s, "cus_bo", "premium", "2026-11-02").await;
+    for _ in 0..5 {
+        assert!(
+            st.store
+                .use_visit(premium, "2026-11", 0)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    let m = st.store.member(premium).await.unwrap().unwrap();
+    assert_eq!(
+        (m.visits_included, m.visits_used),
+        (None, 5),
+        "unlimited: counted"
+    );
+    set(&s, premium, "status = 'lapsed'").await;
+    assert!(
+        st.store
+            .use_visit(premium, "2026-11", 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+on_both_databases!(visits_are_used_rolled_first_and_never_below_zero);

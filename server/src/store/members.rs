@@ -561,6 +561,38 @@ impl Store {
 }
 
 impl Store {
+    /// Uses one visit of a billed member (active or past due) in `period`: a rolled-over
+    /// one first, else an included one (an unlimited period counts it). One statement,
+    /// so two check-ins at once never take the same visit and the visits never go below
+    /// zero. Returns the member afterwards, or `None` when it has no visit left, has
+    /// moved on from `period`, or is not billed (the caller says which from its read).
+    pub async fn use_visit(
+        &self,
+        id: i64,
+        period: &str,
+        now: i64,
+    ) -> Result<Option<Member>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE members SET \
+             visits_rolled_used = CASE WHEN visits_rolled_used < visits_rolled \
+                 THEN visits_rolled_used + 1 ELSE visits_rolled_used END, \
+             visits_used = CASE WHEN visits_rolled_used < visits_rolled \
+                 THEN visits_used ELSE visits_used + 1 END, \
+             updated_at = $3 \
+             WHERE id = $1 AND period = $2 AND status IN ('active', 'past_due') \
+             AND (visits_rolled_used < visits_rolled OR visits_included IS NULL \
+                  OR visits_used < visits_included) RETURNING {MEMBER_COLS}"
+        ))
+        .bind(id)
+        .bind(period)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(member).transpose()?)
+    }
+}
+
+impl Store {
     /// The program's members, newest first (at most `limit`).
     pub async fn members(&self, program_id: i64, limit: i64) -> Result<Vec<Member>, StoreError> {
         let rows = sqlx::query(&format!(
