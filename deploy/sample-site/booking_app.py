@@ -23,6 +23,9 @@ tapkit-server listens, e.g. http://127.0.0.1:8080), TAPKIT_WEBHOOK_SECRET or
 TAPKIT_WEBHOOK_SECRET_FILE (the same secret tapkit-server has), BOOKING_APP_STATE
 (a JSON file keeping bookings across restarts).
 
+Memberships start at ``POST /memberships/join`` (form: ``plan``, ``name``, ``email``,
+``attribution``): the app sends Tapkit a signed ``membership_started`` event.
+
 Staff endpoints (loopback only; nginx does not expose them) stand in for the brand's
 back office: POST /staff/bookings/<id>/serviced, POST /staff/bookings/<id>/refunded,
 GET /staff/bookings/<id>.
@@ -66,6 +69,8 @@ SERVICES = {
     "ceramic": ("Ceramic coating", 90000),
 }
 CURRENCY = "USD"
+# The membership plans the brand sells (ids as in Tapkit's [program.membership]).
+PLANS = {"basic": "Basic", "plus": "Plus", "premium": "Premium"}
 
 LOCK = threading.Lock()
 
@@ -233,6 +238,8 @@ class Handler(BaseHTTPRequestHandler):
         raw = raw_bytes.decode("utf-8", errors="replace")
         if self.path == "/checkout":
             return self.checkout(urllib.parse.parse_qs(raw))
+        if self.path == "/memberships/join":
+            return self.join(urllib.parse.parse_qs(raw))
         parts = self.path.strip("/").split("/")
         if parts[0] == "staff" and not self.staff_allowed():
             return self.json_reply(403, {"error": "staff endpoints answer only on this machine"})
@@ -358,6 +365,35 @@ class Handler(BaseHTTPRequestHandler):
             f"<h1>Thank you, {html.escape(name)}</h1>"
             f"<p>{html.escape(title)}, ${amount / 100:.2f} paid.</p>"
             f"<p>Booking <strong id=booking>{booking_id}</strong></p>",
+        ))
+
+    def join(self, form):
+        """The membership checkout: the customer saves a card here and joins a plan; the
+        app tells Tapkit with a signed ``membership_started`` event (Tapkit then asks the
+        app to charge the prorated first month)."""
+        field = lambda k: (form.get(k) or [""])[0].strip()
+        plan, name, email = field("plan"), field("name"), field("email").lower()
+        if plan not in PLANS or not name or "@" not in email or len(email) > 200:
+            return self.reply(422, page("Check the form", "<p>Choose a plan and give your name and email.</p>"))
+        customer_id = "cus_" + hashlib.sha256(email.encode()).hexdigest()[:16]
+        event = {
+            "event_id": f"{customer_id}:membership_started:{now_rfc3339()}",
+            "kind": "membership_started",
+            "occurred_at": now_rfc3339(),
+            "customer_id": customer_id,
+            "email": email,
+            "plan": plan,
+            # The readable cookie's value, as the page sent it (Tapkit re-checks it).
+            "attribution": field("attribution")[:600] or None,
+        }
+        answer = deliver(event)
+        ok = answer.get("http") == 200
+        self.reply(200 if ok else 502, page(
+            "Welcome" if ok else "Not yet",
+            f"<h1>Welcome, {html.escape(name)}</h1><p>You are a {html.escape(PLANS[plan])} member.</p>"
+            f"<p>Member <strong id=member>{html.escape(str(answer.get('member_id', '')))}</strong>, "
+            f"customer <strong id=customer>{customer_id}</strong></p>"
+            if ok else "<p>We could not start your membership just now; please try again.</p>",
         ))
 
 

@@ -668,3 +668,225 @@ pub fn zbar(png: &std::path::Path) -> Vec<String> {
         .expect("zbarimg runs (scripts/install-deps.sh print)");
     stdout(&out).lines().map(str::to_owned).collect()
 }
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
+/// Environment that makes a process's clock read `at` (RFC 3339) now, through
+/// libfaketime (`scripts/install-deps.sh e2e`). The offset is relative, so every process
+/// started with the same value shares one clock.
+pub fn clock_at(at: &str) -> Vec<(String, String)> {
+    let lib = std::fs::read_dir("/usr/lib")
+        .expect("/usr/lib")
+        .filter_map(Result::ok)
+        .map(|d| d.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists())
+        .expect("libfaketime is installed (scripts/install-deps.sh e2e)");
+    let target = tapkit_core::date::parse_rfc3339_ms(at).expect("an RFC 3339 time") / 1000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    let now = i64::try_from(now).expect("seconds fit in i64");
+    vec![
+        ("LD_PRELOAD".into(), lib.display().to_string()),
+        ("FAKETIME".into(), format!("{:+}", target - now)),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ]
+}
+
+/// Waits up to 10 s for something to listen on `addr`.
+pub fn wait_listening(addr: &str, what: &str) {
+    assert!(
+        eventually(Duration::from_secs(10), || std::net::TcpStream::connect(
+            addr
+        )
+        .is_ok()),
+        "{what} did not listen on {addr}"
+    );
+}
+
+/// A fresh PostgreSQL database, or `None` (skip) when PostgreSQL is not configured and
+/// not required. Returns its URL and the admin URL it was created from.
+pub fn postgres_database(name: &str) -> Option<(String, String)> {
+    let Ok(base) = std::env::var("TAPKIT_TEST_PG_URL") else {
+        assert!(
+            std::env::var("TAPKIT_REQUIRE_PG").as_deref() != Ok("1"),
+            "TAPKIT_REQUIRE_PG=1 but TAPKIT_TEST_PG_URL is not set (scripts/test.sh sets it)"
+        );
+        eprintln!("skipped: no TAPKIT_TEST_PG_URL (scripts/test.sh sets it)");
+        return None;
+    };
+    let db = format!("tapkit_e2e_{name}_{}", std::process::id());
+    let psql = |q: &str| {
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", q, &base])
+            .output()
+            .expect("psql runs");
+        assert!(out.status.success(), "{q}: {}", stderr(&out));
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {db}"));
+    psql(&format!("CREATE DATABASE {db}"));
+    let (prefix, _) = base.rsplit_once('/').expect("a database URL");
+    Some((format!("{prefix}/{db}"), base))
+}
+
+/// Drops a database [`postgres_database`] created (its server stopped first).
+pub fn drop_postgres_database(url: &str, base: &str) {
+    let db = url.rsplit_once('/').map_or(url, |(_, db)| db);
+    let _ = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {db}"),
+            base,
+        ])
+        .output();
+}
+
+/// The sample booking application (`deploy/sample-site/booking_app.py`): the brand's
+/// checkout and payment system, on its own clock.
+pub struct BookingApp {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    dir: PathBuf,
+    tapkit: String,
+    secret: String,
+    child: Option<KillOnDrop>,
+}
+
+impl BookingApp {
+    /// Starts it with its state in `dir`, sending events to the server at `tapkit`
+    /// signed with `secret`, on the clock `clock` ([`clock_at`]; empty: the real one).
+    pub fn start(
+        dir: &std::path::Path,
+        tapkit: &str,
+        secret: &str,
+        clock: &[(String, String)],
+    ) -> Self {
+        Self::start_at(
+            &format!("127.0.0.1:{}", free_port()),
+            dir,
+            tapkit,
+            secret,
+            clock,
+        )
+    }
+
+    /// [`BookingApp::start`] on `addr` (known before, e.g. for the server's config).
+    pub fn start_at(
+        addr: &str,
+        dir: &std::path::Path,
+        tapkit: &str,
+        secret: &str,
+        clock: &[(String, String)],
+    ) -> Self {
+        let mut app = Self {
+            addr: addr.to_owned(),
+            dir: dir.to_path_buf(),
+            tapkit: tapkit.to_owned(),
+            secret: secret.to_owned(),
+            child: None,
+        };
+        app.restart(clock);
+        app
+    }
+
+    /// Restarts it (same port and state) on another clock.
+    pub fn restart(&mut self, clock: &[(String, String)]) {
+        self.child = None;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("booking-app.log"))
+            .expect("the booking app's log");
+        let child = Command::new("python3")
+            .arg(repo().join("deploy/sample-site/booking_app.py"))
+            .env("BOOKING_APP_LISTEN", &self.addr)
+            .env("TAPKIT_URL", format!("http://{}", self.tapkit))
+            .env("TAPKIT_WEBHOOK_SECRET", &self.secret)
+            .env("BOOKING_APP_STATE", self.dir.join("bookings.json"))
+            .envs(clock.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("python3 runs the booking app");
+        self.child = Some(KillOnDrop(child));
+        wait_listening(&self.addr, "the booking app");
+    }
+
+    /// A back-office call (`POST` or `GET` of `/staff/...`): its JSON answer.
+    pub fn staff_call(&self, method: &str, path: &str) -> serde_json::Value {
+        let (status, _, body) = http_request(&self.addr, method, path, "", None);
+        assert_eq!(status, 200, "{method} {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"))
+    }
+
+    /// The back office marks a booking serviced or refunded: Tapkit's answer.
+    pub fn staff(&self, booking: &str, what: &str) -> serde_json::Value {
+        self.staff_call("POST", &format!("/staff/bookings/{booking}/{what}"))["tapkit"].clone()
+    }
+
+    /// A booking as the app keeps it.
+    pub fn booking(&self, booking: &str) -> serde_json::Value {
+        self.staff_call("GET", &format!("/staff/bookings/{booking}"))
+    }
+
+    /// A form posted to the app (the customer's browser): status and body.
+    pub fn form(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_escape(v)))
+            .collect();
+        // (The app reads any POST body to its forms as URL-encoded.)
+        let (status, _, text) = http_request(&self.addr, "POST", path, "", Some(&body.join("&")));
+        (status, text)
+    }
+}
+
+fn form_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The database a test's server runs on.
+pub enum Database {
+    /// A SQLite file `tapkit.db` in the server's data directory.
+    Sqlite,
+    /// A PostgreSQL database at this URL.
+    Postgres(String),
+}
+
+/// Rows of a query on the server's database (`dir`: its data directory), through the
+/// database's own command-line client; columns separated by `|`.
+pub fn sql(database: &Database, dir: &std::path::Path, query: &str) -> Vec<String> {
+    let out = match database {
+        Database::Sqlite => Command::new("sqlite3")
+            .arg(dir.join("tapkit.db"))
+            .arg(query)
+            .output(),
+        Database::Postgres(url) => Command::new("psql")
+            .args(["-X", "-A", "-t", "-F", "|", "-c", query, url])
+            .output(),
+    }
+    .expect("the database's client runs");
+    assert!(out.status.success(), "{query}: {}", stderr(&out));
+    String::from_utf8(out.stdout)
+        .expect("UTF-8 rows")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}

@@ -34,8 +34,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tapkit_e2e::browser::Driver;
 use tapkit_e2e::{
-    KillOnDrop, PcscEnv, Server, SimCard, bin, eventually, free_port, http_request,
-    independent_read, pcsc_env, stderr, zbar,
+    BookingApp, Database, KillOnDrop, PcscEnv, Server, SimCard, bin, clock_at,
+    drop_postgres_database, free_port, independent_read, pcsc_env, postgres_database, repo, sql,
+    stderr, wait_listening, zbar,
 };
 
 const HOST: &str = "book.example.com";
@@ -68,35 +69,6 @@ on = "booking"
 affiliate_kind = "business"
 rewards = [{ unit = "cash", percent_bp = 1000, cap_minor = 5000 }]
 "#;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Environment that makes a process's clock read `at` (RFC 3339) now, through
-/// libfaketime (`scripts/install-deps.sh e2e`). The offset is relative, so every process
-/// started with the same value shares one clock.
-fn clock_at(at: &str) -> Vec<(String, String)> {
-    let lib = std::fs::read_dir("/usr/lib")
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|d| d.path().join("faketime/libfaketime.so.1"))
-        .find(|p| p.exists())
-        .expect("libfaketime is installed (scripts/install-deps.sh e2e)");
-    let target = tapkit_core::date::parse_rfc3339_ms(at).unwrap() / 1000;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    vec![
-        ("LD_PRELOAD".into(), lib.display().to_string()),
-        ("FAKETIME".into(), format!("{:+}", target - now)),
-        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
-    ]
-}
 
 /// A self-signed certificate for the brand's host name (Chromium is told to accept it).
 fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
@@ -233,84 +205,6 @@ fn start_nginx(dir: &Path, tapkit: &str, app: &str) -> (Nginx, u16) {
     (child, https)
 }
 
-fn wait_listening(addr: &str, what: &str) {
-    assert!(
-        eventually(Duration::from_secs(10), || std::net::TcpStream::connect(
-            addr
-        )
-        .is_ok()),
-        "{what} did not listen on {addr}"
-    );
-}
-
-/// The sample booking application (its own clock from `clock`).
-struct BookingApp {
-    addr: String,
-    dir: PathBuf,
-    tapkit: String,
-    child: Option<KillOnDrop>,
-}
-
-impl BookingApp {
-    fn start(dir: &Path, tapkit: &str, clock: &[(String, String)]) -> Self {
-        let mut app = Self {
-            addr: format!("127.0.0.1:{}", free_port()),
-            dir: dir.to_path_buf(),
-            tapkit: tapkit.to_owned(),
-            child: None,
-        };
-        app.restart(clock);
-        app
-    }
-
-    fn restart(&mut self, clock: &[(String, String)]) {
-        self.child = None;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("booking-app.log"))
-            .unwrap();
-        let child = Command::new("python3")
-            .arg(repo().join("deploy/sample-site/booking_app.py"))
-            .env("BOOKING_APP_LISTEN", &self.addr)
-            .env("TAPKIT_URL", format!("http://{}", self.tapkit))
-            .env("TAPKIT_WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .env("BOOKING_APP_STATE", self.dir.join("bookings.json"))
-            .envs(clock.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(KillOnDrop(child));
-        wait_listening(&self.addr, "the booking app");
-    }
-
-    /// The back office marks a booking serviced or refunded: Tapkit's answer.
-    fn staff(&self, booking: &str, what: &str) -> Value {
-        let (status, _, body) = http_request(
-            &self.addr,
-            "POST",
-            &format!("/staff/bookings/{booking}/{what}"),
-            "",
-            None,
-        );
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str::<Value>(&body).unwrap()["tapkit"].clone()
-    }
-
-    fn booking(&self, booking: &str) -> Value {
-        let (status, _, body) = http_request(
-            &self.addr,
-            "GET",
-            &format!("/staff/bookings/{booking}"),
-            "",
-            None,
-        );
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-}
-
 /// Runs `provisioner provision --server` at the reader, placing a fresh emulated NTAG215
 /// for each partner it asks for (its memory kept in `cards/<code>.json`) and taking it
 /// away after the verified write. Returns the events.
@@ -429,56 +323,6 @@ fn sent_attribution(driver: &Driver) -> String {
         .to_owned()
 }
 
-/// Rows of a query on the server's database, through its own command-line client.
-fn sql(database: &Database, dir: &Path, query: &str) -> Vec<String> {
-    let out = match database {
-        Database::Sqlite => Command::new("sqlite3")
-            .arg(dir.join("tapkit.db"))
-            .arg(query)
-            .output(),
-        Database::Postgres(url) => Command::new("psql")
-            .args(["-X", "-A", "-t", "-F", "|", "-c", query, url])
-            .output(),
-    }
-    .unwrap();
-    assert!(out.status.success(), "{query}: {}", stderr(&out));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-enum Database {
-    Sqlite,
-    Postgres(String),
-}
-
-/// A fresh PostgreSQL database (dropped at the end), or `None` (skip) when PostgreSQL is
-/// not configured and not required.
-fn postgres_database(name: &str) -> Option<(String, String)> {
-    let Ok(base) = std::env::var("TAPKIT_TEST_PG_URL") else {
-        assert!(
-            std::env::var("TAPKIT_REQUIRE_PG").as_deref() != Ok("1"),
-            "TAPKIT_REQUIRE_PG=1 but TAPKIT_TEST_PG_URL is not set (scripts/test.sh sets it)"
-        );
-        eprintln!("skipped: no TAPKIT_TEST_PG_URL (scripts/test.sh sets it)");
-        return None;
-    };
-    let db = format!("tapkit_e2e_{name}_{}", std::process::id());
-    let psql = |q: &str| {
-        let out = Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", q, &base])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{q}: {}", stderr(&out));
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {db}"));
-    psql(&format!("CREATE DATABASE {db}"));
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    Some((format!("{prefix}/{db}"), base))
-}
-
 #[test]
 fn the_loop_end_to_end_on_sqlite() {
     the_loop(false);
@@ -534,7 +378,7 @@ fn the_loop(on_postgres: bool) {
         pg.as_ref().map(|(url, _)| url.as_str()),
         &server_env_ref,
     );
-    let mut app = BookingApp::start(&dir, &server.addr, &march);
+    let mut app = BookingApp::start(&dir, &server.addr, WEBHOOK_SECRET, &march);
     let (_nginx, https) = start_nginx(&dir, &server.addr, &app.addr);
 
     // Three partners through the admin API.
@@ -866,16 +710,7 @@ fn the_loop(on_postgres: bool) {
     drop(app);
     drop(server);
     if let Some((url, base)) = pg {
-        let db = url.rsplit_once('/').unwrap().1;
-        let _ = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {db}"),
-                &base,
-            ])
-            .output();
+        drop_postgres_database(&url, &base);
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

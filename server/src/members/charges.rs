@@ -407,7 +407,9 @@ fn percent(s: &str) -> String {
 }
 
 /// Runs the charges every `every` until the process ends (a failure is logged and
-/// tried again at the next tick).
+/// tried again at the next tick). Each tick brings the renewal up to date first (it is
+/// idempotent, and cheap when nothing is due), so the invoices a new month issues are
+/// charged in the same tick rather than one later.
 pub fn spawn(s: AppState, every: Duration) {
     if s.config.program.payments.charge_url.is_none() {
         return;
@@ -415,7 +417,20 @@ pub fn spawn(s: AppState, every: Duration) {
     super::every(every, move || {
         let s = s.clone();
         async move {
-            match run(&s, crate::store::now_ms()).await {
+            let now = crate::store::now_ms();
+            let p = &s.config.program;
+            if let Err(e) = super::renewal::run(
+                &s.store,
+                &p.membership,
+                s.program.id,
+                &p.commission.currency,
+                now,
+            )
+            .await
+            {
+                tracing::error!(%e, "membership renewal before the charges failed; charging what is issued");
+            }
+            match run(&s, now).await {
                 Ok(r) if r != ChargeRun::default() => tracing::info!(
                     succeeded = r.succeeded,
                     failed = r.failed,

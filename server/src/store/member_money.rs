@@ -313,8 +313,9 @@ impl Store {
 
     /// Records a failed charge, in one transaction. Returns `false`, writing nothing,
     /// when the member's standing or the invoice's attempts are no longer what the
-    /// caller read (another replica, or another delivery, recorded this answer first). A member who lapses has their other open invoices
-    /// voided: nothing more is charged.
+    /// caller read (another replica, or another delivery, recorded this answer first).
+    /// A member who lapses has their unpaid invoices (the failed one too) voided:
+    /// nothing more is charged, and a month never paid for is not recurring revenue.
     pub async fn record_charge_failure(
         &self,
         f: &ChargeFailure<'_>,
@@ -357,7 +358,7 @@ impl Store {
         }
         if f.status == "lapsed" {
             sqlx::query(
-                "UPDATE invoices SET status = 'void' WHERE member_id = $1 AND status = 'open'",
+                "UPDATE invoices SET status = 'void' WHERE member_id = $1 AND status IN ('open', 'failed')",
             )
             .bind(f.member_id)
             .execute(&mut *tx)
