@@ -240,6 +240,7 @@ impl World {
                 email: &format!("{customer}@example.com"),
                 plan,
                 affiliate_id: None,
+                first_name: None,
             },
             noon(date),
         )

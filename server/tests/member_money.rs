@@ -82,6 +82,7 @@ async fn joined(
             email: &format!("{customer}@example.com"),
             plan,
             affiliate_id: aff,
+            first_name: None,
         },
         noon(date),
     )

@@ -239,6 +239,7 @@ async fn run(backend: Backend, steps: Vec<Step>) {
                         email: &format!("{customer}@example.com"),
                         plan: PLANS[usize::from(plan)],
                         affiliate_id: brought.then_some(partner),
+                        first_name: None,
                     },
                     now,
                 )

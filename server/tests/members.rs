@@ -46,6 +46,7 @@ fn ana(plan: &str) -> Join<'_> {
         email: "Ana@Example.com",
         plan,
         affiliate_id: None,
+        first_name: None,
     }
 }
 

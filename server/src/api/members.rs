@@ -65,6 +65,8 @@ fn member_json(m: &Member, open_invoices: &[Invoice]) -> Value {
         "paused_until": m.paused_until,
         "cancel_at_period_end": m.cancel_at_period_end,
         "affiliate_id": m.affiliate_id,
+        "first_name": m.first_name,
+        "code": m.code,
         "open_invoices": open_invoices.iter().map(invoice_json).collect::<Vec<_>>(),
     })
 }
@@ -89,6 +91,7 @@ pub(crate) struct NewMember {
     plan: String,
     #[serde(default, deserialize_with = "optional_whole")]
     affiliate_id: Option<i64>,
+    first_name: Option<String>,
 }
 
 fn optional_whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
@@ -125,6 +128,7 @@ pub(crate) async fn create_member(
             email: &b.email,
             plan: &b.plan,
             affiliate_id: b.affiliate_id,
+            first_name: b.first_name.as_deref(),
         },
         crate::store::now_ms(),
     )
@@ -310,4 +314,76 @@ pub(crate) async fn invoice_refund(
     let o = crate::members::payments::refund(&s.store, s.program.id, id, crate::store::now_ms())
         .await?;
     Ok(Json(outcome_json(&o)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewCard {
+    uid: String,
+}
+
+fn card_json(s: &AppState, c: &crate::store::checkins::MemberCard, code: Option<&str>) -> Value {
+    json!({
+        "id": c.id,
+        "member_id": c.member_id,
+        "uid": c.uid,
+        "status": c.status,
+        "created_at": c.created_at,
+        "revoked_at": c.revoked_at,
+        "url": code.map(|code| format!("https://{}/m/{code}", s.config.program.domain)),
+    })
+}
+
+/// `POST /api/admin/members/{id}/cards` `{"uid": "04A1B2C3D4E5F6"}`: binds a member card
+/// after its verified write (the provisioner calls it). The answer's `url` is what the
+/// card holds, before the mirror: `https://{domain}/m/{code}`. A UID already bound
+/// (to another member, or a partner) is a 409 naming what to do.
+pub(crate) async fn bind_card(
+    _: Admin,
+    State(s): State<AppState>,
+    PathId(id): PathId,
+    Body(b): Body<NewCard>,
+) -> Result<impl IntoResponse, ApiError> {
+    let m = of_program(&s, id).await?;
+    if !matches!(m.status.as_str(), "active" | "past_due" | "paused") {
+        return Err(ApiError::Conflict(format!(
+            "member {id} is {}: only a live member gets a card",
+            m.status
+        )));
+    }
+    let uid = super::partners::normalise_uid(&b.uid)?;
+    let code = crate::keys::random_hex()[..12].to_owned();
+    let now = crate::store::now_ms();
+    match s
+        .store
+        .bind_member_card(s.program.id, m.id, &uid, &code, now)
+        .await?
+    {
+        Ok((c, code)) => Ok((StatusCode::CREATED, Json(card_json(&s, &c, Some(&code))))),
+        Err(why) => Err(ApiError::Conflict(why)),
+    }
+}
+
+/// `POST /api/admin/member-cards/{id}/revoke`: a lost or stolen card; its taps are
+/// refused (`revoked_card`) from now on. Bind the new card with `POST …/members/{id}/cards`.
+pub(crate) async fn revoke_card(
+    _: Admin,
+    State(s): State<AppState>,
+    PathId(id): PathId,
+) -> Result<impl IntoResponse, ApiError> {
+    let c = match s.store.member_card(id).await? {
+        Some(c) if c.program_id == s.program.id => c,
+        _ => return Err(ApiError::NotFound("member card")),
+    };
+    let c = s
+        .store
+        .revoke_member_card(c.id, crate::store::now_ms())
+        .await?
+        .ok_or(ApiError::NotFound("member card"))?;
+    let m = s.store.member(c.member_id).await?;
+    Ok(Json(card_json(
+        &s,
+        &c,
+        m.as_ref().and_then(|m| m.code.as_deref()),
+    )))
 }

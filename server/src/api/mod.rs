@@ -53,6 +53,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admin/members/{id}/plan", post(members::change_plan))
         .route("/api/admin/members/{id}/pause", post(members::pause))
         .route("/api/admin/members/{id}/cancel", post(members::cancel))
+        .route("/api/admin/members/{id}/cards", post(members::bind_card))
+        .route(
+            "/api/admin/member-cards/{id}/revoke",
+            post(members::revoke_card),
+        )
         .route("/api/admin/memberships/mrr", get(members::mrr))
         .route("/api/admin/invoices/{id}/paid", post(members::invoice_paid))
         .route(

@@ -158,7 +158,7 @@ pub(crate) struct NewCard {
 }
 
 /// A 7-byte NTAG UID as 14 hex digits, upper case (at most 64 characters as sent).
-fn normalise_uid(uid: &str) -> Result<String, ApiError> {
+pub(crate) fn normalise_uid(uid: &str) -> Result<String, ApiError> {
     if uid.chars().count() > 64 {
         return Err(ApiError::field(
             "uid",

@@ -354,3 +354,39 @@ mod tests {
         assert!(e.to_string().contains("unknown field `battery`"), "{e}");
     }
 }
+
+/// `POST /api/kiosk/check-in` `{"url": "<the member card's URL with its mirror>"}`, with
+/// an optional `Idempotency-Key` header per read of the card (a retry of the same read
+/// gets the same answer; another read of the same counter is a copy): checks the member
+/// in (see [`crate::members::checkin`]). A refusal is a 200 with `accepted: false` and
+/// the reason, for the screen.
+pub(super) async fn check_in(
+    KioskAuth(k): KioskAuth,
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Body(b): Body<CheckInBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::field("Idempotency-Key", "Idempotency-Key must be visible ASCII")
+        })?),
+    };
+    let key = crate::members::checkin::check_key(key)?;
+    let answer = crate::members::checkin::check_in(&s, &k, &b.url, key, now_ms()).await?;
+    tracing::info!(
+        kiosk = k.id,
+        accepted = answer.accepted,
+        reason = answer.reason.as_deref().unwrap_or(""),
+        replayed = answer.replayed,
+        "check-in"
+    );
+    Ok(axum::Json(answer))
+}
+
+/// The check-in request's body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CheckInBody {
+    url: String,
+}

@@ -44,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/kiosk/enroll", post(enrolment::enroll))
         .route("/api/kiosk/config", get(device::config))
         .route("/api/kiosk/heartbeat", post(device::heartbeat))
+        .route("/api/kiosk/check-in", post(device::check_in))
 }
 
 /// A Unix ms time as RFC 3339, or null.

@@ -18,11 +18,13 @@
 //! - [`started`]: the signed `membership_started` event of the brand's checkout.
 //! - [`payment_events`]: the signed `payment_succeeded` / `payment_failed` events that
 //!   follow a charge the payment system answered `202` to.
+//! - [`checkin`]: a member card tapped at the counter's kiosk: one visit, once per tap.
 //! - [`service`]: creating a member (checked input, prorated first invoice), and the
 //!   start-up check that no plan in use left the config.
 
 pub mod billing;
 pub mod charges;
+pub mod checkin;
 pub mod dunning;
 pub mod mrr;
 pub mod payment_events;

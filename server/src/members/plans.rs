@@ -107,6 +107,8 @@ pub struct MembershipConfig {
     pub retry_days: Vec<u32>,
     /// Days after the first failed charge during which a past-due member may check in.
     pub grace_days: u32,
+    /// The kiosks (ids) that may check members in; empty: every enrolled kiosk.
+    pub checkin_kiosks: Vec<i64>,
 }
 
 impl Default for MembershipConfig {
@@ -115,6 +117,7 @@ impl Default for MembershipConfig {
             plans: Vec::new(),
             retry_days: vec![3, 7, 14],
             grace_days: 7,
+            checkin_kiosks: Vec::new(),
         }
     }
 }

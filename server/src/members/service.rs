@@ -193,6 +193,8 @@ pub struct Join<'a> {
     pub plan: &'a str,
     /// The partner who brought the customer, if any.
     pub affiliate_id: Option<i64>,
+    /// The first name staff see at check-in, if given.
+    pub first_name: Option<&'a str>,
 }
 
 /// Checks a customer id as sent, as the conversion webhook does (so a member's id
@@ -244,6 +246,24 @@ pub fn check_email(v: &str) -> Result<String, MemberError> {
     Ok(v.to_lowercase())
 }
 
+/// The longest first name kept.
+pub const MAX_FIRST_NAME: usize = 50;
+
+/// Checks a first name as sent: at most 50 characters, no control characters; kept
+/// trimmed, and blank is none.
+pub fn check_first_name(v: Option<&str>) -> Result<Option<&str>, MemberError> {
+    match v {
+        Some(n) if n.chars().count() > MAX_FIRST_NAME || n.chars().any(char::is_control) => {
+            Err(invalid(
+                "first_name",
+                "the first name staff see at check-in: at most 50 characters on one line",
+            ))
+        }
+        Some(n) if !n.trim().is_empty() => Ok(Some(n.trim())),
+        _ => Ok(None),
+    }
+}
+
 /// Creates a member on `plan` from `now` (Unix ms): the full plan's visits for the first
 /// period, and an open first invoice of the price prorated to the month's end.
 pub async fn join(
@@ -270,6 +290,7 @@ pub async fn join_by_event(
 ) -> Result<(Member, Invoice), MemberError> {
     let customer_id = check_customer_id(j.customer_id)?;
     let email = check_email(j.email)?;
+    let first_name = check_first_name(j.first_name)?;
     let plan = plan_of(cfg, j.plan)?;
     let day = now.div_euclid(86_400_000);
     let period = Period::of_day(day).to_string();
@@ -283,6 +304,7 @@ pub async fn join_by_event(
             period: &period,
             visits_included,
             affiliate_id: j.affiliate_id,
+            first_name,
             first_charge_minor: first_charge(plan.price_minor, day),
             currency,
             event_id,

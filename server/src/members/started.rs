@@ -28,6 +28,7 @@ struct Started {
     email: String,
     plan: String,
     attribution: Option<String>,
+    first_name: Option<String>,
 }
 
 /// What a `membership_started` delivery did.
@@ -120,6 +121,7 @@ pub async fn process(s: &AppState, body: &[u8], now: i64) -> Result<StartedOut, 
             email: &w.email,
             plan: &w.plan,
             affiliate_id,
+            first_name: w.first_name.as_deref(),
         },
         Some(&event_id),
         now,

@@ -51,12 +51,16 @@ pub struct Member {
     pub created_at: i64,
     /// Last changed, Unix ms.
     pub updated_at: i64,
+    /// The code of the member's page and cards (`/m/{code}`), once a card is bound.
+    pub code: Option<String>,
+    /// The first name shown at check-in.
+    pub first_name: Option<String>,
 }
 
 pub(super) const MEMBER_COLS: &str = "id, program_id, customer_id, email, plan, pending_plan, status, \
     status_reason, failed_on, retries, paused_until, cancel_at_period_end, period, \
     visits_included, visits_used, visits_rolled, visits_rolled_used, affiliate_id, \
-    created_at, updated_at";
+    created_at, updated_at, code, first_name";
 
 pub(super) fn member(r: &AnyRow) -> Result<Member, sqlx::Error> {
     Ok(Member {
@@ -80,6 +84,8 @@ pub(super) fn member(r: &AnyRow) -> Result<Member, sqlx::Error> {
         affiliate_id: r.try_get("affiliate_id")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        code: r.try_get("code")?,
+        first_name: r.try_get("first_name")?,
     })
 }
 
@@ -152,6 +158,8 @@ pub struct NewMember<'a> {
     pub plan: &'a str,
     /// The first period, `YYYY-MM`.
     pub period: &'a str,
+    /// The first name shown at check-in.
+    pub first_name: Option<&'a str>,
     /// Its visits (`None`: unlimited).
     pub visits_included: Option<i64>,
     /// The partner who brought the member.
@@ -172,8 +180,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO members (program_id, customer_id, email, plan, period, visits_included, \
-             affiliate_id, created_at, updated_at, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             RETURNING {MEMBER_COLS}"
+             affiliate_id, created_at, updated_at, event_id, first_name) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {MEMBER_COLS}"
         ))
         .bind(m.program_id)
         .bind(m.customer_id)
@@ -185,6 +193,7 @@ impl Store {
         .bind(m.now)
         .bind(m.now)
         .bind(m.event_id)
+        .bind(m.first_name)
         .fetch_one(&mut *tx)
         .await;
         let created = match row {
@@ -553,38 +562,6 @@ impl Store {
              AND status IN ('active', 'past_due', 'paused') RETURNING {MEMBER_COLS}"
         ))
         .bind(id)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(member).transpose()?)
-    }
-}
-
-impl Store {
-    /// Uses one visit of a billed member (active or past due) in `period`: a rolled-over
-    /// one first, else an included one (an unlimited period counts it). One statement,
-    /// so two check-ins at once never take the same visit and the visits never go below
-    /// zero. Returns the member afterwards, or `None` when it has no visit left, has
-    /// moved on from `period`, or is not billed (the caller says which from its read).
-    pub async fn use_visit(
-        &self,
-        id: i64,
-        period: &str,
-        now: i64,
-    ) -> Result<Option<Member>, StoreError> {
-        let row = sqlx::query(&format!(
-            "UPDATE members SET \
-             visits_rolled_used = CASE WHEN visits_rolled_used < visits_rolled \
-                 THEN visits_rolled_used + 1 ELSE visits_rolled_used END, \
-             visits_used = CASE WHEN visits_rolled_used < visits_rolled \
-                 THEN visits_used ELSE visits_used + 1 END, \
-             updated_at = $3 \
-             WHERE id = $1 AND period = $2 AND status IN ('active', 'past_due') \
-             AND (visits_rolled_used < visits_rolled OR visits_included IS NULL \
-                  OR visits_used < visits_included) RETURNING {MEMBER_COLS}"
-        ))
-        .bind(id)
-        .bind(period)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;

@@ -9,6 +9,7 @@
 //! rusqlite on the same bundled SQLite), the hot path of every tap.
 
 pub mod analytics;
+pub mod checkins;
 pub(crate) mod click_db;
 pub mod clicks;
 pub mod directory;

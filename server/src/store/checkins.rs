@@ -1,0 +1,450 @@
+//! Member cards and check-ins as stored (`migrations/*/0011_checkins.sql`). A check-in
+//! is one transaction: the card's mirror counter moves up (compare and set: a counter
+//! that does not rise is a copy), a visit is taken (a rolled-over one first; one
+//! conditional statement each, so never below zero), and the check-in is logged. At
+//! most one accepted check-in per card and counter (a unique index), so no retry, and
+//! no second kiosk, uses a visit twice for one tap.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::members::{MEMBER_COLS, Member, member};
+use crate::store::{Store, StoreError};
+
+/// A member card as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberCard {
+    /// Id.
+    pub id: i64,
+    /// Program.
+    pub program_id: i64,
+    /// Its member.
+    pub member_id: i64,
+    /// The 7-byte UID, 14 upper-case hex digits.
+    pub uid: String,
+    /// `active` or `revoked`.
+    pub status: String,
+    /// The highest mirror counter accepted (-1: none yet).
+    pub last_counter: i64,
+    /// Bound, Unix ms.
+    pub created_at: i64,
+    /// Revoked, Unix ms.
+    pub revoked_at: Option<i64>,
+}
+
+const CARD_COLS: &str =
+    "id, program_id, member_id, uid, status, last_counter, created_at, revoked_at";
+
+fn card(r: &AnyRow) -> Result<MemberCard, sqlx::Error> {
+    Ok(MemberCard {
+        id: r.try_get("id")?,
+        program_id: r.try_get("program_id")?,
+        member_id: r.try_get("member_id")?,
+        uid: r.try_get("uid")?,
+        status: r.try_get("status")?,
+        last_counter: r.try_get("last_counter")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+/// A check-in as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckIn {
+    /// Id.
+    pub id: i64,
+    /// The member, when the card named one.
+    pub member_id: Option<i64>,
+    /// The card, when it was one of the member's.
+    pub card_id: Option<i64>,
+    /// The kiosk that asked.
+    pub kiosk_id: i64,
+    /// The mirror counter of the tap.
+    pub counter: i64,
+    /// Whether a visit was used.
+    pub accepted: bool,
+    /// Why not.
+    pub reason: Option<String>,
+    /// Which visit: `rolled`, `included` or `unlimited`.
+    pub visit: Option<String>,
+    /// When, Unix ms.
+    pub at: i64,
+}
+
+const CHECKIN_COLS: &str = "id, member_id, card_id, kiosk_id, counter, accepted, reason, visit, at";
+
+fn checkin(r: &AnyRow) -> Result<CheckIn, sqlx::Error> {
+    Ok(CheckIn {
+        id: r.try_get("id")?,
+        member_id: r.try_get("member_id")?,
+        card_id: r.try_get("card_id")?,
+        kiosk_id: r.try_get("kiosk_id")?,
+        counter: r.try_get("counter")?,
+        accepted: r.try_get::<i64, _>("accepted")? != 0,
+        reason: r.try_get("reason")?,
+        visit: r.try_get("visit")?,
+        at: r.try_get("at")?,
+    })
+}
+
+/// A check-in to record.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCheckIn<'a> {
+    /// Program.
+    pub program_id: i64,
+    /// The member the card's URL named, if any.
+    pub member_id: Option<i64>,
+    /// The member's card, if the UID is one of theirs.
+    pub card_id: Option<i64>,
+    /// The member's period as read (a visit is taken only in it).
+    pub period: Option<&'a str>,
+    /// The kiosk.
+    pub kiosk_id: i64,
+    /// The tap's mirror counter.
+    pub counter: i64,
+    /// A refusal decided before (unknown card, the member's standing …); `None`: take a
+    /// visit if the counter rises and one is left.
+    pub refused: Option<&'a str>,
+    /// The kiosk's key for this read of the card.
+    pub idempotency_key: Option<&'a str>,
+    /// Now, Unix ms.
+    pub now: i64,
+}
+
+/// What recording a check-in did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Logged now.
+    New(CheckIn),
+    /// The kiosk sent this read before: its check-in, unchanged.
+    Replayed(CheckIn),
+}
+
+/// Takes one visit of a billed member in `period`, in the caller's transaction: a
+/// rolled-over one first, else an included one (counted, for an unlimited plan).
+/// `None` when none is left (or the member moved on, or is not billed).
+async fn take_visit(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    period: &str,
+    now: i64,
+) -> Result<Option<&'static str>, sqlx::Error> {
+    let rolled = sqlx::query(
+        "UPDATE members SET visits_rolled_used = visits_rolled_used + 1, updated_at = $3 \
+         WHERE id = $1 AND period = $2 AND status IN ('active', 'past_due') \
+         AND visits_rolled_used < visits_rolled",
+    )
+    .bind(id)
+    .bind(period)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if rolled == 1 {
+        return Ok(Some("rolled"));
+    }
+    let row = sqlx::query(
+        "UPDATE members SET visits_used = visits_used + 1, updated_at = $3 \
+         WHERE id = $1 AND period = $2 AND status IN ('active', 'past_due') \
+         AND (visits_included IS NULL OR visits_used < visits_included) \
+         RETURNING visits_included",
+    )
+    .bind(id)
+    .bind(period)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        None => None,
+        Some(r) if r.try_get::<Option<i64>, _>("visits_included")?.is_none() => Some("unlimited"),
+        Some(_) => Some("included"),
+    })
+}
+
+impl Store {
+    /// Uses one visit of a billed member (active or past due) in `period`: a rolled-over
+    /// one first, else an included one (an unlimited period counts it). Each step is
+    /// one conditional statement, so two check-ins at once never take the same visit
+    /// and the visits never go below zero. Returns the member afterwards, or `None` when
+    /// it has no visit left, has moved on from `period`, or is not billed.
+    pub async fn use_visit(
+        &self,
+        id: i64,
+        period: &str,
+        now: i64,
+    ) -> Result<Option<Member>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if take_visit(&mut tx, id, period, now).await?.is_none() {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!("SELECT {MEMBER_COLS} FROM members WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(member(&row)?))
+    }
+
+    /// Binds a card UID to a member, giving the member its page code (`code`, kept
+    /// when it has one already). Returns the card and the member's code. A UID already
+    /// bound (to a member or a partner) is [`StoreError::CardBound`]-like conflict.
+    pub async fn bind_member_card(
+        &self,
+        program_id: i64,
+        member_id: i64,
+        uid: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<Result<(MemberCard, String), String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let partner =
+            sqlx::query("SELECT id, affiliate_id FROM cards WHERE uid = $1 AND status = 'active'")
+                .bind(uid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(p) = partner {
+            let (id, aff): (i64, i64) = (p.try_get("id")?, p.try_get("affiliate_id")?);
+            return Ok(Err(format!(
+                "card {uid} is a partner card of affiliate {aff}; retire it first (POST /api/admin/cards/{id}/retire)"
+            )));
+        }
+        let code_row = sqlx::query(
+            "UPDATE members SET code = COALESCE(code, $2) WHERE id = $1 AND program_id = $3 RETURNING code",
+        )
+        .bind(member_id)
+        .bind(code)
+        .bind(program_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(code_row) = code_row else {
+            return Err(StoreError::NotFound("member"));
+        };
+        let code: String = code_row.try_get("code")?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO member_cards (program_id, member_id, uid, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING {CARD_COLS}"
+        ))
+        .bind(program_id)
+        .bind(member_id)
+        .bind(uid)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let c = match inserted {
+            Ok(r) => card(&r)?,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                drop(tx);
+                let other = self.active_member_card(program_id, uid).await?;
+                return Ok(Err(match other {
+                    Some(o) if o.member_id == member_id => format!(
+                        "card {uid} is already this member's (card {}); nothing to do",
+                        o.id
+                    ),
+                    Some(o) => format!(
+                        "card {uid} belongs to member {}; revoke it first (POST /api/admin/member-cards/{}/revoke)",
+                        o.member_id, o.id
+                    ),
+                    None => format!("card {uid} was bound meanwhile; try again"),
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tx.commit().await?;
+        Ok(Ok((c, code)))
+    }
+
+    async fn active_member_card(
+        &self,
+        program_id: i64,
+        uid: &str,
+    ) -> Result<Option<MemberCard>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CARD_COLS} FROM member_cards WHERE program_id = $1 AND uid = $2 AND status = 'active'"
+        ))
+        .bind(program_id)
+        .bind(uid)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(card).transpose()?)
+    }
+
+    /// A member's cards, oldest first.
+    pub async fn member_cards(&self, member_id: i64) -> Result<Vec<MemberCard>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CARD_COLS} FROM member_cards WHERE member_id = $1 ORDER BY id"
+        ))
+        .bind(member_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(card).collect::<Result<_, _>>()?)
+    }
+
+    /// A member card by id.
+    pub async fn member_card(&self, id: i64) -> Result<Option<MemberCard>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CARD_COLS} FROM member_cards WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(card).transpose()?)
+    }
+
+    /// Revokes a card (lost, stolen, replaced): its taps are refused from now on.
+    /// Revoking it again changes nothing.
+    pub async fn revoke_member_card(
+        &self,
+        id: i64,
+        now: i64,
+    ) -> Result<Option<MemberCard>, StoreError> {
+        sqlx::query(
+            "UPDATE member_cards SET status = 'revoked', revoked_at = $2 WHERE id = $1 AND status = 'active'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        self.member_card(id).await
+    }
+
+    /// The member whose page code is `code`, and its card with this UID (the active
+    /// one, else the latest revoked).
+    pub async fn member_tap(
+        &self,
+        program_id: i64,
+        code: &str,
+        uid: &str,
+    ) -> Result<Option<(Member, Option<MemberCard>)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {MEMBER_COLS} FROM members WHERE program_id = $1 AND code = $2"
+        ))
+        .bind(program_id)
+        .bind(code)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(m) = row.as_ref().map(member).transpose()? else {
+            return Ok(None);
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {CARD_COLS} FROM member_cards WHERE member_id = $1 AND uid = $2 \
+             ORDER BY CASE WHEN status = 'active' THEN 0 ELSE 1 END, id DESC LIMIT 1"
+        ))
+        .bind(m.id)
+        .bind(uid)
+        .fetch_optional(self.pool())
+        .await?;
+        let c = row.as_ref().map(card).transpose()?;
+        Ok(Some((m, c)))
+    }
+
+    async fn checkin_by_key(
+        &self,
+        kiosk_id: i64,
+        key: &str,
+    ) -> Result<Option<CheckIn>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CHECKIN_COLS} FROM checkins WHERE kiosk_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(kiosk_id)
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(checkin).transpose()?)
+    }
+
+    /// Records a check-in in one transaction (see the module). A read the kiosk sent
+    /// before (same idempotency key) is answered with its first check-in, unchanged.
+    pub async fn record_check_in(&self, c: &NewCheckIn<'_>) -> Result<Recorded, StoreError> {
+        if let Some(key) = c.idempotency_key
+            && let Some(done) = self.checkin_by_key(c.kiosk_id, key).await?
+        {
+            return Ok(Recorded::Replayed(done));
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut reason = c.refused.map(str::to_owned);
+        let mut visit = None;
+        if let Some(card_id) = c.card_id {
+            // The counter first, even for a refusal: a URL seen once is never new again.
+            let rose = sqlx::query(
+                "UPDATE member_cards SET last_counter = $2 WHERE id = $1 AND status = 'active' \
+                 AND last_counter < $2",
+            )
+            .bind(card_id)
+            .bind(c.counter)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !rose && reason.is_none() {
+                reason = Some("counter_not_rising".to_owned());
+            }
+        }
+        if reason.is_none() {
+            match (c.member_id, c.period) {
+                (Some(id), Some(period)) => {
+                    visit = take_visit(&mut tx, id, period, c.now).await?;
+                    if visit.is_none() {
+                        reason = Some("no_visits_left".to_owned());
+                    }
+                }
+                _ => reason = Some("unknown_card".to_owned()),
+            }
+        }
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO checkins (program_id, member_id, card_id, kiosk_id, counter, accepted, reason, \
+             visit, period, idempotency_key, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             RETURNING {CHECKIN_COLS}"
+        ))
+        .bind(c.program_id)
+        .bind(c.member_id)
+        .bind(c.card_id)
+        .bind(c.kiosk_id)
+        .bind(c.counter)
+        .bind(i64::from(reason.is_none()))
+        .bind(reason.as_deref())
+        .bind(visit)
+        .bind(c.period)
+        .bind(c.idempotency_key)
+        .bind(c.now)
+        .fetch_one(&mut *tx)
+        .await;
+        match inserted {
+            Ok(r) => {
+                let done = checkin(&r)?;
+                tx.commit().await?;
+                Ok(Recorded::New(done))
+            }
+            // The same read, sent twice at once: the other one recorded it.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                drop(tx);
+                match c.idempotency_key {
+                    Some(key) => self
+                        .checkin_by_key(c.kiosk_id, key)
+                        .await?
+                        .map(Recorded::Replayed)
+                        .ok_or_else(|| StoreError::Config("a check-in vanished".into())),
+                    None => Err(StoreError::Config(
+                        "a check-in of this card and counter was accepted meanwhile".into(),
+                    )),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A member's check-ins, newest first (at most `limit`).
+    pub async fn member_checkins(
+        &self,
+        member_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CheckIn>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHECKIN_COLS} FROM checkins WHERE member_id = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(member_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(checkin).collect::<Result<_, _>>()?)
+    }
+}

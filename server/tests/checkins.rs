@@ -1,0 +1,394 @@
+//! Checking members in at the counter, through the real router and store on SQLite and
+//! PostgreSQL: an admin binds a member card; an enrolled kiosk posts the card's URL with
+//! its mirror to `POST /api/kiosk/check-in`. A visit is used once per tap (rolled-over
+//! first, never below zero, unlimited counted), a counter that does not rise is a copy,
+//! a retried read gets its first answer, and the member's standing or the card's
+//! revocation refuse with the reason. Concurrency: 50 check-ins at once for a member
+//! with 2 visits left accept exactly 2, and two kiosks sending one tap accept it once.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::*;
+use serde_json::{Value, json};
+use tapkit_server::config::ProgramConfig;
+
+async fn checkin_server(backend: Backend) -> Option<Server> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tapkit.sample.toml");
+    let program = tapkit_server::config::load(Some(&path)).unwrap().program;
+    server_with(
+        backend,
+        ProgramConfig {
+            fraud: quiet_fraud(),
+            membership: program.membership,
+            domain: "book.example.com".into(),
+            ..ProgramConfig::default()
+        },
+    )
+    .await
+}
+
+impl Server {
+    /// An enrolled kiosk of a new partner: its bearer token.
+    async fn kiosk_token(&self, name: &str) -> String {
+        let (aff, _) = self.affiliate(name, "business").await;
+        let (st, k) = self
+            .admin(
+                Method::POST,
+                "/api/admin/kiosks",
+                &json!({"affiliate_id": aff, "name": "Front desk"}).to_string(),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{k}");
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/kiosk/enroll")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"code": k["enrollment_code"]}).to_string(),
+            ))
+            .unwrap();
+        let (st, e) = json_of(self.call(req).await).await;
+        assert_eq!(st, StatusCode::OK, "{e}");
+        format!("kiosk.{}.{}", e["kiosk_id"], e["secret"].as_str().unwrap())
+    }
+
+    /// A member joined through the admin API: its id.
+    async fn new_member(&self, customer: &str, plan: &str, first_name: &str) -> i64 {
+        let (st, m) = self
+            .admin(
+                Method::POST,
+                "/api/admin/members",
+                &json!({"customer_id": customer, "email": format!("{customer}@example.com"),
+                        "plan": plan, "first_name": first_name})
+                .to_string(),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{m}");
+        m["id"].as_i64().unwrap()
+    }
+
+    /// Binds a card: (card id, the URL the card holds before its mirror).
+    async fn card(&self, member: i64, uid: &str) -> (i64, String) {
+        let (st, c) = self
+            .admin(
+                Method::POST,
+                &format!("/api/admin/members/{member}/cards"),
+                &json!({"uid": uid}).to_string(),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{c}");
+        (
+            c["id"].as_i64().unwrap(),
+            c["url"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn check_in(&self, token: &str, url: &str, key: Option<&str>) -> (StatusCode, Value) {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri("/api/kiosk/check-in")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"));
+        if let Some(k) = key {
+            b = b.header("idempotency-key", k);
+        }
+        json_of(
+            self.call(b.body(Body::from(json!({"url": url}).to_string())).unwrap())
+                .await,
+        )
+        .await
+    }
+
+    async fn card_tap(&self, token: &str, url: &str, uid: &str, counter: u32) -> Value {
+        let (st, v) = self
+            .check_in(token, &format!("{url}?m={uid}x{counter:06X}"), None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v
+    }
+}
+
+async fn set(s: &Server, id: i64, assignments: &str) {
+    sqlx::query(&format!("UPDATE members SET {assignments} WHERE id = $1"))
+        .bind(id)
+        .execute(&s.pool().await)
+        .await
+        .unwrap();
+}
+
+const UID: &str = "04A1B2C3D4E5F6";
+
+async fn a_tap_uses_one_visit_and_a_copy_is_refused(backend: Backend) {
+    let Some(s) = checkin_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let desk = s.kiosk_token("Iron Gym").await;
+    let ana = s.new_member("cus_ana", "plus", "Ana").await;
+    let (card, url) = s.card(ana, "04:a1:b2:c3:d4:e5:f6").await;
+    assert!(url.starts_with("https://book.example.com/m/"), "{url}");
+
+    // Visits go 4 → 3; staff see the first name, plan, discount and priority.
+    let v = s.card_tap(&desk, &url, UID, 7).await;
+    assert_eq!(v["accepted"], true, "{v}");
+    assert_eq!(
+        v["member"],
+        json!({"first_name": "Ana", "plan": "Plus", "visits_left": 3, "rolled_over_visits": 0,
+               "add_on_discount_bp": 1500, "priority": "high"}),
+        "{v}"
+    );
+    // The same counter again (a copied URL) and a lower one: refused as copies.
+    for counter in [7, 3] {
+        let v = s.card_tap(&desk, &url, UID, counter).await;
+        assert_eq!(
+            (v["accepted"].as_bool(), v["reason"].as_str()),
+            (Some(false), Some("counter_not_rising")),
+            "{v}"
+        );
+        assert_eq!(v["member"]["visits_left"], 3);
+    }
+    // A retried request of one read (its Idempotency-Key) gets its first answer.
+    let tapped = format!("{url}?m={UID}x000009");
+    let (_, first) = s.check_in(&desk, &tapped, Some("read-9")).await;
+    let (_, again) = s.check_in(&desk, &tapped, Some("read-9")).await;
+    assert_eq!(
+        (first["accepted"].as_bool(), first["replayed"].as_bool()),
+        (Some(true), Some(false)),
+        "{first}"
+    );
+    assert_eq!(
+        (again["accepted"].as_bool(), again["replayed"].as_bool()),
+        (Some(true), Some(true)),
+        "{again}"
+    );
+    assert_eq!(
+        again["member"]["visits_left"], 2,
+        "one visit for one read: {again}"
+    );
+    // A gap in the counter is normal (phones read the card too).
+    let v = s.card_tap(&desk, &url, UID, 40).await;
+    assert_eq!(
+        (v["accepted"].as_bool(), v["member"]["visits_left"].as_i64()),
+        (Some(true), Some(1))
+    );
+    let v = s.card_tap(&desk, &url, UID, 41).await;
+    assert_eq!(v["member"]["visits_left"], 0);
+    // No visit left: refused, never below zero.
+    let v = s.card_tap(&desk, &url, UID, 42).await;
+    assert_eq!(
+        (v["accepted"].as_bool(), v["reason"].as_str()),
+        (Some(false), Some("no_visits_left")),
+        "{v}"
+    );
+    let m = s.state.store.member(ana).await.unwrap().unwrap();
+    assert_eq!((m.visits_used, m.visits_rolled_used), (4, 0));
+
+    // Unknown cards tell staff nothing about any member.
+    for bad in [
+        format!("{url}?m=04000000000001x000001"),
+        format!(
+            "https://other.example.com/m/{}?m={UID}x000050",
+            url.rsplit('/').next().unwrap()
+        ),
+        format!("https://book.example.com/m/0000aaaa0000?m={UID}x000051"),
+    ] {
+        let (st, v) = s.check_in(&desk, &bad, None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(
+            (v["reason"].as_str(), &v["member"]),
+            (Some("unknown_card"), &Value::Null),
+            "{bad}: {v}"
+        );
+    }
+    // A URL that is no member card's: 422 naming the field and the shape.
+    let (st, v) = s
+        .check_in(&desk, "https://book.example.com/r/abc", None)
+        .await;
+    assert_eq!(
+        (st, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("url")),
+        "{v}"
+    );
+    assert!(v["error"].as_str().unwrap().contains("mirror"), "{v}");
+    // Without a kiosk's credentials: 401.
+    let (st, _) = s
+        .check_in("kiosk.1.00", &format!("{url}?m={UID}x000060"), None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+
+    // A lost card is revoked and a new one bound.
+    let (st, r) = s
+        .admin(
+            Method::POST,
+            &format!("/api/admin/member-cards/{card}/revoke"),
+            "",
+        )
+        .await;
+    assert_eq!(
+        (st, r["status"].as_str()),
+        (StatusCode::OK, Some("revoked")),
+        "{r}"
+    );
+    set(&s, ana, "visits_used = 0").await;
+    let v = s.card_tap(&desk, &url, UID, 70).await;
+    assert_eq!(v["reason"], "revoked_card", "{v}");
+    let (_, url2) = s.card(ana, "04FFFFFFFFFF01").await;
+    assert_eq!(url2, url, "the member's page and code stay");
+    let v = s.card_tap(&desk, &url, "04FFFFFFFFFF01", 1).await;
+    assert_eq!(v["accepted"], true, "{v}");
+    // A UID bound to someone else is a 409 naming what to do.
+    let bo = s.new_member("cus_bo", "basic", "Bo").await;
+    let (st, v) = s
+        .admin(
+            Method::POST,
+            &format!("/api/admin/members/{bo}/cards"),
+            &json!({"uid": "04FFFFFFFFFF01"}).to_string(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("revoke it first"),
+        "{v}"
+    );
+
+    // Every check-in was logged, accepted or not (a replayed read and the requests
+    // refused before reading the card are not check-ins): 12.
+    assert_eq!(s.count("checkins").await, 12);
+}
+
+async fn the_members_standing_decides(backend: Backend) {
+    let Some(s) = checkin_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let desk = s.kiosk_token("Glow Spa").await;
+    let today = tapkit_server::store::now_ms().div_euclid(86_400_000);
+    let cases = [
+        (
+            "status = 'lapsed', status_reason = 'payment_failed'",
+            Some("lapsed"),
+        ),
+        ("status = 'paused', visits_included = 0", Some("paused")),
+        ("status = 'cancelled'", Some("cancelled")),
+        (
+            &*format!("status = 'past_due', failed_on = {}", today - 10),
+            Some("past_due"),
+        ),
+        (
+            &*format!("status = 'past_due', failed_on = {}", today - 2),
+            None,
+        ),
+    ];
+    for (i, (set_to, reason)) in cases.iter().enumerate() {
+        let id = s.new_member(&format!("cus_{i}"), "basic", "Cy").await;
+        let uid = format!("04A1B2C3D4E5{i:02X}");
+        let (_, url) = s.card(id, &uid).await;
+        set(&s, id, set_to).await;
+        let v = s.card_tap(&desk, &url, &uid, 1).await;
+        assert_eq!(v["reason"].as_str(), *reason, "{set_to}: {v}");
+        assert_eq!(v["accepted"], reason.is_none(), "{set_to}: {v}");
+    }
+    // Premium: unlimited, each visit recorded, none consumed.
+    let di = s.new_member("cus_di", "premium", "Di").await;
+    let (_, url) = s.card(di, "04DDDDDDDDDD01").await;
+    for n in 1..=6 {
+        let v = s.card_tap(&desk, &url, "04DDDDDDDDDD01", n).await;
+        assert_eq!(
+            (v["accepted"].as_bool(), &v["member"]["visits_left"]),
+            (Some(true), &Value::Null),
+            "{v}"
+        );
+    }
+    let visits = s.state.store.member_checkins(di, 10).await.unwrap();
+    assert_eq!(visits.len(), 6);
+    assert!(
+        visits
+            .iter()
+            .all(|c| c.visit.as_deref() == Some("unlimited"))
+    );
+}
+
+async fn fifty_at_once_for_two_visits_accept_two(backend: Backend) {
+    let Some(s) = checkin_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let desks = [s.kiosk_token("Desk A").await, s.kiosk_token("Desk B").await];
+    let bo = s.new_member("cus_bo", "basic", "Bo").await; // 2 visits
+    // Fifty cards of one member (a family's), tapped at once at two kiosks, through two
+    // replicas' states sharing the database.
+    let mut urls = Vec::new();
+    for i in 0..50u32 {
+        let uid = format!("04B0B0B0B0{i:04X}");
+        let (_, url) = s.card(bo, &uid).await;
+        urls.push(format!("{url}?m={uid}x000001"));
+    }
+    let other = tapkit_server::AppState::new(s.state.config.clone(), SECRET)
+        .await
+        .unwrap();
+    let apps = [
+        tapkit_server::app(s.state.clone()),
+        tapkit_server::app(other),
+    ];
+    let mut calls = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let app = apps[i % 2].clone();
+        let token = desks[i % 2].clone();
+        let body = json!({"url": url}).to_string();
+        calls.push(tokio::spawn(async move {
+            use tower::ServiceExt;
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri("/api/kiosk/check-in")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {token}"))
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    [127, 0, 0, 1],
+                    9,
+                ))))
+                .body(Body::from(body))
+                .unwrap();
+            json_of(app.oneshot(req).await.unwrap()).await
+        }));
+    }
+    let mut accepted = 0;
+    for c in calls {
+        let (st, v) = c.await.unwrap();
+        assert_eq!(st, StatusCode::OK, "{v}");
+        if v["accepted"] == true {
+            accepted += 1;
+        } else {
+            assert_eq!(v["reason"], "no_visits_left", "{v}");
+        }
+    }
+    assert_eq!(accepted, 2);
+    let m = s.state.store.member(bo).await.unwrap().unwrap();
+    assert_eq!(m.visits_used, 2);
+
+    // One tap sent by two kiosks at once (a card held over both readers): once.
+    let ana = s.new_member("cus_ana", "plus", "Ana").await;
+    let (_, url) = s.card(ana, "04A0A0A0A0A001").await;
+    let tapped = format!("{url}?m=04A0A0A0A0A001x000005");
+    let (a, b) = tokio::join!(
+        s.check_in(&desks[0], &tapped, None),
+        s.check_in(&desks[1], &tapped, None)
+    );
+    let accepted = [a, b].iter().filter(|(_, v)| v["accepted"] == true).count();
+    assert_eq!(accepted, 1);
+    assert_eq!(
+        s.state
+            .store
+            .member(ana)
+            .await
+            .unwrap()
+            .unwrap()
+            .visits_used,
+        1
+    );
+}
+
+on_both_databases!(
+    a_tap_uses_one_visit_and_a_copy_is_refused,
+    the_members_standing_decides,
+    fifty_at_once_for_two_visits_accept_two,
+);
