@@ -1083,7 +1083,10 @@ async fn the_openapi_document_describes_every_route(backend: Backend) {
                 );
                 // (The kiosk's own routes answer an admin token 401 before the body.)
                 if content_type.is_some()
-                    && !matches!(path.as_str(), "/api/kiosk/heartbeat" | "/api/kiosk/check-in")
+                    && !matches!(
+                        path.as_str(),
+                        "/api/kiosk/heartbeat" | "/api/kiosk/check-in"
+                    )
                 {
                     assert_eq!(st, "413", "{method} {path}: a 20 KB body");
                 }
