@@ -15,6 +15,7 @@ conns=${2:-200}
 command -v wrk >/dev/null || { sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo; $sudo apt-get install -y -qq wrk >/dev/null; }
 pg_admin=$(scripts/ensure-postgres.sh)
 cargo build --release -p tapkit-server --bin tapkit-server
+bin=${CARGO_TARGET_DIR:-target}/release/tapkit-server
 work=$(mktemp -d)
 pids=()
 pgdb=tapkit_bench_checkin_$$
@@ -49,8 +50,8 @@ row() { # name port database_url
   mkdir -p "$dir"
   export TAPKIT_DATA_DIR=$dir TAPKIT_LISTEN=127.0.0.1:$2 TAPKIT_DATABASE_URL=$3
   local token pid aff enroll kiosk ktoken codes
-  token=$(./target/release/tapkit-server token create --name bench)
-  ./target/release/tapkit-server serve & pid=$!
+  token=$("$bin" token create --name bench)
+  "$bin" serve & pid=$!
   pids+=("$pid")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null && break; sleep 0.1; done
   api() { curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
@@ -59,7 +60,7 @@ row() { # name port database_url
   enroll=$(api -d "{\"affiliate_id\":$aff}" "http://127.0.0.1:$2/api/admin/kiosks" \
     | python3 -c 'import json,sys;print(json.load(sys.stdin)["enrollment_code"])')
   kiosk=$(curl -sf -H 'Content-Type: application/json' -d "{\"code\":\"$enroll\"}" "http://127.0.0.1:$2/api/kiosk/enroll")
-  ktoken=$(python3 -c 'import json,sys;k=json.loads(sys.argv[1]);print(f"kiosk.{k[\"kiosk_id\"]}.{k[\"secret\"]}")' "$kiosk")
+  ktoken=$(python3 -c 'import json,sys;k=json.loads(sys.argv[1]);print("kiosk.%s.%s" % (k["kiosk_id"], k["secret"]))' "$kiosk")
   codes=$(python3 scripts/bench/members_setup.py 127.0.0.1 "$2" "$token" 1000)
   sed -e "s/@TOKEN@/$ktoken/" -e "s/@CODES@/$codes/" scripts/bench/checkin.lua > "$work/checkin.lua"
   local db_url=$3   # q reads it (bash's locals are seen by the functions called here)

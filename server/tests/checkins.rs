@@ -385,6 +385,52 @@ async fn fifty_at_once_for_two_visits_accept_two(backend: Backend) {
             .visits_used,
         1
     );
+
+    // One read retried ten times at once (same Idempotency-Key): one check-in, one
+    // visit, and every answer the same.
+    let tapped = format!("{url}?m=04A0A0A0A0A001x000006");
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        let app = tapkit_server::app(s.state.clone());
+        let (token, tapped) = (desks[0].clone(), tapped.clone());
+        calls.push(tokio::spawn(async move {
+            use tower::ServiceExt;
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri("/api/kiosk/check-in")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {token}"))
+                .header("idempotency-key", "read-6")
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    [127, 0, 0, 1],
+                    9,
+                ))))
+                .body(Body::from(json!({"url": tapped}).to_string()))
+                .unwrap();
+            json_of(app.oneshot(req).await.unwrap()).await
+        }));
+    }
+    let mut first = 0;
+    for c in calls {
+        let (st, v) = c.await.unwrap();
+        assert_eq!(
+            (st, v["accepted"].as_bool()),
+            (StatusCode::OK, Some(true)),
+            "{v}"
+        );
+        first += usize::from(v["replayed"] == false);
+    }
+    assert_eq!(first, 1, "one check-in, the others its replays");
+    assert_eq!(
+        s.state
+            .store
+            .member(ana)
+            .await
+            .unwrap()
+            .unwrap()
+            .visits_used,
+        2
+    );
 }
 
 on_both_databases!(

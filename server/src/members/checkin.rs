@@ -2,18 +2,17 @@
 //! (`https://{domain}/m/{code}?m=<UID>x<counter>`, the chip fills the mirror on every
 //! read) and posts it to `POST /api/kiosk/check-in`. The decision is pure
 //! ([`parse_card_url`], [`standing_refusal`]); the write is one transaction
-//! ([`crate::store::Store::record_check_in`]): the counter rises or the tap is a copy,
+//! ([`crate::store::Store::check_in_tap`]): the counter rises or the tap is a copy,
 //! a visit is taken (rolled-over first, never below zero), and the check-in is logged,
 //! at most one accepted per card and counter.
 
 use serde::Serialize;
 
-use super::dunning::Standing;
 use super::plans::{MembershipConfig, Priority};
 use super::service::visits_left;
 use crate::AppState;
 use crate::api::ApiError;
-use crate::store::checkins::{NewCheckIn, Recorded};
+use crate::store::checkins::{Recorded, Standing, Tap};
 use crate::store::kiosks::Kiosk;
 use crate::store::members::Member;
 
@@ -92,16 +91,21 @@ pub fn parse_card_url(url: &str) -> Result<CardTap, String> {
     })
 }
 
-/// Why a member's standing refuses a check-in on `day`, if it does.
-pub fn standing_refusal(m: &Member, day: i64, cfg: &MembershipConfig) -> Option<&'static str> {
-    match m.status.as_str() {
+/// Why a member's standing refuses a check-in on `day`, if it does (`grace_days`: how
+/// long after a failed payment a past-due member may still check in).
+pub fn standing_refusal(m: &Standing<'_>, day: i64, grace_days: u32) -> Option<&'static str> {
+    match m.status {
         "active" => None,
         "past_due" => {
-            let s = Standing::PastDue {
+            let s = super::dunning::Standing::PastDue {
                 failed_on: m.failed_on.unwrap_or(day),
-                retries: usize::try_from(m.retries).unwrap_or(0),
+                retries: 0,
             };
-            (!s.may_check_in(day, cfg)).then_some("past_due")
+            let cfg = MembershipConfig {
+                grace_days,
+                ..MembershipConfig::default()
+            };
+            (!s.may_check_in(day, &cfg)).then_some("past_due")
         }
         "paused" => Some("paused"),
         "lapsed" => Some("lapsed"),
@@ -185,38 +189,20 @@ pub async fn check_in(
 ) -> Result<Answer, ApiError> {
     let tap = parse_card_url(url).map_err(|e| ApiError::field("url", e))?;
     let cfg = &s.config.program.membership;
-    let pid = s.program.id;
-    let found = if tap.host == s.config.program.domain.to_ascii_lowercase() {
-        s.store.member_tap(pid, &tap.code, &tap.uid).await?
-    } else {
-        None // another brand's card
-    };
-    let (member, card) = match &found {
-        Some((m, c)) => (Some(m), c.as_ref()),
-        None => (None, None),
-    };
-    let day = now.div_euclid(86_400_000);
-    let refused = if !cfg.checkin_kiosks.is_empty() && !cfg.checkin_kiosks.contains(&k.id) {
-        Some("kiosk_not_allowed")
-    } else {
-        match (member, card) {
-            (None, _) | (Some(_), None) => Some("unknown_card"),
-            (Some(_), Some(c)) if c.status != "active" => Some("revoked_card"),
-            (Some(m), Some(_)) => standing_refusal(m, day, cfg),
-        }
-    };
+    let ours = tap.host == s.config.program.domain.to_ascii_lowercase();
     let recorded = s
         .store
-        .record_check_in(&NewCheckIn {
-            program_id: pid,
-            member_id: member.map(|m| m.id),
-            card_id: card.map(|c| c.id),
-            period: member.map(|m| m.period.as_str()),
-            kiosk_id: k.id,
+        .check_in_tap(&Tap {
+            program_id: s.program.id,
+            code: ours.then_some(tap.code.as_str()),
+            uid: &tap.uid,
             counter: i64::from(tap.counter),
-            refused,
+            kiosk_id: k.id,
+            kiosk_allowed: cfg.checkin_kiosks.is_empty() || cfg.checkin_kiosks.contains(&k.id),
             idempotency_key: key,
             now,
+            grace_days: cfg.grace_days,
+            refuse: standing_refusal,
         })
         .await?;
     let (done, replayed) = match recorded {

@@ -1,5 +1,6 @@
 //! Member cards and check-ins as stored (`migrations/*/0011_checkins.sql`). A check-in
-//! is one transaction: the card's mirror counter moves up (compare and set: a counter
+//! is one transaction (on SQLite a savepoint of a group commit in the check-in
+//! connection's thread, [`super::checkin_db`]): the card's mirror counter moves up (compare and set: a counter
 //! that does not rise is a copy), a visit is taken (a rolled-over one first; one
 //! conditional statement each, so never below zero), and the check-in is logged. At
 //! most one accepted check-in per card and counter (a unique index), so no retry, and
@@ -109,6 +110,127 @@ pub struct NewCheckIn<'a> {
     pub idempotency_key: Option<&'a str>,
     /// Now, Unix ms.
     pub now: i64,
+}
+
+/// A member's standing as a check-in reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing<'a> {
+    /// `active`, `past_due`, `lapsed`, `paused` or `cancelled`.
+    pub status: &'a str,
+    /// The day of the first failed charge, while past due.
+    pub failed_on: Option<i64>,
+}
+
+/// A card tapped at a kiosk, for [`Store::check_in_tap`].
+#[derive(Debug, Clone, Copy)]
+pub struct Tap<'a> {
+    /// Program.
+    pub program_id: i64,
+    /// The member code the URL names (`None`: the URL is another brand's).
+    pub code: Option<&'a str>,
+    /// The UID, 14 upper-case hex digits.
+    pub uid: &'a str,
+    /// The mirror counter.
+    pub counter: i64,
+    /// The kiosk.
+    pub kiosk_id: i64,
+    /// Whether this kiosk may check members in.
+    pub kiosk_allowed: bool,
+    /// The kiosk's key for this read.
+    pub idempotency_key: Option<&'a str>,
+    /// Now, Unix ms.
+    pub now: i64,
+    /// Days a past-due member may still check in (`[program.membership] grace_days`).
+    pub grace_days: u32,
+    /// The program's rule: whether (and why) a standing refuses a check-in on a day,
+    /// given the grace days.
+    pub refuse: fn(&Standing<'_>, i64, u32) -> Option<&'static str>,
+}
+
+/// What the tap's member and card look like, as read in the check-in's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Found {
+    pub(super) member_id: i64,
+    pub(super) status: String,
+    pub(super) failed_on: Option<i64>,
+    pub(super) period: String,
+    pub(super) card: Option<(i64, String)>,
+}
+
+/// The decision before any write: (member, card, period, refusal).
+pub(super) fn decide(
+    tap: &Tap<'_>,
+    found: Option<&Found>,
+) -> (
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<&'static str>,
+) {
+    let member = found.map(|f| f.member_id);
+    let card = found.and_then(|f| f.card.as_ref().map(|c| c.0));
+    let period = found.map(|f| f.period.clone());
+    let refused = if !tap.kiosk_allowed {
+        Some("kiosk_not_allowed")
+    } else {
+        match found {
+            None | Some(Found { card: None, .. }) => Some("unknown_card"),
+            Some(Found {
+                card: Some((_, status)),
+                ..
+            }) if status != "active" => Some("revoked_card"),
+            Some(f) => (tap.refuse)(
+                &Standing {
+                    status: &f.status,
+                    failed_on: f.failed_on,
+                },
+                tap.now.div_euclid(86_400_000),
+                tap.grace_days,
+            ),
+        }
+    };
+    (member, card, period, refused)
+}
+
+impl Store {
+    /// Checks a tapped card in: finds its member and card, decides, and records the
+    /// check-in ([`Store::record_check_in`]), all on the same connection and, on SQLite,
+    /// in the check-in connection's thread ([`super::checkin_db`]): there every
+    /// statement is one prepared `sqlite3_step`, where sqlx would cross threads for each.
+    pub async fn check_in_tap(&self, tap: &Tap<'_>) -> Result<Recorded, StoreError> {
+        if let Some(key) = tap.idempotency_key
+            && let Some(done) = self.checkin_by_key(tap.kiosk_id, key).await?
+        {
+            return Ok(Recorded::Replayed(done));
+        }
+        if let Some(db) = &self.checkin_db {
+            return db.check_in(tap).await;
+        }
+        let found = match tap.code {
+            Some(code) => self.member_tap(tap.program_id, code, tap.uid).await?,
+            None => None,
+        };
+        let found = found.map(|(m, c)| Found {
+            member_id: m.id,
+            status: m.status,
+            failed_on: m.failed_on,
+            period: m.period,
+            card: c.map(|c| (c.id, c.status)),
+        });
+        let (member_id, card_id, period, refused) = decide(tap, found.as_ref());
+        self.record_check_in(&NewCheckIn {
+            program_id: tap.program_id,
+            member_id,
+            card_id,
+            period: period.as_deref(),
+            kiosk_id: tap.kiosk_id,
+            counter: tap.counter,
+            refused,
+            idempotency_key: tap.idempotency_key,
+            now: tap.now,
+        })
+        .await
+    }
 }
 
 /// What recording a check-in did.
@@ -352,84 +474,20 @@ impl Store {
         Ok(row.as_ref().map(checkin).transpose()?)
     }
 
-    /// Records a check-in in one transaction (see the module). A read the kiosk sent
-    /// before (same idempotency key) is answered with its first check-in, unchanged.
+    /// Records a check-in decided by the caller, in one transaction through the pool
+    /// (see the module). A read the kiosk sent before (same idempotency key) is answered
+    /// with its first check-in, unchanged. [`Store::check_in_tap`] is the whole check-in.
     pub async fn record_check_in(&self, c: &NewCheckIn<'_>) -> Result<Recorded, StoreError> {
         if let Some(key) = c.idempotency_key
             && let Some(done) = self.checkin_by_key(c.kiosk_id, key).await?
         {
             return Ok(Recorded::Replayed(done));
         }
-        let mut tx = self.pool.begin().await?;
-        let mut reason = c.refused.map(str::to_owned);
-        let mut visit = None;
-        if let Some(card_id) = c.card_id {
-            // The counter first, even for a refusal: a URL seen once is never new again.
-            let rose = sqlx::query(
-                "UPDATE member_cards SET last_counter = $2 WHERE id = $1 AND status = 'active' \
-                 AND last_counter < $2",
-            )
-            .bind(card_id)
-            .bind(c.counter)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if !rose && reason.is_none() {
-                reason = Some("counter_not_rising".to_owned());
-            }
-        }
-        if reason.is_none() {
-            match (c.member_id, c.period) {
-                (Some(id), Some(period)) => {
-                    visit = take_visit(&mut tx, id, period, c.now).await?;
-                    if visit.is_none() {
-                        reason = Some("no_visits_left".to_owned());
-                    }
-                }
-                _ => reason = Some("unknown_card".to_owned()),
-            }
-        }
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO checkins (program_id, member_id, card_id, kiosk_id, counter, accepted, reason, \
-             visit, period, idempotency_key, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             RETURNING {CHECKIN_COLS}"
-        ))
-        .bind(c.program_id)
-        .bind(c.member_id)
-        .bind(c.card_id)
-        .bind(c.kiosk_id)
-        .bind(c.counter)
-        .bind(i64::from(reason.is_none()))
-        .bind(reason.as_deref())
-        .bind(visit)
-        .bind(c.period)
-        .bind(c.idempotency_key)
-        .bind(c.now)
-        .fetch_one(&mut *tx)
-        .await;
-        match inserted {
-            Ok(r) => {
-                let done = checkin(&r)?;
-                tx.commit().await?;
-                Ok(Recorded::New(done))
-            }
-            // The same read, sent twice at once: the other one recorded it.
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                drop(tx);
-                match c.idempotency_key {
-                    Some(key) => self
-                        .checkin_by_key(c.kiosk_id, key)
-                        .await?
-                        .map(Recorded::Replayed)
-                        .ok_or_else(|| StoreError::Config("a check-in vanished".into())),
-                    None => Err(StoreError::Config(
-                        "a check-in of this card and counter was accepted meanwhile".into(),
-                    )),
-                }
-            }
-            Err(e) => Err(e.into()),
-        }
+        let one = Owned::from(c);
+        let mut answers = write_batch(&self.pool, self.backend, &[&one]).await?;
+        answers
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Config("no answer".into())))
     }
 
     /// A member's check-ins, newest first (at most `limit`).
@@ -446,5 +504,161 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(checkin).collect::<Result<_, _>>()?)
+    }
+}
+
+async fn by_key(
+    conn: &mut sqlx::AnyConnection,
+    kiosk_id: i64,
+    key: &str,
+) -> Result<Option<CheckIn>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {CHECKIN_COLS} FROM checkins WHERE kiosk_id = $1 AND idempotency_key = $2"
+    ))
+    .bind(kiosk_id)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(checkin).transpose()
+}
+
+/// [`NewCheckIn`], owned.
+struct Owned {
+    program_id: i64,
+    member_id: Option<i64>,
+    card_id: Option<i64>,
+    period: Option<String>,
+    kiosk_id: i64,
+    counter: i64,
+    refused: Option<String>,
+    idempotency_key: Option<String>,
+    now: i64,
+}
+
+impl From<&NewCheckIn<'_>> for Owned {
+    fn from(c: &NewCheckIn<'_>) -> Self {
+        Self {
+            program_id: c.program_id,
+            member_id: c.member_id,
+            card_id: c.card_id,
+            period: c.period.map(str::to_owned),
+            kiosk_id: c.kiosk_id,
+            counter: c.counter,
+            refused: c.refused.map(str::to_owned),
+            idempotency_key: c.idempotency_key.map(str::to_owned),
+            now: c.now,
+        }
+    }
+}
+
+/// Writes the batch in one transaction, each check-in in a savepoint.
+async fn write_batch(
+    pool: &sqlx::AnyPool,
+    backend: super::Backend,
+    batch: &[&Owned],
+) -> Result<Vec<Result<Recorded, StoreError>>, sqlx::Error> {
+    use sqlx::Acquire;
+    let mut tx = match backend {
+        super::Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        super::Backend::Postgres => pool.begin().await?,
+    };
+    let mut answers = Vec::with_capacity(batch.len());
+    for c in batch {
+        let mut sp = (&mut tx).begin().await?;
+        match write_one(&mut sp, c).await {
+            Ok(r) => {
+                sp.commit().await?;
+                answers.push(Ok(r));
+            }
+            Err(Written::KeyTaken) => {
+                sp.rollback().await?;
+                let key = c.idempotency_key.as_deref().unwrap_or_default();
+                answers.push(match by_key(&mut tx, c.kiosk_id, key).await? {
+                    Some(done) => Ok(Recorded::Replayed(done)),
+                    None => Err(StoreError::Config("a check-in vanished".into())),
+                });
+            }
+            Err(Written::Failed(e)) => {
+                sp.rollback().await?;
+                answers.push(Err(e.into()));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+enum Written {
+    /// The kiosk's read was recorded before (its idempotency key is taken).
+    KeyTaken,
+    Failed(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Written {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// One check-in, in the caller's savepoint: the counter, the standing, the visit, the log.
+async fn write_one(conn: &mut sqlx::AnyConnection, c: &Owned) -> Result<Recorded, Written> {
+    if let Some(key) = c.idempotency_key.as_deref()
+        && let Some(done) = by_key(conn, c.kiosk_id, key).await?
+    {
+        return Ok(Recorded::Replayed(done));
+    }
+    let mut reason = c.refused.clone();
+    let mut visit = None;
+    if let Some(card_id) = c.card_id {
+        // The counter first, even for a refusal: a URL seen once is never new again.
+        let rose = sqlx::query(
+            "UPDATE member_cards SET last_counter = $2 WHERE id = $1 AND status = 'active' \
+             AND last_counter < $2",
+        )
+        .bind(card_id)
+        .bind(c.counter)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if !rose && reason.is_none() {
+            reason = Some("counter_not_rising".to_owned());
+        }
+    }
+    if reason.is_none() {
+        match (c.member_id, c.period.as_deref()) {
+            (Some(id), Some(period)) => {
+                visit = take_visit(conn, id, period, c.now).await?;
+                if visit.is_none() {
+                    reason = Some("no_visits_left".to_owned());
+                }
+            }
+            _ => reason = Some("unknown_card".to_owned()),
+        }
+    }
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO checkins (program_id, member_id, card_id, kiosk_id, counter, accepted, reason, \
+         visit, period, idempotency_key, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         RETURNING {CHECKIN_COLS}"
+    ))
+    .bind(c.program_id)
+    .bind(c.member_id)
+    .bind(c.card_id)
+    .bind(c.kiosk_id)
+    .bind(c.counter)
+    .bind(i64::from(reason.is_none()))
+    .bind(reason.as_deref())
+    .bind(visit)
+    .bind(c.period.as_deref())
+    .bind(c.idempotency_key.as_deref())
+    .bind(c.now)
+    .fetch_one(&mut *conn)
+    .await;
+    match inserted {
+        Ok(r) => Ok(Recorded::New(checkin(&r)?)),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() && c.idempotency_key.is_some() => {
+            Err(Written::KeyTaken)
+        }
+        Err(e) => Err(Written::Failed(e)),
     }
 }

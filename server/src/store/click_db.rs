@@ -42,20 +42,9 @@ impl ClickDb {
     /// Opens the (already migrated) database file with the same settings as the pool's
     /// connections: WAL, the chosen `synchronous`, a 5 s busy timeout, foreign keys on.
     pub(crate) fn open(path: &Path, sync: SqliteSync) -> Result<Self, rusqlite::Error> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(
-            None,
-            "synchronous",
-            match sync {
-                SqliteSync::Full => "FULL",
-                SqliteSync::Normal => "NORMAL",
-            },
-        )?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.set_prepared_statement_cache_capacity(8);
-        Ok(Self { conn })
+        Ok(Self {
+            conn: open_connection(path, sync)?,
+        })
     }
 
     /// Reserves `n` consecutive click ids (the same `id_blocks` row PostgreSQL uses).
@@ -149,4 +138,27 @@ impl ClickDb {
         }
         tx.commit()
     }
+}
+
+/// A connection to the (already migrated) database file with the pool's settings: WAL,
+/// the chosen `synchronous`, a 5 s busy timeout, foreign keys on (the click writer's
+/// and the check-in writer's, [`super::checkin_db`]).
+pub(crate) fn open_connection(
+    path: &Path,
+    sync: SqliteSync,
+) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match sync {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(8);
+    Ok(conn)
 }

@@ -9,6 +9,7 @@
 //! rusqlite on the same bundled SQLite), the hot path of every tap.
 
 pub mod analytics;
+mod checkin_db;
 pub mod checkins;
 pub(crate) mod click_db;
 pub mod clicks;
@@ -138,6 +139,8 @@ pub struct Store {
     money: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// On SQLite: the connection clicks are written through (see [`click_db`]).
     click_db: Option<ClickDbHandle>,
+    /// On SQLite: the check-in connection's writer (see [`checkin_db`]).
+    checkin_db: Option<checkin_db::Handle>,
 }
 
 impl Store {
@@ -188,23 +191,27 @@ impl Store {
             });
         }
         let pool = opts.connect(&url).await?;
-        let click_db = match backend {
+        let (click_db, checkin_db) = match backend {
             Backend::Sqlite => {
                 SQLITE_MIGRATIONS.run(&pool).await?;
                 let path = url
                     .parse::<sqlx::sqlite::SqliteConnectOptions>()?
                     .get_filename()
                     .to_owned();
+                let checkins = checkin_db::spawn(&path, sync)?;
                 let db = tokio::task::spawn_blocking(move || click_db::ClickDb::open(&path, sync))
                     .await
                     .map_err(|e| {
                         sqlx::Error::Protocol(format!("opening the click database: {e}"))
                     })??;
-                Some(std::sync::Arc::new(std::sync::Mutex::new(db)))
+                (
+                    Some(std::sync::Arc::new(std::sync::Mutex::new(db))),
+                    Some(checkins),
+                )
             }
             Backend::Postgres => {
                 POSTGRES_MIGRATIONS.run(&pool).await?;
-                None
+                (None, None)
             }
         };
         Ok(Self {
@@ -212,6 +219,7 @@ impl Store {
             backend,
             money: Default::default(),
             click_db,
+            checkin_db,
         })
     }
 
