@@ -9,12 +9,10 @@
 use serde::Serialize;
 
 use super::plans::{MembershipConfig, Priority};
-use super::service::visits_left;
 use crate::AppState;
 use crate::api::ApiError;
-use crate::store::checkins::{Recorded, Standing, Tap};
+use crate::store::checkins::{DeskView, Recorded, Standing, Tap};
 use crate::store::kiosks::Kiosk;
-use crate::store::members::Member;
 
 /// A member card's tap, from its URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,13 +151,13 @@ fn priority(p: Priority) -> &'static str {
     }
 }
 
-fn shown(m: &Member, cfg: &MembershipConfig) -> Shown {
+fn shown(m: &DeskView, cfg: &MembershipConfig) -> Shown {
     let plan = cfg.plan(&m.plan);
     Shown {
         first_name: m.first_name.clone(),
         plan: plan.map_or_else(|| m.plan.clone(), |p| p.name.clone()),
-        visits_left: visits_left(m),
-        rolled_over_visits: (m.visits_rolled - m.visits_rolled_used).max(0),
+        visits_left: m.visits_left(),
+        rolled_over_visits: m.rolled_left(),
         add_on_discount_bp: plan.map_or(0, |p| p.add_on_discount_bp),
         priority: plan.map_or("standard", |p| priority(p.priority)),
     }
@@ -205,13 +203,10 @@ pub async fn check_in(
             refuse: standing_refusal,
         })
         .await?;
-    let (done, replayed) = match recorded {
+    let member = recorded.member;
+    let (done, replayed) = match recorded.recorded {
         Recorded::New(c) => (c, false),
         Recorded::Replayed(c) => (c, true),
-    };
-    let member = match done.member_id {
-        Some(id) => s.store.member(id).await?,
-        None => None,
     };
     let known = !matches!(
         done.reason.as_deref(),

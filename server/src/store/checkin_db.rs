@@ -16,7 +16,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::checkins::{CheckIn, Found, Recorded, Tap, decide};
+use super::checkins::{CheckIn, DeskView, Found, Recorded, Tap, Tapped, decide};
 use super::click_db::open_connection;
 use super::{SqliteSync, StoreError};
 
@@ -33,6 +33,8 @@ const TAKE_ROLLED: &str = "UPDATE members SET visits_rolled_used = visits_rolled
 const TAKE_INCLUDED: &str = "UPDATE members SET visits_used = visits_used + 1, updated_at = ?3 \
     WHERE id = ?1 AND period = ?2 AND status IN ('active', 'past_due') \
     AND (visits_included IS NULL OR visits_used < visits_included) RETURNING visits_included";
+const VIEW: &str = "SELECT first_name, plan, visits_included, visits_used, visits_rolled, \
+    visits_rolled_used FROM members WHERE id = ?1";
 const INSERT: &str = "INSERT INTO checkins (program_id, member_id, card_id, kiosk_id, counter, accepted, \
     reason, visit, period, idempotency_key, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
     RETURNING id, member_id, card_id, kiosk_id, counter, accepted, reason, visit, at";
@@ -40,7 +42,7 @@ const INSERT: &str = "INSERT INTO checkins (program_id, member_id, card_id, kios
 /// A tap, owned (it crosses to the writer's thread).
 struct Job {
     tap: OwnedTap,
-    done: tokio::sync::oneshot::Sender<Result<Recorded, StoreError>>,
+    done: tokio::sync::oneshot::Sender<Result<Tapped, StoreError>>,
 }
 
 struct OwnedTap {
@@ -84,7 +86,7 @@ impl std::fmt::Debug for Job {
 }
 
 /// The most check-ins one commit takes.
-const BATCH: usize = 64;
+const BATCH: usize = 256;
 
 /// Opens the check-in connection and starts its thread.
 pub(crate) fn spawn(path: &Path, sync: SqliteSync) -> Result<Handle, StoreError> {
@@ -129,7 +131,7 @@ pub(crate) fn spawn(path: &Path, sync: SqliteSync) -> Result<Handle, StoreError>
 
 impl Handle {
     /// Checks the tap in through the writer; answers once committed.
-    pub(crate) async fn check_in(&self, tap: &Tap<'_>) -> Result<Recorded, StoreError> {
+    pub(crate) async fn check_in(&self, tap: &Tap<'_>) -> Result<Tapped, StoreError> {
         let (done, answer) = tokio::sync::oneshot::channel();
         let job = Job {
             tap: OwnedTap {
@@ -155,7 +157,7 @@ impl Handle {
 fn write(
     conn: &mut Connection,
     batch: &[Job],
-) -> Result<Vec<Result<Recorded, StoreError>>, rusqlite::Error> {
+) -> Result<Vec<Result<Tapped, StoreError>>, rusqlite::Error> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
@@ -163,17 +165,27 @@ fn write(
         let sp = tx.savepoint()?;
         match one(&sp, &t) {
             Ok(r) => {
+                let member = view(&sp, &r)?;
                 sp.commit()?;
-                answers.push(Ok(r));
+                answers.push(Ok(Tapped {
+                    recorded: r,
+                    member,
+                }));
             }
             Err(Failure::KeyTaken) => {
                 drop(sp); // rolls back
-                answers.push(
-                    match by_key(&tx, t.kiosk_id, t.idempotency_key.unwrap_or_default())? {
-                        Some(done) => Ok(Recorded::Replayed(done)),
-                        None => Err(StoreError::Config("a check-in vanished".into())),
-                    },
-                );
+                let key = t.idempotency_key.unwrap_or_default();
+                answers.push(match by_key(&tx, t.kiosk_id, key)? {
+                    Some(done) => {
+                        let r = Recorded::Replayed(done);
+                        let member = view(&tx, &r)?;
+                        Ok(Tapped {
+                            recorded: r,
+                            member,
+                        })
+                    }
+                    None => Err(StoreError::Config("a check-in vanished".into())),
+                });
             }
             Err(Failure::Db(e)) => {
                 drop(sp);
@@ -208,6 +220,26 @@ fn checkin(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckIn> {
         visit: r.get(7)?,
         at: r.get(8)?,
     })
+}
+
+/// The check-in's member as it is now.
+fn view(conn: &Connection, r: &Recorded) -> rusqlite::Result<Option<DeskView>> {
+    let (Recorded::New(c) | Recorded::Replayed(c)) = r;
+    let Some(id) = c.member_id else {
+        return Ok(None);
+    };
+    conn.prepare_cached(VIEW)?
+        .query_row([id], |r| {
+            Ok(DeskView {
+                first_name: r.get(0)?,
+                plan: r.get(1)?,
+                visits_included: r.get(2)?,
+                visits_used: r.get(3)?,
+                visits_rolled: r.get(4)?,
+                visits_rolled_used: r.get(5)?,
+            })
+        })
+        .optional()
 }
 
 fn by_key(conn: &Connection, kiosk_id: i64, key: &str) -> rusqlite::Result<Option<CheckIn>> {

@@ -197,14 +197,24 @@ impl Store {
     /// check-in ([`Store::record_check_in`]), all on the same connection and, on SQLite,
     /// in the check-in connection's thread ([`super::checkin_db`]): there every
     /// statement is one prepared `sqlite3_step`, where sqlx would cross threads for each.
-    pub async fn check_in_tap(&self, tap: &Tap<'_>) -> Result<Recorded, StoreError> {
+    pub async fn check_in_tap(&self, tap: &Tap<'_>) -> Result<Tapped, StoreError> {
+        if let Some(db) = &self.checkin_db {
+            return db.check_in(tap).await;
+        }
+        let view = |id: Option<i64>| async move {
+            Ok::<_, StoreError>(match id {
+                Some(id) => self.member(id).await?.as_ref().map(DeskView::from),
+                None => None,
+            })
+        };
         if let Some(key) = tap.idempotency_key
             && let Some(done) = self.checkin_by_key(tap.kiosk_id, key).await?
         {
-            return Ok(Recorded::Replayed(done));
-        }
-        if let Some(db) = &self.checkin_db {
-            return db.check_in(tap).await;
+            let member = view(done.member_id).await?;
+            return Ok(Tapped {
+                recorded: Recorded::Replayed(done),
+                member,
+            });
         }
         let found = match tap.code {
             Some(code) => self.member_tap(tap.program_id, code, tap.uid).await?,
@@ -218,19 +228,77 @@ impl Store {
             card: c.map(|c| (c.id, c.status)),
         });
         let (member_id, card_id, period, refused) = decide(tap, found.as_ref());
-        self.record_check_in(&NewCheckIn {
-            program_id: tap.program_id,
-            member_id,
-            card_id,
-            period: period.as_deref(),
-            kiosk_id: tap.kiosk_id,
-            counter: tap.counter,
-            refused,
-            idempotency_key: tap.idempotency_key,
-            now: tap.now,
-        })
-        .await
+        let recorded = self
+            .record_check_in(&NewCheckIn {
+                program_id: tap.program_id,
+                member_id,
+                card_id,
+                period: period.as_deref(),
+                kiosk_id: tap.kiosk_id,
+                counter: tap.counter,
+                refused,
+                idempotency_key: tap.idempotency_key,
+                now: tap.now,
+            })
+            .await?;
+        let id = match &recorded {
+            Recorded::New(c) | Recorded::Replayed(c) => c.member_id,
+        };
+        let member = view(id).await?;
+        Ok(Tapped { recorded, member })
     }
+}
+
+/// The member as the desk sees it after a check-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeskView {
+    /// First name.
+    pub first_name: Option<String>,
+    /// Plan id.
+    pub plan: String,
+    /// Visits this period includes (`None`: unlimited).
+    pub visits_included: Option<i64>,
+    /// Included visits used.
+    pub visits_used: i64,
+    /// Rolled over from last period.
+    pub visits_rolled: i64,
+    /// Rolled-over visits used.
+    pub visits_rolled_used: i64,
+}
+
+impl DeskView {
+    /// Visits left (`None`: unlimited).
+    pub fn visits_left(&self) -> Option<i64> {
+        self.visits_included
+            .map(|n| (n - self.visits_used).max(0) + self.rolled_left())
+    }
+
+    /// Rolled-over visits left.
+    pub fn rolled_left(&self) -> i64 {
+        (self.visits_rolled - self.visits_rolled_used).max(0)
+    }
+}
+
+impl From<&Member> for DeskView {
+    fn from(m: &Member) -> Self {
+        Self {
+            first_name: m.first_name.clone(),
+            plan: m.plan.clone(),
+            visits_included: m.visits_included,
+            visits_used: m.visits_used,
+            visits_rolled: m.visits_rolled,
+            visits_rolled_used: m.visits_rolled_used,
+        }
+    }
+}
+
+/// A check-in and its member afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tapped {
+    /// The check-in (new, or the kiosk's earlier one for this read).
+    pub recorded: Recorded,
+    /// The member the check-in names, as it is now.
+    pub member: Option<DeskView>,
 }
 
 /// What recording a check-in did.
