@@ -6,7 +6,8 @@
    exact bytes sent. Only a case that carries the Tapkit-Signature header is signed; a case
    testing the header's absence is sent without it.
 
-2. The document states some rules in words because JSON Schema cannot say them: values
+2. The document states some rules in words because JSON Schema cannot say them (ids in
+   URLs written as integers, not 1.0): values
    that belong to the deployment (the program's currency, tiers, plans and invoices), rules across fields
    (a colour pair's contrast, an analytics range), the server's clock (an event at most
    5 minutes in the future) and a real PNG. A *schema-valid* case that breaks one of them
@@ -100,6 +101,13 @@ def _parse_time(text):
 
 
 def _keep_stated_rules(case):
+    # Ids in a URL are written as integers ("1"), as the document says in words;
+    # JSON Schema's integer also takes 1.0, which a URL would carry as "1.0" (a 422).
+    for params in (case.path_parameters, case.query):
+        if isinstance(params, dict):
+            for k, v in params.items():
+                if type(v) is float and v.is_integer():
+                    params[k] = int(v)
     op = (case.method.upper(), case.operation.path)
     body = case.body if isinstance(case.body, dict) else None
     if op == ("POST", "/api/conversions") and body is not None:
