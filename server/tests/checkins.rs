@@ -87,19 +87,7 @@ impl Server {
     }
 
     async fn check_in(&self, token: &str, url: &str, key: Option<&str>) -> (StatusCode, Value) {
-        let mut b = Request::builder()
-            .method(Method::POST)
-            .uri("/api/kiosk/check-in")
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {token}"));
-        if let Some(k) = key {
-            b = b.header("idempotency-key", k);
-        }
-        json_of(
-            self.call(b.body(Body::from(json!({"url": url}).to_string())).unwrap())
-                .await,
-        )
-        .await
+        json_of(self.call(check_in_request(token, url, key)).await).await
     }
 
     async fn card_tap(&self, token: &str, url: &str, uid: &str, counter: u32) -> Value {
@@ -109,6 +97,34 @@ impl Server {
         assert_eq!(st, StatusCode::OK, "{v}");
         v
     }
+}
+
+/// A kiosk's check-in request (`key`: its Idempotency-Key).
+fn check_in_request(token: &str, url: &str, key: Option<&str>) -> Request<Body> {
+    let mut b = Request::builder()
+        .method(Method::POST)
+        .uri("/api/kiosk/check-in")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            9,
+        ))));
+    if let Some(k) = key {
+        b = b.header("idempotency-key", k);
+    }
+    b.body(Body::from(json!({"url": url}).to_string())).unwrap()
+}
+
+/// The request sent through `app` on a task of its own (so many are in flight at once).
+fn spawn_check_in(
+    app: axum::Router,
+    req: Request<Body>,
+) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    tokio::spawn(async move {
+        use tower::ServiceExt;
+        json_of(app.oneshot(req).await.unwrap()).await
+    })
 }
 
 async fn set(s: &Server, id: i64, assignments: &str) {
@@ -332,24 +348,10 @@ async fn fifty_at_once_for_two_visits_accept_two(backend: Backend) {
     ];
     let mut calls = Vec::new();
     for (i, url) in urls.iter().enumerate() {
-        let app = apps[i % 2].clone();
-        let token = desks[i % 2].clone();
-        let body = json!({"url": url}).to_string();
-        calls.push(tokio::spawn(async move {
-            use tower::ServiceExt;
-            let req = Request::builder()
-                .method(Method::POST)
-                .uri("/api/kiosk/check-in")
-                .header("content-type", "application/json")
-                .header("authorization", format!("Bearer {token}"))
-                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                    [127, 0, 0, 1],
-                    9,
-                ))))
-                .body(Body::from(body))
-                .unwrap();
-            json_of(app.oneshot(req).await.unwrap()).await
-        }));
+        calls.push(spawn_check_in(
+            apps[i % 2].clone(),
+            check_in_request(&desks[i % 2], url, None),
+        ));
     }
     let mut accepted = 0;
     for c in calls {
@@ -391,24 +393,10 @@ async fn fifty_at_once_for_two_visits_accept_two(backend: Backend) {
     let tapped = format!("{url}?m=04A0A0A0A0A001x000006");
     let mut calls = Vec::new();
     for _ in 0..10 {
-        let app = tapkit_server::app(s.state.clone());
-        let (token, tapped) = (desks[0].clone(), tapped.clone());
-        calls.push(tokio::spawn(async move {
-            use tower::ServiceExt;
-            let req = Request::builder()
-                .method(Method::POST)
-                .uri("/api/kiosk/check-in")
-                .header("content-type", "application/json")
-                .header("authorization", format!("Bearer {token}"))
-                .header("idempotency-key", "read-6")
-                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                    [127, 0, 0, 1],
-                    9,
-                ))))
-                .body(Body::from(json!({"url": tapped}).to_string()))
-                .unwrap();
-            json_of(app.oneshot(req).await.unwrap()).await
-        }));
+        calls.push(spawn_check_in(
+            tapkit_server::app(s.state.clone()),
+            check_in_request(&desks[0], &tapped, Some("read-6")),
+        ));
     }
     let mut first = 0;
     for c in calls {

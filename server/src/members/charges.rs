@@ -316,11 +316,11 @@ async fn ask(
             Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => return Outcome::Pending,
             Ok(r) if r.status().is_success() => match r.json::<Answer>().await {
                 Ok(a) if a.status == "succeeded" => {
-                    return Outcome::Succeeded(a.reference.filter(|r| {
-                        !r.is_empty()
-                            && r.chars().count() <= 200
-                            && !r.chars().any(char::is_control)
-                    }));
+                    // A reference the invoice cannot keep is dropped, not the payment.
+                    return Outcome::Succeeded(
+                        a.reference
+                            .filter(|r| super::payments::check_reference(Some(r)).is_ok()),
+                    );
                 }
                 Ok(a) if a.status == "failed" => {
                     let mut reason = a.reason.unwrap_or_else(|| "declined".to_owned());

@@ -99,11 +99,7 @@ pub fn standing_refusal(m: &Standing<'_>, day: i64, grace_days: u32) -> Option<&
                 failed_on: m.failed_on.unwrap_or(day),
                 retries: 0,
             };
-            let cfg = MembershipConfig {
-                grace_days,
-                ..MembershipConfig::default()
-            };
-            (!s.may_check_in(day, &cfg)).then_some("past_due")
+            (!s.may_check_in(day, grace_days)).then_some("past_due")
         }
         "paused" => Some("paused"),
         "lapsed" => Some("lapsed"),

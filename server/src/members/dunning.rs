@@ -75,11 +75,12 @@ impl Standing {
         self.next_retry(cfg).is_some_and(|d| day >= d)
     }
 
-    /// Whether the member may check in on `day`, as far as payments go.
-    pub fn may_check_in(self, day: i64, cfg: &MembershipConfig) -> bool {
+    /// Whether the member may check in on `day`, as far as payments go (`grace_days`:
+    /// `[program.membership] grace_days`).
+    pub fn may_check_in(self, day: i64, grace_days: u32) -> bool {
         match self {
             Standing::Active => true,
-            Standing::PastDue { failed_on, .. } => day < failed_on + i64::from(cfg.grace_days),
+            Standing::PastDue { failed_on, .. } => day < failed_on + i64::from(grace_days),
             Standing::Lapsed => false,
         }
     }
@@ -108,8 +109,8 @@ mod tests {
         assert_eq!(s.as_str(), "past_due");
         assert_eq!(s.next_retry(&cfg), Some(103));
         assert!(!s.retry_due(102, &cfg) && s.retry_due(103, &cfg));
-        assert!(s.may_check_in(106, &cfg), "grace: 7 days");
-        assert!(!s.may_check_in(107, &cfg));
+        assert!(s.may_check_in(106, cfg.grace_days), "grace: 7 days");
+        assert!(!s.may_check_in(107, cfg.grace_days));
         // First retry fails, second succeeds: active again.
         let s = s.after(Charge::Failed, 103, &cfg);
         assert_eq!(s.next_retry(&cfg), Some(107));
@@ -120,7 +121,7 @@ mod tests {
         let s = s.after(Charge::Failed, 114, &cfg);
         assert_eq!(s, Standing::Lapsed);
         assert_eq!(s.next_retry(&cfg), None);
-        assert!(!s.may_check_in(114, &cfg));
+        assert!(!s.may_check_in(114, cfg.grace_days));
         assert_eq!(s.after(Charge::Succeeded, 120, &cfg), Standing::Lapsed);
     }
 

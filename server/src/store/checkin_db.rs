@@ -79,12 +79,6 @@ impl OwnedTap {
 #[derive(Debug, Clone)]
 pub(crate) struct Handle(tokio::sync::mpsc::Sender<Job>);
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("check-in job")
-    }
-}
-
 /// The most check-ins one commit takes.
 const BATCH: usize = 256;
 

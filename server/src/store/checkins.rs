@@ -88,28 +88,23 @@ fn checkin(r: &AnyRow) -> Result<CheckIn, sqlx::Error> {
     })
 }
 
-/// A check-in to record.
+/// A check-in decided, to write (PostgreSQL; SQLite's is [`super::checkin_db`]).
 #[derive(Debug, Clone, Copy)]
-pub struct NewCheckIn<'a> {
-    /// Program.
-    pub program_id: i64,
+struct NewCheckIn<'a> {
+    program_id: i64,
     /// The member the card's URL named, if any.
-    pub member_id: Option<i64>,
+    member_id: Option<i64>,
     /// The member's card, if the UID is one of theirs.
-    pub card_id: Option<i64>,
+    card_id: Option<i64>,
     /// The member's period as read (a visit is taken only in it).
-    pub period: Option<&'a str>,
-    /// The kiosk.
-    pub kiosk_id: i64,
-    /// The tap's mirror counter.
-    pub counter: i64,
+    period: Option<&'a str>,
+    kiosk_id: i64,
+    counter: i64,
     /// A refusal decided before (unknown card, the member's standing …); `None`: take a
     /// visit if the counter rises and one is left.
-    pub refused: Option<&'a str>,
-    /// The kiosk's key for this read of the card.
-    pub idempotency_key: Option<&'a str>,
-    /// Now, Unix ms.
-    pub now: i64,
+    refused: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+    now: i64,
 }
 
 /// A member's standing as a check-in reads it.
@@ -193,10 +188,11 @@ pub(super) fn decide(
 }
 
 impl Store {
-    /// Checks a tapped card in: finds its member and card, decides, and records the
-    /// check-in ([`Store::record_check_in`]), all on the same connection and, on SQLite,
-    /// in the check-in connection's thread ([`super::checkin_db`]): there every
-    /// statement is one prepared `sqlite3_step`, where sqlx would cross threads for each.
+    /// Checks a tapped card in: finds its member and card, decides, and writes the
+    /// check-in in one transaction. On SQLite all of it happens in the check-in
+    /// connection's thread ([`super::checkin_db`]), where every statement is one
+    /// prepared `sqlite3_step` (sqlx would cross threads for each). A read the kiosk
+    /// sent before (same idempotency key) is answered with its first check-in.
     pub async fn check_in_tap(&self, tap: &Tap<'_>) -> Result<Tapped, StoreError> {
         if let Some(db) = &self.checkin_db {
             return db.check_in(tap).await;
@@ -229,7 +225,7 @@ impl Store {
         });
         let (member_id, card_id, period, refused) = decide(tap, found.as_ref());
         let recorded = self
-            .record_check_in(&NewCheckIn {
+            .write_check_in(&NewCheckIn {
                 program_id: tap.program_id,
                 member_id,
                 card_id,
@@ -532,30 +528,29 @@ impl Store {
         kiosk_id: i64,
         key: &str,
     ) -> Result<Option<CheckIn>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {CHECKIN_COLS} FROM checkins WHERE kiosk_id = $1 AND idempotency_key = $2"
-        ))
-        .bind(kiosk_id)
-        .bind(key)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.as_ref().map(checkin).transpose()?)
+        let mut conn = self.pool.acquire().await?;
+        Ok(by_key(&mut conn, kiosk_id, key).await?)
     }
 
-    /// Records a check-in decided by the caller, in one transaction through the pool
-    /// (see the module). A read the kiosk sent before (same idempotency key) is answered
-    /// with its first check-in, unchanged. [`Store::check_in_tap`] is the whole check-in.
-    pub async fn record_check_in(&self, c: &NewCheckIn<'_>) -> Result<Recorded, StoreError> {
-        if let Some(key) = c.idempotency_key
-            && let Some(done) = self.checkin_by_key(c.kiosk_id, key).await?
-        {
-            return Ok(Recorded::Replayed(done));
+    /// Writes a decided check-in in one transaction. Two deliveries of one read at
+    /// once: the second finds the key taken, and answers the first's check-in.
+    async fn write_check_in(&self, c: &NewCheckIn<'_>) -> Result<Recorded, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        match write_one(&mut tx, c).await {
+            Ok(r) => {
+                tx.commit().await?;
+                Ok(r)
+            }
+            Err(Written::KeyTaken) => {
+                drop(tx); // rolls back
+                let key = c.idempotency_key.unwrap_or_default();
+                self.checkin_by_key(c.kiosk_id, key)
+                    .await?
+                    .map(Recorded::Replayed)
+                    .ok_or_else(|| StoreError::Config("a check-in vanished".into()))
+            }
+            Err(Written::Failed(e)) => Err(e.into()),
         }
-        let one = Owned::from(c);
-        let mut answers = write_batch(&self.pool, self.backend, &[&one]).await?;
-        answers
-            .pop()
-            .unwrap_or_else(|| Err(StoreError::Config("no answer".into())))
     }
 
     /// A member's check-ins, newest first (at most `limit`).
@@ -590,72 +585,6 @@ async fn by_key(
     row.as_ref().map(checkin).transpose()
 }
 
-/// [`NewCheckIn`], owned.
-struct Owned {
-    program_id: i64,
-    member_id: Option<i64>,
-    card_id: Option<i64>,
-    period: Option<String>,
-    kiosk_id: i64,
-    counter: i64,
-    refused: Option<String>,
-    idempotency_key: Option<String>,
-    now: i64,
-}
-
-impl From<&NewCheckIn<'_>> for Owned {
-    fn from(c: &NewCheckIn<'_>) -> Self {
-        Self {
-            program_id: c.program_id,
-            member_id: c.member_id,
-            card_id: c.card_id,
-            period: c.period.map(str::to_owned),
-            kiosk_id: c.kiosk_id,
-            counter: c.counter,
-            refused: c.refused.map(str::to_owned),
-            idempotency_key: c.idempotency_key.map(str::to_owned),
-            now: c.now,
-        }
-    }
-}
-
-/// Writes the batch in one transaction, each check-in in a savepoint.
-async fn write_batch(
-    pool: &sqlx::AnyPool,
-    backend: super::Backend,
-    batch: &[&Owned],
-) -> Result<Vec<Result<Recorded, StoreError>>, sqlx::Error> {
-    use sqlx::Acquire;
-    let mut tx = match backend {
-        super::Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-        super::Backend::Postgres => pool.begin().await?,
-    };
-    let mut answers = Vec::with_capacity(batch.len());
-    for c in batch {
-        let mut sp = (&mut tx).begin().await?;
-        match write_one(&mut sp, c).await {
-            Ok(r) => {
-                sp.commit().await?;
-                answers.push(Ok(r));
-            }
-            Err(Written::KeyTaken) => {
-                sp.rollback().await?;
-                let key = c.idempotency_key.as_deref().unwrap_or_default();
-                answers.push(match by_key(&mut tx, c.kiosk_id, key).await? {
-                    Some(done) => Ok(Recorded::Replayed(done)),
-                    None => Err(StoreError::Config("a check-in vanished".into())),
-                });
-            }
-            Err(Written::Failed(e)) => {
-                sp.rollback().await?;
-                answers.push(Err(e.into()));
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(answers)
-}
-
 enum Written {
     /// The kiosk's read was recorded before (its idempotency key is taken).
     KeyTaken,
@@ -668,14 +597,12 @@ impl From<sqlx::Error> for Written {
     }
 }
 
-/// One check-in, in the caller's savepoint: the counter, the standing, the visit, the log.
-async fn write_one(conn: &mut sqlx::AnyConnection, c: &Owned) -> Result<Recorded, Written> {
-    if let Some(key) = c.idempotency_key.as_deref()
-        && let Some(done) = by_key(conn, c.kiosk_id, key).await?
-    {
-        return Ok(Recorded::Replayed(done));
-    }
-    let mut reason = c.refused.clone();
+/// One check-in, in the caller's transaction: the counter, the visit, the log.
+async fn write_one(
+    conn: &mut sqlx::AnyConnection,
+    c: &NewCheckIn<'_>,
+) -> Result<Recorded, Written> {
+    let mut reason = c.refused.map(str::to_owned);
     let mut visit = None;
     if let Some(card_id) = c.card_id {
         // The counter first, even for a refusal: a URL seen once is never new again.
@@ -694,7 +621,7 @@ async fn write_one(conn: &mut sqlx::AnyConnection, c: &Owned) -> Result<Recorded
         }
     }
     if reason.is_none() {
-        match (c.member_id, c.period.as_deref()) {
+        match (c.member_id, c.period) {
             (Some(id), Some(period)) => {
                 visit = take_visit(conn, id, period, c.now).await?;
                 if visit.is_none() {
@@ -717,8 +644,8 @@ async fn write_one(conn: &mut sqlx::AnyConnection, c: &Owned) -> Result<Recorded
     .bind(i64::from(reason.is_none()))
     .bind(reason.as_deref())
     .bind(visit)
-    .bind(c.period.as_deref())
-    .bind(c.idempotency_key.as_deref())
+    .bind(c.period)
+    .bind(c.idempotency_key)
     .bind(c.now)
     .fetch_one(&mut *conn)
     .await;
