@@ -8,6 +8,7 @@
 //! | `POST /api/kiosk/enroll` | [`EnrollRequest`] | [`EnrollResponse`] |
 //! | `GET /api/kiosk/config` | — (`If-None-Match: "<version>"`) | [`DisplayConfig`] (`ETag: "<version>"`), or 304 |
 //! | `POST /api/kiosk/heartbeat` | [`Heartbeat`] | [`HeartbeatResponse`] |
+//! | `GET /api/kiosk/roster` | — | [`SignedRoster`] holding a [`Roster`] |
 //!
 //! **The field order is part of the format.** The server built these bodies with
 //! `serde_json::json!`, whose maps sort their keys, so every struct here declares its
@@ -143,6 +144,148 @@ pub struct HeartbeatResponse {
 
 fn default_heartbeat_secs() -> i64 {
     DEFAULT_HEARTBEAT_SECS
+}
+
+/// `GET /api/kiosk/roster`: the members a kiosk may check in while the server cannot be
+/// reached. `roster` is the [`Roster`] as JSON text and `signature` its HMAC-SHA256 under
+/// the kiosk's secret ([`sign_roster`]): the kiosk checks the bytes before it parses
+/// them, and again whenever it loads the copy it keeps on disk, so a roster edited on the
+/// kiosk's disk, or one meant for another kiosk, is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedRoster {
+    /// The [`Roster`], serialised.
+    pub roster: String,
+    /// [`sign_roster`] of `roster`, 64 lowercase hex digits.
+    pub signature: String,
+}
+
+/// The roster a kiosk checks members in from while offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roster {
+    /// The kiosk it was made for.
+    pub kiosk_id: i64,
+    /// Its version: when the server made it, Unix ms (a newer roster has a larger one).
+    pub version: i64,
+    /// After this (Unix ms, the server's clock) offline check-ins are refused.
+    pub expires_at_ms: i64,
+    /// The live member cards.
+    pub cards: Vec<RosterCard>,
+}
+
+/// One member card in a [`Roster`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterCard {
+    /// The card's UID, 14 upper-case hex digits.
+    pub uid: String,
+    /// The member's page code (the card's URL is `/m/{code}`).
+    pub code: String,
+    /// The member's first name, when the brand gave one.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// The plan's name.
+    pub plan: String,
+    /// `active`, `past_due` (within grace: may check in) or `paused` …; only `active` and
+    /// `past_due` cards are checked in offline.
+    pub status: String,
+    /// Visits left this period when the roster was made (`None`: unlimited).
+    #[serde(default)]
+    pub visits_left: Option<i64>,
+    /// Of them, rolled over from last period.
+    #[serde(default)]
+    pub rolled_over_visits: i64,
+    /// The plan's add-on discount, basis points.
+    #[serde(default)]
+    pub add_on_discount_bp: i64,
+    /// `standard`, `high` or `instant`.
+    pub priority: String,
+    /// The highest mirror counter the server has accepted from the card (-1: none).
+    pub last_counter: i64,
+}
+
+fn roster_mac(secret: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac;
+    let Ok(m) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        unreachable!("HMAC-SHA256 takes keys of any length")
+    };
+    m
+}
+
+/// The signature of a roster's JSON text under the kiosk's secret: HMAC-SHA256 over
+/// `"tapkit kiosk roster v1."` followed by the text, as 64 lowercase hex digits.
+pub fn sign_roster(secret: &[u8], roster: &str) -> String {
+    use hmac::Mac;
+    let mut m = roster_mac(secret);
+    m.update(b"tapkit kiosk roster v1.");
+    m.update(roster.as_bytes());
+    crate::hex::encode_lower(&m.finalize().into_bytes())
+}
+
+/// Whether `signature` is [`sign_roster`] of `roster` (constant-time comparison).
+pub fn roster_authentic(secret: &[u8], roster: &str, signature: &str) -> bool {
+    use hmac::Mac;
+    let Ok(given) = crate::hex::decode(signature) else {
+        return false;
+    };
+    let mut m = roster_mac(secret);
+    m.update(b"tapkit kiosk roster v1.");
+    m.update(roster.as_bytes());
+    m.verify_slice(&given).is_ok()
+}
+
+/// `POST /api/kiosk/check-in`: a member card's URL as read, mirror and all. A check-in
+/// the kiosk granted offline, from its roster, carries when (`offline_at_ms`) and is
+/// submitted once the server is back, with the same `Idempotency-Key` it was queued with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInRequest {
+    /// When the kiosk let the member in from its roster, Unix ms (the server's clock as
+    /// the kiosk knows it); absent for a check-in asked before the member is let in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_at_ms: Option<i64>,
+    /// The card's URL, `https://{domain}/m/{code}?m=<UID>x<counter>`.
+    pub url: String,
+}
+
+/// The member as the check-in's answer shows them to staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckInMember {
+    /// The plan's add-on discount, basis points.
+    #[serde(default)]
+    pub add_on_discount_bp: i64,
+    /// First name, when the brand gave one.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// The plan's name.
+    pub plan: String,
+    /// `standard`, `high` or `instant`.
+    pub priority: String,
+    /// Of the visits left, those rolled over from last period.
+    #[serde(default)]
+    pub rolled_over_visits: i64,
+    /// Visits left this period (`None`: unlimited).
+    #[serde(default)]
+    pub visits_left: Option<i64>,
+}
+
+/// The answer to a [`CheckInRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckInAnswer {
+    /// Whether a visit was used.
+    pub accepted: bool,
+    /// The member, when the card is one of a member's.
+    #[serde(default)]
+    pub member: Option<CheckInMember>,
+    /// For an offline check-in the server would have refused: why (it is kept as given,
+    /// and shown to the admin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdraft: Option<String>,
+    /// Why not: `no_visits_left`, `paused`, `past_due`, `lapsed`, `cancelled`,
+    /// `unknown_card`, `revoked_card`, `counter_not_rising` or `kiosk_not_allowed`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Whether this answers a read the kiosk had sent before.
+    #[serde(default)]
+    pub replayed: bool,
 }
 
 #[cfg(test)]

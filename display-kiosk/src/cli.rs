@@ -58,6 +58,17 @@ pub enum Command {
         /// Longest wait between retries while the server is unreachable, seconds.
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(2..=3600))]
         max_backoff_secs: u64,
+        /// Check members in at this front desk: watch this PC/SC reader (its name, or a
+        /// unique part of it, as `provisioner readers` lists them). A member card placed on
+        /// it is checked in with the server, and the answer (first name, plan, visits left,
+        /// add-on discount, priority, or why not) fills the screen for a few seconds. While
+        /// the server is unreachable, members are checked in from the signed roster and
+        /// the check-ins are queued on disk until it is back.
+        #[arg(long, value_name = "NAME")]
+        reader: Option<String>,
+        /// With --reader: how long a check-in's answer stays on the screen, seconds.
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=120))]
+        checkin_secs: u64,
     },
     /// Render the frame the screen shows right now to a PNG (from the cached settings;
     /// no network needed).
@@ -121,12 +132,17 @@ mod tests {
             pad,
             max_backoff_secs,
             state_dir,
+            reader,
+            checkin_secs,
         } = cli.command
         else {
             panic!("not run: {cli:?}");
         };
         assert_eq!(listen.to_string(), "127.0.0.1:8088");
-        assert_eq!((pad, max_backoff_secs, state_dir), (Pad::Below, 300, None));
+        assert_eq!(
+            (pad, max_backoff_secs, state_dir, reader, checkin_secs),
+            (Pad::Below, 300, None, None, 6)
+        );
         assert!(Cli::try_parse_from(["display-kiosk", "run", "--max-backoff-secs", "1"]).is_err());
     }
 }

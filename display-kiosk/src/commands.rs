@@ -5,12 +5,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cli::{Cli, Command};
+use crate::desk::Desk;
 use crate::error::KioskError;
 use crate::frame::Pad;
 use crate::page::{self, Page};
+use crate::queue::Queues;
 use crate::state::{self, StateDir};
 use crate::sync::{self, Live};
 
@@ -32,7 +34,12 @@ pub fn run(cli: Cli) -> Result<(), KioskError> {
                 listen,
                 pad,
                 max_backoff_secs,
-            } => serve(state_dir, listen, pad, max_backoff_secs).await,
+                reader,
+                checkin_secs,
+            } => {
+                let desk = reader.map(|r| (r, Duration::from_secs(checkin_secs)));
+                serve(state_dir, listen, pad, max_backoff_secs, desk).await
+            }
             Command::Snapshot {
                 state_dir,
                 size,
@@ -164,6 +171,7 @@ async fn serve(
     listen: SocketAddr,
     pad: Pad,
     max_backoff: u64,
+    reader: Option<(String, Duration)>,
 ) -> Result<(), KioskError> {
     let state = open_state(dir)?;
     let id = state.identity().map_err(KioskError::Identity)?;
@@ -180,11 +188,30 @@ async fn serve(
         secret: Arc::new(id.secret_bytes()),
         pad,
         started: Instant::now(),
+        desk: None,
     };
     tracing::info!(kiosk = id.kiosk_id, server = %id.server, "display on http://{listen}/");
     let http = sync::client().map_err(KioskError::Http)?;
-    tokio::spawn(sync::run(http, id, state, live, max_backoff));
-    axum::serve(listener, page::routes(page))
+    let desk = reader.map(|(name, shown_for)| {
+        sync::write(&live).desk_shown_for = shown_for;
+        let desk = Arc::new(Desk {
+            http: http.clone(),
+            id: id.clone(),
+            queues: std::sync::Mutex::new(Queues::new(state.path(), id.secret_bytes())),
+            live: live.clone(),
+            seen: std::sync::Mutex::default(),
+        });
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        std::thread::Builder::new()
+            .name("card-reader".into())
+            .spawn(move || crate::reader::watch(&name, &tx))
+            .map(drop)
+            .unwrap_or_else(|e| tracing::error!(%e, "cannot start the card reader's thread"));
+        tokio::spawn(crate::desk::run(desk.clone(), rx));
+        desk
+    });
+    tokio::spawn(sync::run(http, id, state, live, max_backoff, desk.clone()));
+    axum::serve(listener, page::routes(page, desk))
         .with_graceful_shutdown(shutdown())
         .await
         .map_err(KioskError::Serve)

@@ -208,6 +208,8 @@ pub struct Frame {
     pub label: String,
     /// The URL in the QR, if any.
     pub qr_url: Option<String>,
+    /// The check-in answer shown instead of the usual screen, by its number.
+    pub checkin: Option<u64>,
 }
 
 #[cfg(test)]

@@ -9,14 +9,19 @@
 //! config, heartbeats, backoff) in the shared wire types of `tapkit_core::kiosk_wire`,
 //! read by [`wire`] with the field at fault named, [`config`] checks a display config
 //! before it reaches the screen, [`frame`] lays out and renders the frame (SVG for the
-//! page, pixels for snapshots), [`page`] serves it on 127.0.0.1.
+//! page, pixels for snapshots), [`page`] serves it on 127.0.0.1. With `run --reader`,
+//! [`reader`] watches a PC/SC card reader, [`desk`] checks members in (and from the
+//! signed roster while offline) and [`queue`] keeps the roster and the offline queue.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod desk;
 pub mod error;
 pub mod frame;
 pub mod page;
+pub mod queue;
+pub mod reader;
 pub mod state;
 pub mod sync;
 pub mod wire;

@@ -35,6 +35,8 @@ pub struct Page {
     pub pad: Pad,
     /// When the kiosk started.
     pub started: Instant,
+    /// The front desk, with `run --reader`.
+    pub desk: Option<Arc<crate::desk::Desk>>,
 }
 
 impl std::fmt::Debug for Page {
@@ -55,6 +57,18 @@ pub fn current_frame(
     h: u32,
 ) -> Frame {
     let l = read(live);
+    if let Some(d) = l
+        .desk
+        .as_ref()
+        .filter(|d| d.at.elapsed() < l.desk_shown_for)
+    {
+        let content = crate::desk::content(&d.outcome, pad);
+        let seq = d.seq;
+        drop(l);
+        let mut f = frame::layout(&content, w, h);
+        f.checkin = Some(seq);
+        return f;
+    }
     let content = match &l.config {
         Some(c) => {
             let step = step_at(
@@ -69,8 +83,9 @@ pub fn current_frame(
     frame::layout(&content, w, h)
 }
 
-/// The routes.
-pub fn routes(page: Page) -> Router {
+/// The routes (`desk`: with `run --reader`, for the status page).
+pub fn routes(mut page: Page, desk: Option<Arc<crate::desk::Desk>>) -> Router {
+    page.desk = desk;
     Router::new()
         .route("/", get(index))
         .route("/frame.svg", get(frame_svg))
@@ -80,6 +95,7 @@ pub fn routes(page: Page) -> Router {
             get(|| async { font(frame::REGULAR_TTF) }),
         )
         .route("/status", get(status))
+        .route("/changes", get(changes))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(page)
 }
@@ -135,6 +151,15 @@ main svg{{display:block;width:100vw;height:100vh}}
   load();
   setInterval(load, {refresh_ms});
   window.addEventListener('resize', load);
+  // A check-in's answer shows at once: wait on the kiosk for the screen to change.
+  var seq = -1;
+  function watch() {{
+    fetch('/changes?since=' + seq, {{cache: 'no-store'}})
+      .then(function (r) {{ return r.ok ? r.text() : Promise.reject(r.status); }})
+      .then(function (t) {{ var n = parseInt(t, 10); if (n !== seq) {{ seq = n; load(); }} watch(); }})
+      .catch(function () {{ setTimeout(watch, 1000); }});
+  }}
+  watch();
 }})();
 </script></body></html>
 "#,
@@ -176,8 +201,68 @@ async fn frame_svg(
         .into_response()
 }
 
+#[derive(Deserialize)]
+struct Since {
+    since: Option<i64>,
+}
+
+/// `GET /changes?since=N`: answers the screen's sequence number as soon as it differs
+/// from `N` (a check-in shown, or gone), or after 25 s.
+async fn changes(
+    State(p): State<Page>,
+    q: Result<Query<Since>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let since = q.ok().and_then(|Query(s)| s.since);
+    let changed = read(&p.live).changed.clone();
+    let notified = changed.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    let now = i64::try_from(read(&p.live).screen_seq).unwrap_or(i64::MAX);
+    if since != Some(now) {
+        return now.to_string().into_response();
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(25), notified).await;
+    let now = read(&p.live).screen_seq;
+    ([(header::CACHE_CONTROL, "no-store")], now.to_string()).into_response()
+}
+
 async fn status(State(p): State<Page>) -> Response {
+    let (queued, rejected, roster) = match &p.desk {
+        Some(d) => {
+            let q = d
+                .queues
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (
+                Some(q.len()),
+                Some(q.rejected()),
+                q.roster().map(|r| json!({"version": r.version, "expires_at_ms": r.expires_at_ms, "cards": r.cards.len()})),
+            )
+        }
+        None => (None, None, None),
+    };
     let l = read(&p.live);
+    let desk = l.desk.as_ref().map(|d| {
+        let (result, reason, member, offline) = match &d.outcome {
+            crate::desk::Outcome::Welcome { member, offline } => {
+                ("welcome", None, Some(member), *offline)
+            }
+            crate::desk::Outcome::Refused {
+                reason,
+                member,
+                offline,
+            } => ("refused", Some(reason.clone()), member.as_ref(), *offline),
+            crate::desk::Outcome::Problem(why) => ("problem", Some(why.clone()), None, false),
+        };
+        json!({
+            "seq": d.seq,
+            "result": result,
+            "reason": reason,
+            "offline": offline,
+            "member": member,
+            "shown_ms": d.at.elapsed().as_millis() as u64,
+        })
+    });
     axum::Json(json!({
         "kiosk_id": p.kiosk_id,
         "version": VERSION,
@@ -189,6 +274,10 @@ async fn status(State(p): State<Page>) -> Response {
         "clock_offset_ms": l.clock_offset_ms,
         "heartbeats_ok": l.heartbeats_ok,
         "heartbeats_failed": l.heartbeats_failed,
+        "checkin": desk,
+        "checkin_queue": queued,
+        "checkin_rejected": rejected,
+        "roster": roster,
     }))
     .into_response()
 }

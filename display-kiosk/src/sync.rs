@@ -17,7 +17,7 @@ use crate::wire::{self, WireError};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What the running kiosk knows; shared by the sync loop and the page.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Live {
     /// The config on screen.
     pub config: Option<Checked>,
@@ -33,6 +33,61 @@ pub struct Live {
     pub heartbeats_ok: u64,
     /// Heartbeats that failed.
     pub heartbeats_failed: u64,
+    /// The last check-in's answer on screen (with `run --reader`).
+    pub desk: Option<crate::desk::OnScreen>,
+    /// Woken whenever what the screen shows changes (the page long-polls on it).
+    pub changed: Arc<tokio::sync::Notify>,
+    /// Bumped whenever what the screen shows changes.
+    pub screen_seq: u64,
+    /// How long a check-in's answer stays on the screen (`run --checkin-secs`).
+    pub desk_shown_for: Duration,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self {
+            config: None,
+            clock_offset_ms: 0,
+            last_error: None,
+            config_error: None,
+            online: false,
+            heartbeats_ok: 0,
+            heartbeats_failed: 0,
+            desk: None,
+            changed: Arc::default(),
+            screen_seq: 0,
+            desk_shown_for: crate::desk::SHOWN_FOR,
+        }
+    }
+}
+
+/// Puts a check-in's outcome on the screen and wakes the page.
+pub fn show_outcome(live: &Shared, outcome: crate::desk::Outcome) {
+    let mut l = write(live);
+    l.screen_seq += 1;
+    let seq = l.screen_seq;
+    l.desk = Some(crate::desk::OnScreen {
+        outcome,
+        at: Instant::now(),
+        seq,
+    });
+    let changed = l.changed.clone();
+    let shown_for = l.desk_shown_for;
+    drop(l);
+    changed.notify_waiters();
+    // Back to the usual screen when the answer has been up long enough.
+    let live = live.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(shown_for).await;
+        let mut l = write(&live);
+        if l.desk.as_ref().is_some_and(|d| d.seq == seq) {
+            l.desk = None;
+            l.screen_seq += 1;
+            let changed = l.changed.clone();
+            drop(l);
+            changed.notify_waiters();
+        }
+    });
 }
 
 /// Shared handle.
@@ -43,7 +98,7 @@ pub fn read(s: &Shared) -> std::sync::RwLockReadGuard<'_, Live> {
     s.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn write(s: &Shared) -> std::sync::RwLockWriteGuard<'_, Live> {
+pub(crate) fn write(s: &Shared) -> std::sync::RwLockWriteGuard<'_, Live> {
     s.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -96,11 +151,11 @@ struct ErrorBody {
     error: String,
 }
 
-fn unreachable_err(e: &reqwest::Error) -> CallError {
+pub(crate) fn unreachable_err(e: &reqwest::Error) -> CallError {
     CallError::Unreachable(tapkit_core::error_chain(e))
 }
 
-async fn refused(r: reqwest::Response) -> CallError {
+pub(crate) async fn refused(r: reqwest::Response) -> CallError {
     let status = r.status().as_u16();
     // An error without a readable explanation is still the server's refusal.
     let message = r
@@ -141,7 +196,7 @@ pub async fn enroll(
     })
 }
 
-fn bearer(id: &Identity) -> String {
+pub(crate) fn bearer(id: &Identity) -> String {
     format!("Bearer kiosk.{}.{}", id.kiosk_id, id.secret)
 }
 
@@ -166,6 +221,23 @@ pub async fn fetch_config(
     }
     r.text().await.map(Some).map_err(|e| unreachable_err(&e))
 }
+
+/// Fetches the signed roster (`GET /api/kiosk/roster`), as text.
+pub async fn fetch_roster(http: &reqwest::Client, id: &Identity) -> Result<String, CallError> {
+    let r = http
+        .get(format!("{}/api/kiosk/roster", id.server))
+        .header("Authorization", bearer(id))
+        .send()
+        .await
+        .map_err(|e| unreachable_err(&e))?;
+    if !r.status().is_success() {
+        return Err(refused(r).await);
+    }
+    r.text().await.map_err(|e| unreachable_err(&e))
+}
+
+/// How often the desk's roster is fetched again while the server is reachable.
+pub const ROSTER_EVERY: Duration = Duration::from_secs(60);
 
 /// The heartbeat's answer, with the server's omissions filled in.
 struct Beat {
@@ -254,8 +326,10 @@ pub async fn run(
     state: StateDir,
     live: Shared,
     max_backoff: u64,
+    desk: Option<Arc<crate::desk::Desk>>,
 ) {
     let started = Instant::now();
+    let mut roster_at: Option<Instant> = None;
     let mut failures = 0u32;
     let mut last_logged: Option<String> = None;
     loop {
@@ -314,6 +388,30 @@ pub async fn run(
                                 write(&live).last_error = Some(e);
                             }
                         }
+                    }
+                }
+            }
+            if let Some(desk) = &desk
+                && roster_at.is_none_or(|t| t.elapsed() >= ROSTER_EVERY)
+            {
+                let text = fetch_roster(&http, &id).await.map_err(|e| e.to_string())?;
+                let saved = desk
+                    .queues
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .save_roster(&text, id.kiosk_id);
+                match saved {
+                    Ok(r) => {
+                        tracing::debug!(
+                            version = r.version,
+                            cards = r.cards.len(),
+                            "roster refreshed"
+                        );
+                        roster_at = Some(Instant::now());
+                    }
+                    Err(e) => {
+                        tracing::error!("refused the server's roster: {e}");
+                        write(&live).last_error = Some(format!("roster refused: {e}"));
                     }
                 }
             }

@@ -60,6 +60,29 @@ pub struct CardSpec {
     /// The URL its chip carries (with the mirror placeholder when mirroring), listed in
     /// the per-card CSV for the card maker.
     pub nfc_url: String,
+    /// A member card: its QR and printed URL name the member's page, `/m/{code}`,
+    /// instead of the referral hop `/r/{code}`.
+    pub member: bool,
+}
+
+impl CardSpec {
+    /// What the card's QR encodes.
+    pub fn qr_url(&self, domain: &str) -> String {
+        if self.member {
+            format!("https://{domain}/m/{}", self.code)
+        } else {
+            qr_url(domain, &self.code)
+        }
+    }
+
+    /// The URL printed under the QR (no scheme).
+    pub fn short_url(&self, domain: &str) -> String {
+        format!(
+            "{domain}/{}/{}",
+            if self.member { "m" } else { "r" },
+            self.code
+        )
+    }
 }
 
 /// Everything drawn on one partner's card.
@@ -137,7 +160,7 @@ pub fn prepare(
     regular: &ParsedFont,
 ) -> Result<CardFace, String> {
     let code = p.code.clone();
-    let payload = qr_url(domain, &code);
+    let payload = p.qr_url(domain);
     let ec = if t.front.logo_over_qr {
         'H'
     } else {
@@ -194,7 +217,7 @@ pub fn prepare(
             ));
         }
     };
-    let short_url = format!("{domain}/r/{code}");
+    let short_url = p.short_url(domain);
     let mut url_pt = t.front.url_pt;
     while pdf::text_width_mm(regular, &short_url, url_pt)
         .map_err(|ch| format!("{}: the font has no glyph for {ch:?}", p.name))?
@@ -337,7 +360,7 @@ pub fn run(
                 p.code.clone(),
                 p.name.clone(),
                 p.kind.clone(),
-                qr_url(domain, &p.code),
+                p.qr_url(domain),
                 p.nfc_url.clone(),
             ])
             .map_err(io)?;
@@ -355,7 +378,7 @@ pub fn run(
             .map_or(1, |n| n.get())
             .min(8);
         let written = pdf::par_map(partners, threads, |_, p| {
-            let (png, svg) = portal_qr(&qr_url(domain, &p.code)).map_err(PrintError::Template)?;
+            let (png, svg) = portal_qr(&p.qr_url(domain)).map_err(PrintError::Template)?;
             let png_path = dir.join(format!("{}.png", p.code));
             write_atomic(&png_path, &png)?;
             let svg_path = dir.join(format!("{}.svg", p.code));

@@ -36,7 +36,10 @@ pub struct Entry {
     /// The affiliate's id on the server, when the partner list came from the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affiliate_id: Option<i64>,
-    /// Referral code.
+    /// The member's id on the server, for a member card (`provision --members`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<i64>,
+    /// Referral code (a member card: the member's page code).
     pub code: String,
     /// URL written (with the mirror placeholder when on).
     pub url: String,
@@ -198,6 +201,7 @@ mod tests {
             time: now_rfc3339(),
             partner: "Iron Gym".into(),
             affiliate_id: None,
+            member_id: None,
             code: code.into(),
             url: format!("https://b.example.com/r/{code}"),
             uid: Some("04A1B2C3D4E5F6".into()),

@@ -16,25 +16,101 @@ use std::path::Path;
 use serde::Serialize;
 use tapkit_core::code::ReferralCode;
 
-/// One partner to provision a card for.
+/// One card holder to provision a card for: a partner or (with `--members`) a member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Partner {
-    /// Name as printed.
+    /// Name as printed (a member card: the first name and the plan).
     pub name: String,
-    /// Referral code.
-    pub code: ReferralCode,
-    /// Affiliate kind.
+    /// What the card's URL names.
+    pub code: CardCode,
+    /// Affiliate kind (a member card: `member`).
     pub kind: String,
     /// The affiliate's id on the server, when the list came from the server (cards are
     /// registered to it after a verified write).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub affiliate_id: Option<i64>,
+    /// The member's id on the server, for a member card (bound to the member after a
+    /// verified write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<i64>,
 }
 
 impl Partner {
-    /// The URL on the partner's card: `https://{domain}/r/{code}`.
+    /// The URL on the card: `https://{domain}/r/{code}` (a partner) or
+    /// `https://{domain}/m/{code}` (a member).
     pub fn url(&self, domain: &str) -> String {
-        format!("https://{domain}/r/{}", self.code)
+        format!("https://{domain}/{}/{}", self.code.route(), self.code)
+    }
+}
+
+/// What a card's URL names: a partner's referral code (`/r/{code}`) or a member's page
+/// code (`/m/{code}`, 12 hex digits given by the server).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(untagged)]
+pub enum CardCode {
+    /// A partner's referral code.
+    Referral(ReferralCode),
+    /// A member's page code.
+    Member(MemberCode),
+}
+
+impl CardCode {
+    /// The code as written in the URL.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Referral(c) => c.as_str(),
+            Self::Member(c) => &c.0,
+        }
+    }
+
+    /// The URL's route: `r` or `m`.
+    pub fn route(&self) -> &'static str {
+        match self {
+            Self::Referral(_) => "r",
+            Self::Member(_) => "m",
+        }
+    }
+
+    /// Reads the code out of a card URL `https://…/r/CODE…` or `https://…/m/CODE…`.
+    pub fn from_url(url: &str) -> Option<Self> {
+        let tail = |route: &str| {
+            url.split(route)
+                .nth(1)
+                .and_then(|r| r.split(['?', '&', '#']).next())
+        };
+        if let Some(c) = tail("/r/") {
+            return ReferralCode::parse(c).ok().map(Self::Referral);
+        }
+        MemberCode::parse(tail("/m/")?).ok().map(Self::Member)
+    }
+}
+
+impl std::fmt::Display for CardCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<ReferralCode> for CardCode {
+    fn from(c: ReferralCode) -> Self {
+        Self::Referral(c)
+    }
+}
+
+/// A member's page code as the server gives it: 1 to 64 ASCII letters and digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct MemberCode(String);
+
+impl MemberCode {
+    /// Checks a member code.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "{s:?} is not a member code (1 to 64 letters and digits, as the server lists them)"
+            ));
+        }
+        Ok(Self(s.to_owned()))
     }
 }
 
@@ -224,9 +300,10 @@ pub fn parse_csv(input: impl std::io::Read, label: &str) -> Result<PartnerList, 
         }
         out.partners.push(Partner {
             name,
-            code,
+            code: code.into(),
             kind,
             affiliate_id: None,
+            member_id: None,
         });
     }
     Ok(out)

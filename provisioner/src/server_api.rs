@@ -194,6 +194,16 @@ struct RemoteAffiliate {
     status: Option<String>,
 }
 
+/// What the server lists for a member (only the fields used here).
+#[derive(Debug, Deserialize)]
+struct RemoteMember {
+    id: i64,
+    plan: String,
+    first_name: Option<String>,
+    code: Option<String>,
+    url: Option<String>,
+}
+
 /// The partners that still need a card, as listed by the server.
 #[derive(Debug, Clone, Default)]
 pub struct RemotePartners {
@@ -294,9 +304,10 @@ impl ServerApi {
                     }
                     out.partners.push(Partner {
                         name: a.name,
-                        code,
+                        code: code.into(),
                         kind: a.kind,
                         affiliate_id: Some(a.id),
+                        member_id: None,
                     });
                 }
                 Err(e) => out.errors.push(RowError {
@@ -306,6 +317,85 @@ impl ServerApi {
             }
         }
         Ok(out)
+    }
+
+    /// `GET /api/admin/members?needs_card=true`: the live members without a card, each
+    /// with the page code the server gave it (`/m/{code}`); the printed name is the
+    /// member's first name and plan.
+    pub fn members_needing_card(&self) -> Result<RemotePartners, ServerError> {
+        let url = format!("{}/api/admin/members?needs_card=true", self.creds.base);
+        let resp = self.send("the member list", self.http.get(&url))?;
+        let list: Vec<RemoteMember> = resp.json().map_err(|e| ServerError::NotTapkit {
+            url: url.clone(),
+            reason: tapkit_core::error_chain(&e),
+        })?;
+        let mut out = RemotePartners::default();
+        for (i, m) in list.into_iter().enumerate() {
+            let entry = u64::try_from(i + 1).unwrap_or(u64::MAX);
+            let code = m
+                .code
+                .as_deref()
+                .ok_or_else(|| "the server gave it no page code".to_owned())
+                .and_then(crate::partners::MemberCode::parse);
+            let (code, url) = match (code, m.url) {
+                (Ok(c), Some(u)) => (c, u),
+                (Err(e), _) => {
+                    out.errors.push(RowError {
+                        line: entry,
+                        message: format!("member {}: {e}", m.id),
+                    });
+                    continue;
+                }
+                (Ok(_), None) => {
+                    out.errors.push(RowError {
+                        line: entry,
+                        message: format!("member {}: the server gave no card URL", m.id),
+                    });
+                    continue;
+                }
+            };
+            let first = m
+                .first_name
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .unwrap_or("Member");
+            let name = format!("{first} · {}", m.plan);
+            if let Err(e) = crate::partners::check_name(&name) {
+                out.errors.push(RowError {
+                    line: entry,
+                    message: format!("member {}: {e}", m.id),
+                });
+                continue;
+            }
+            if out.domain.is_none() {
+                out.domain = url
+                    .strip_prefix("https://")
+                    .and_then(|r| r.split('/').next())
+                    .map(str::to_owned);
+            }
+            out.partners.push(Partner {
+                name,
+                code: crate::partners::CardCode::Member(code),
+                kind: "member".into(),
+                affiliate_id: None,
+                member_id: Some(m.id),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `POST /api/admin/members/{id}/cards`: binds the card UID to the member. The same
+    /// binding twice is fine; a UID bound elsewhere is refused by the server.
+    pub fn register_member_card(&self, member_id: i64, uid: &str) -> Result<(), ServerError> {
+        let url = format!("{}/api/admin/members/{member_id}/cards", self.creds.base);
+        self.send(
+            &format!("card {uid}"),
+            self.http
+                .post(&url)
+                .json(&serde_json::json!({ "uid": uid })),
+        )
+        .map(drop)
     }
 
     /// `POST /api/admin/cards`: binds the card UID to the affiliate. Registering the same

@@ -421,8 +421,200 @@ async fn fifty_at_once_for_two_visits_accept_two(backend: Backend) {
     );
 }
 
+/// A kiosk's offline check-in, submitted from its queue.
+fn offline_request(token: &str, url: &str, key: Option<&str>, at: i64) -> Request<Body> {
+    let mut b = Request::builder()
+        .method(Method::POST)
+        .uri("/api/kiosk/check-in")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(k) = key {
+        b = b.header("idempotency-key", k);
+    }
+    b.body(Body::from(
+        json!({"url": url, "offline_at_ms": at}).to_string(),
+    ))
+    .unwrap()
+}
+
+async fn offline_check_ins_are_reconciled_once_with_overdrafts(backend: Backend) {
+    let Some(s) = checkin_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let desk = s.kiosk_token("Iron Gym").await;
+    let now = tapkit_server::store::now_ms();
+    let bo = s.new_member("cus_bo", "basic", "Bo").await; // 2 visits
+    let (_, url) = s.card(bo, UID).await;
+    // Online first: counter 10 accepted (1 visit left).
+    assert_eq!(s.card_tap(&desk, &url, UID, 10).await["accepted"], true);
+
+    // The kiosk was offline and let Bo in three times (counters 7, 8, 9: read before
+    // the online tap, submitted after it; the roster said 2 visits).
+    let mut answers = Vec::new();
+    for (i, counter) in [7u32, 8, 9].iter().enumerate() {
+        let req = offline_request(
+            &desk,
+            &format!("{url}?m={UID}x{counter:06X}"),
+            Some(&format!("q{i}")),
+            now - 60_000,
+        );
+        let (st, v) = json_of(s.call(req).await).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        answers.push(v);
+    }
+    // Late counters are not copies; each is accepted, the ones not owed as overdrafts.
+    assert!(answers.iter().all(|v| v["accepted"] == true), "{answers:?}");
+    let overdrafts: Vec<&Value> = answers.iter().map(|v| &v["overdraft"]).collect();
+    assert_eq!(
+        overdrafts,
+        [
+            &Value::Null,
+            &json!("no_visits_left"),
+            &json!("no_visits_left")
+        ]
+    );
+    let m = s.state.store.member(bo).await.unwrap().unwrap();
+    assert_eq!(m.visits_used, 2, "never beyond the allowance");
+
+    // The queue submitted again (the kiosk crashed before rewriting it): nothing new.
+    for (i, counter) in [7u32, 8, 9].iter().enumerate() {
+        let req = offline_request(
+            &desk,
+            &format!("{url}?m={UID}x{counter:06X}"),
+            Some(&format!("q{i}")),
+            now - 60_000,
+        );
+        let (st, v) = json_of(s.call(req).await).await;
+        assert_eq!((st, &v["replayed"]), (StatusCode::OK, &json!(true)), "{v}");
+    }
+    // A tap already accepted, sent offline by another read: a copy, refused.
+    let req = offline_request(&desk, &format!("{url}?m={UID}x00000A"), Some("q9"), now);
+    let (_, v) = json_of(s.call(req).await).await;
+    assert_eq!(
+        (&v["accepted"], &v["reason"]),
+        (&json!(false), &json!("counter_not_rising")),
+        "{v}"
+    );
+    // The card's counter stays at the highest seen: a later online tap at 10 is a copy.
+    assert_eq!(
+        s.card_tap(&desk, &url, UID, 10).await["reason"],
+        "counter_not_rising"
+    );
+    let kept: Vec<(bool, Option<String>)> = s
+        .state
+        .store
+        .member_checkins(bo, 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.offline_at.is_some())
+        .map(|c| (c.accepted, c.overdraft))
+        .collect();
+    assert_eq!(kept.len(), 4, "every offline check-in is kept: {kept:?}");
+    assert_eq!(kept.iter().filter(|(_, o)| o.is_some()).count(), 2);
+
+    // A lapsed member let in offline: kept, as an overdraft naming why.
+    let cy = s.new_member("cus_cy", "basic", "Cy").await;
+    let (_, cy_url) = s.card(cy, "04C0C0C0C0C0C0").await;
+    set(&s, cy, "status = 'lapsed'").await;
+    let req = offline_request(
+        &desk,
+        &format!("{cy_url}?m=04C0C0C0C0C0C0x000003"),
+        Some("c1"),
+        now,
+    );
+    let (_, v) = json_of(s.call(req).await).await;
+    assert_eq!(
+        (&v["accepted"], &v["overdraft"]),
+        (&json!(true), &json!("lapsed")),
+        "{v}"
+    );
+
+    // What the server refuses to reconcile: no key, a time in the future.
+    for (key, at, field) in [
+        (None, now, "Idempotency-Key"),
+        (Some("z1"), now + 3_600_000, "offline_at_ms"),
+    ] {
+        let req = offline_request(&desk, &format!("{url}?m={UID}x000020"), key, at);
+        let (st, v) = json_of(s.call(req).await).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["field"], field, "{v}");
+    }
+}
+
+async fn the_roster_is_signed_for_its_kiosk(backend: Backend) {
+    let Some(s) = checkin_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let desk = s.kiosk_token("Iron Gym").await;
+    let ada = s.new_member("cus_ada", "plus", "Ada").await;
+    s.card(ada, UID).await;
+    let late = s.new_member("cus_late", "basic", "Lee").await;
+    s.card(late, "04EEEEEEEEEE01").await;
+    let today = tapkit_server::store::now_ms().div_euclid(86_400_000);
+    set(
+        &s,
+        late,
+        &format!("status = 'past_due', failed_on = {}", today - 10),
+    )
+    .await;
+    // A member without a card is not on it.
+    s.new_member("cus_nocard", "basic", "No").await;
+    let req = Request::builder()
+        .uri("/api/kiosk/roster")
+        .header("authorization", format!("Bearer {desk}"))
+        .body(Body::empty())
+        .unwrap();
+    let (st, signed) = json_of(s.call(req).await).await;
+    assert_eq!(st, StatusCode::OK, "{signed}");
+    let secret = tapkit_core::hex::decode(desk.rsplit('.').next().unwrap()).unwrap();
+    let text = signed["roster"].as_str().unwrap();
+    assert!(tapkit_core::kiosk_wire::roster_authentic(
+        &secret,
+        text,
+        signed["signature"].as_str().unwrap()
+    ));
+    assert!(!tapkit_core::kiosk_wire::roster_authentic(
+        b"another kiosk",
+        text,
+        signed["signature"].as_str().unwrap()
+    ));
+    let r: tapkit_core::kiosk_wire::Roster = serde_json::from_str(text).unwrap();
+    assert!(r.expires_at_ms > r.version);
+    let mut cards: Vec<(String, String, Option<i64>)> = r
+        .cards
+        .iter()
+        .map(|c| (c.uid.clone(), c.status.clone(), c.visits_left))
+        .collect();
+    cards.sort();
+    assert_eq!(
+        cards,
+        [
+            (UID.to_owned(), "active".to_owned(), Some(4)),
+            ("04EEEEEEEEEE01".to_owned(), "past_due".to_owned(), Some(2)),
+        ]
+    );
+    let ada_card = r.cards.iter().find(|c| c.uid == UID).unwrap();
+    assert_eq!(
+        (
+            ada_card.first_name.as_deref(),
+            ada_card.plan.as_str(),
+            ada_card.priority.as_str()
+        ),
+        (Some("Ada"), "Plus", "high")
+    );
+    // Without a kiosk's credentials: 401.
+    let req = Request::builder()
+        .uri("/api/kiosk/roster")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(s.call(req).await.status(), StatusCode::UNAUTHORIZED);
+}
+
 on_both_databases!(
     a_tap_uses_one_visit_and_a_copy_is_refused,
     the_members_standing_decides,
     fifty_at_once_for_two_visits_accept_two,
+    offline_check_ins_are_reconciled_once_with_overdrafts,
+    the_roster_is_signed_for_its_kiosk,
 );

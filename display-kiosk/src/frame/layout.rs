@@ -108,7 +108,11 @@ pub fn layout(c: &Content, width: u32, height: u32) -> Frame {
         side
     };
 
-    if landscape {
+    if matrix.is_none() {
+        // No QR (a check-in's answer, or waiting for the settings): the words fill the
+        // screen, to be read from across the room.
+        text_column(&mut items, c, m, w - m, m, h - m, short);
+    } else if landscape {
         // Text and pointer on the pad's side, the QR on the other.
         let qr_max = (h - 2.0 * m - 1.6 * url_size).min(0.46 * w);
         let (qr_cx, col_x0, col_x1) = if c.pad == Pad::Right {
@@ -195,6 +199,7 @@ pub fn layout(c: &Content, width: u32, height: u32) -> Frame {
         items,
         label,
         qr_url: c.qr_url.clone(),
+        checkin: None,
     }
 }
 

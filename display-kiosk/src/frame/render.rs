@@ -20,8 +20,10 @@ impl Frame {
     pub fn svg(&self) -> String {
         let (w, h) = (self.width, self.height);
         let mut s = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" data-w=\"{w}\" data-h=\"{h}\" data-qr=\"{}\" role=\"img\" aria-label=\"{}\" preserveAspectRatio=\"xMidYMid meet\"><rect width=\"{w}\" height=\"{h}\" fill=\"{}\"/>",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" data-w=\"{w}\" data-h=\"{h}\" data-qr=\"{}\"{} role=\"img\" aria-label=\"{}\" preserveAspectRatio=\"xMidYMid meet\"><rect width=\"{w}\" height=\"{h}\" fill=\"{}\"/>",
             esc(self.qr_url.as_deref().unwrap_or("")),
+            self.checkin
+                .map_or_else(String::new, |n| format!(" data-checkin=\"{n}\"")),
             esc(&self.label),
             self.background.css()
         );

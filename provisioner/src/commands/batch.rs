@@ -76,9 +76,19 @@ fn load_partners(src: &SourceArgs) -> Result<Partners, CliError> {
             )
             .map_err(server_error)?;
             let api = ServerApi::new(creds).map_err(server_error)?;
-            let remote = api.partners(!src.all).map_err(server_error)?;
+            let remote = if src.members {
+                api.members_needing_card()
+            } else {
+                api.partners(!src.all)
+            }
+            .map_err(server_error)?;
             if remote.partners.is_empty() && remote.errors.is_empty() {
-                if src.all {
+                if src.members {
+                    println!(
+                        "Every live member on {} has a card: nothing to do.",
+                        api.base()
+                    );
+                } else if src.all {
                     println!("{} has no active affiliate: nothing to do.", api.base());
                 } else {
                     println!(
@@ -104,7 +114,9 @@ fn load_partners(src: &SourceArgs) -> Result<Partners, CliError> {
             let origin = format!(
                 "{} ({})",
                 api.base(),
-                if src.all {
+                if src.members {
+                    "members needing a card"
+                } else if src.all {
                     "active affiliates"
                 } else {
                     "affiliates needing a card"
@@ -320,6 +332,7 @@ pub(super) fn print(
             code: p.code.to_string(),
             kind: p.kind.clone(),
             nfc_url: crate::driver::mirrored_url(&p.url(domain)),
+            member: matches!(p.code, crate::partners::CardCode::Member(_)),
         })
         .collect();
     let r =

@@ -210,8 +210,7 @@ fn owner_of<'a>(
     partners: &'a [Partner],
     prior: &'a [Entry],
 ) -> Option<(&'a str, &'a str)> {
-    let code_part = url.split("/r/").nth(1)?.split(['?', '&', '#']).next()?;
-    let code = tapkit_core::code::ReferralCode::parse(code_part).ok()?;
+    let code = crate::partners::CardCode::from_url(url)?;
     partners
         .iter()
         .find(|p| p.code == code)
@@ -255,6 +254,7 @@ fn provision_one<F: CardFeed>(
             time: journal::now_rfc3339(),
             partner: partner.name.clone(),
             affiliate_id: partner.affiliate_id,
+            member_id: partner.member_id,
             code: partner.code.to_string(),
             url: url.clone(),
             uid: None,

@@ -18,6 +18,9 @@ pub trait Registrar {
 
 impl Registrar for ServerApi {
     fn register(&mut self, partner: &Partner, uid: &str) -> Result<(), ServerError> {
+        if let Some(member) = partner.member_id {
+            return self.register_member_card(member, uid);
+        }
         let id = partner.affiliate_id.ok_or_else(|| {
             ServerError::Config(format!(
                 "{} has no affiliate id on the server; take the partner list from --server",
@@ -107,7 +110,14 @@ pub(super) fn retry_pending(
         let Some(uid) = e.uid.as_deref() else {
             continue;
         };
-        let Ok(code) = tapkit_core::code::ReferralCode::parse(&e.code) else {
+        let code = if e.member_id.is_some() {
+            crate::partners::MemberCode::parse(&e.code).map(crate::partners::CardCode::Member)
+        } else {
+            tapkit_core::code::ReferralCode::parse(&e.code)
+                .map(Into::into)
+                .map_err(|e| e.to_string())
+        };
+        let Ok(code) = code else {
             continue;
         };
         let partner = Partner {
@@ -115,6 +125,7 @@ pub(super) fn retry_pending(
             code,
             kind: String::new(),
             affiliate_id: e.affiliate_id,
+            member_id: e.member_id,
         };
         let mut line = Entry {
             time: journal::now_rfc3339(),

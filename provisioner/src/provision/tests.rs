@@ -40,9 +40,10 @@ fn partners(n: usize) -> Vec<Partner> {
     (0..n)
         .map(|i| Partner {
             name: format!("Partner {i}"),
-            code: ReferralCode::generate("Partner", 40 + i as u32),
+            code: ReferralCode::generate("Partner", 40 + i as u32).into(),
             kind: "business".into(),
             affiliate_id: Some(100 + i as i64),
+            member_id: None,
         })
         .collect()
 }

@@ -147,6 +147,52 @@ pub(crate) async fn get_member(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct MemberFilter {
+    #[serde(default)]
+    needs_card: bool,
+}
+
+/// `GET /api/admin/members[?needs_card=true]`: the newest 500 members, or (`needs_card`)
+/// every live member without an active card, oldest first, each with the `url` its card
+/// gets (`https://{domain}/m/{code}`): what `provisioner provision --members` writes.
+pub(crate) async fn list_members(
+    _: Admin,
+    State(s): State<AppState>,
+    q: Result<axum::extract::Query<MemberFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let axum::extract::Query(f) = q.map_err(|e| ApiError::field("needs_card", e.body_text()))?;
+    let list = if f.needs_card {
+        s.store
+            .members_needing_card(s.program.id, |_| new_member_code())
+            .await?
+    } else {
+        s.store.members(s.program.id, 500).await?
+    };
+    Ok(Json(
+        list.iter()
+            .map(|m| {
+                let mut v = member_json(m, &[]);
+                v.as_object_mut().map(|o| o.remove("open_invoices"));
+                v["url"] = member_url(&s, m.code.as_deref());
+                v
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// A member's page code: 12 lower-case hex digits (48 random bits).
+fn new_member_code() -> String {
+    crate::keys::random_hex()[..12].to_owned()
+}
+
+fn member_url(s: &AppState, code: Option<&str>) -> Value {
+    code.map_or(Value::Null, |code| {
+        Value::String(format!("https://{}/m/{code}", s.config.program.domain))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct PlanChange {
     plan: String,
 }
@@ -330,7 +376,7 @@ fn card_json(s: &AppState, c: &crate::store::checkins::MemberCard, code: Option<
         "status": c.status,
         "created_at": c.created_at,
         "revoked_at": c.revoked_at,
-        "url": code.map(|code| format!("https://{}/m/{code}", s.config.program.domain)),
+        "url": member_url(s, code),
     })
 }
 
@@ -352,7 +398,7 @@ pub(crate) async fn bind_card(
         )));
     }
     let uid = super::partners::normalise_uid(&b.uid)?;
-    let code = crate::keys::random_hex()[..12].to_owned();
+    let code = new_member_code();
     let now = crate::store::now_ms();
     match s
         .store

@@ -48,7 +48,10 @@ pub fn routes() -> Router<AppState> {
             "/api/admin/affiliates/{id}/earnings",
             get(analytics::earnings),
         )
-        .route("/api/admin/members", post(members::create_member))
+        .route(
+            "/api/admin/members",
+            post(members::create_member).get(members::list_members),
+        )
         .route("/api/admin/members/{id}", get(members::get_member))
         .route("/api/admin/members/{id}/plan", post(members::change_plan))
         .route("/api/admin/members/{id}/pause", post(members::pause))

@@ -166,6 +166,49 @@ pub(super) async fn heartbeat(
     }))
 }
 
+/// `POST /api/kiosk/check-in` `{"url": "<the member card's URL with its mirror>"}`, with
+/// an optional `Idempotency-Key` header per read of the card (a retry of the same read
+/// gets the same answer; another read of the same counter is a copy): checks the member
+/// in (see [`crate::members::checkin`]). A refusal is a 200 with `accepted: false` and
+/// the reason, for the screen.
+pub(super) async fn check_in(
+    KioskAuth(k): KioskAuth,
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Body(b): Body<tapkit_core::kiosk_wire::CheckInRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::field("Idempotency-Key", "Idempotency-Key must be visible ASCII")
+        })?),
+    };
+    let key = crate::members::checkin::check_key(key)?;
+    let answer = crate::members::checkin::check_in(&s, &k, &b, key, now_ms()).await?;
+    tracing::info!(
+        kiosk = k.id,
+        accepted = answer.accepted,
+        reason = answer.reason.as_deref().unwrap_or(""),
+        overdraft = answer.overdraft.as_deref().unwrap_or(""),
+        offline = b.offline_at_ms.is_some(),
+        replayed = answer.replayed,
+        "check-in"
+    );
+    Ok(axum::Json(answer))
+}
+
+/// `GET /api/kiosk/roster`: the signed roster of member cards the kiosk checks members
+/// in from while the server cannot be reached (see
+/// [`crate::members::checkin::roster`]). The kiosk fetches it with its config.
+pub(super) async fn roster(
+    KioskAuth(k): KioskAuth,
+    State(s): State<AppState>,
+) -> Result<impl IntoResponse, ApiError> {
+    let secret = secret(&s, &k);
+    let r = crate::members::checkin::roster(&s, &k, &secret, now_ms()).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(r)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,40 +396,4 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("unknown field `battery`"), "{e}");
     }
-}
-
-/// `POST /api/kiosk/check-in` `{"url": "<the member card's URL with its mirror>"}`, with
-/// an optional `Idempotency-Key` header per read of the card (a retry of the same read
-/// gets the same answer; another read of the same counter is a copy): checks the member
-/// in (see [`crate::members::checkin`]). A refusal is a 200 with `accepted: false` and
-/// the reason, for the screen.
-pub(super) async fn check_in(
-    KioskAuth(k): KioskAuth,
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Body(b): Body<CheckInBody>,
-) -> Result<impl IntoResponse, ApiError> {
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| {
-            ApiError::field("Idempotency-Key", "Idempotency-Key must be visible ASCII")
-        })?),
-    };
-    let key = crate::members::checkin::check_key(key)?;
-    let answer = crate::members::checkin::check_in(&s, &k, &b.url, key, now_ms()).await?;
-    tracing::info!(
-        kiosk = k.id,
-        accepted = answer.accepted,
-        reason = answer.reason.as_deref().unwrap_or(""),
-        replayed = answer.replayed,
-        "check-in"
-    );
-    Ok(axum::Json(answer))
-}
-
-/// The check-in request's body.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CheckInBody {
-    url: String,
 }

@@ -45,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/kiosk/config", get(device::config))
         .route("/api/kiosk/heartbeat", post(device::heartbeat))
         .route("/api/kiosk/check-in", post(device::check_in))
+        .route("/api/kiosk/roster", get(device::roster))
 }
 
 /// A Unix ms time as RFC 3339, or null.

@@ -6,7 +6,9 @@
 //! a visit is taken (rolled-over first, never below zero), and the check-in is logged,
 //! at most one accepted per card and counter.
 
-use serde::Serialize;
+use tapkit_core::kiosk_wire::{
+    CheckInAnswer, CheckInMember, CheckInRequest, Roster, RosterCard, SignedRoster, sign_roster,
+};
 
 use super::plans::{MembershipConfig, Priority};
 use crate::AppState;
@@ -107,38 +109,6 @@ pub fn standing_refusal(m: &Standing<'_>, day: i64, grace_days: u32) -> Option<&
     }
 }
 
-/// What staff see of the member.
-#[derive(Debug, Clone, Serialize)]
-pub struct Shown {
-    /// First name, when the brand gave one.
-    pub first_name: Option<String>,
-    /// The plan's name.
-    pub plan: String,
-    /// Visits left this period (`None`: unlimited).
-    pub visits_left: Option<i64>,
-    /// Of them, rolled over from last month.
-    pub rolled_over_visits: i64,
-    /// The add-on discount, basis points.
-    pub add_on_discount_bp: i64,
-    /// `standard`, `high` or `instant`.
-    pub priority: &'static str,
-}
-
-/// The answer to a check-in.
-#[derive(Debug, Clone, Serialize)]
-pub struct Answer {
-    /// Whether a visit was used.
-    pub accepted: bool,
-    /// Why not: `no_visits_left`, `paused`, `past_due`, `lapsed`, `cancelled`,
-    /// `unknown_card`, `revoked_card`, `counter_not_rising` (a copied card) or
-    /// `kiosk_not_allowed`.
-    pub reason: Option<String>,
-    /// The member, when the card is one of a member's.
-    pub member: Option<Shown>,
-    /// Whether this answers a read the kiosk had sent before.
-    pub replayed: bool,
-}
-
 fn priority(p: Priority) -> &'static str {
     match p {
         Priority::Standard => "standard",
@@ -147,16 +117,83 @@ fn priority(p: Priority) -> &'static str {
     }
 }
 
-fn shown(m: &DeskView, cfg: &MembershipConfig) -> Shown {
+fn shown(m: &DeskView, cfg: &MembershipConfig) -> CheckInMember {
     let plan = cfg.plan(&m.plan);
-    Shown {
+    CheckInMember {
         first_name: m.first_name.clone(),
         plan: plan.map_or_else(|| m.plan.clone(), |p| p.name.clone()),
         visits_left: m.visits_left(),
         rolled_over_visits: m.rolled_left(),
         add_on_discount_bp: plan.map_or(0, |p| p.add_on_discount_bp),
-        priority: plan.map_or("standard", |p| priority(p.priority)),
+        priority: plan.map_or("standard", |p| priority(p.priority)).to_owned(),
     }
+}
+
+/// How far ahead of the server's clock an offline check-in's time may be (the kiosk's
+/// clock runs on the offset it measured; more is a kiosk clock gone wrong).
+const OFFLINE_FUTURE_MS: i64 = 10 * 60 * 1000;
+
+/// The kiosks' roster stays valid this long after it was made: an offline kiosk checks
+/// members in from it for a day, then refuses and says so.
+pub const ROSTER_VALID_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The signed roster for kiosk `k` (see [`tapkit_core::kiosk_wire::SignedRoster`]):
+/// every active member card, with its member's plan, visits and standing as now.
+pub async fn roster(
+    s: &AppState,
+    k: &Kiosk,
+    secret: &[u8],
+    now: i64,
+) -> Result<SignedRoster, ApiError> {
+    let cfg = &s.config.program.membership;
+    let allowed = cfg.checkin_kiosks.is_empty() || cfg.checkin_kiosks.contains(&k.id);
+    let cards = if allowed {
+        s.store.roster_cards(s.program.id).await?
+    } else {
+        Vec::new()
+    };
+    let day = now.div_euclid(86_400_000);
+    let cards = cards
+        .into_iter()
+        .map(|(card, m)| {
+            let desk = DeskView::from(&m);
+            let status = match standing_refusal(
+                &Standing {
+                    status: &m.status,
+                    failed_on: m.failed_on,
+                },
+                day,
+                cfg.grace_days,
+            ) {
+                None => m.status.clone(),
+                Some(why) => why.to_owned(),
+            };
+            let shown = shown(&desk, cfg);
+            RosterCard {
+                uid: card.uid,
+                code: m.code.clone().unwrap_or_default(),
+                first_name: shown.first_name,
+                plan: shown.plan,
+                status,
+                visits_left: shown.visits_left,
+                rolled_over_visits: shown.rolled_over_visits,
+                add_on_discount_bp: shown.add_on_discount_bp,
+                priority: shown.priority,
+                last_counter: card.last_counter,
+            }
+        })
+        .collect();
+    let r = Roster {
+        kiosk_id: k.id,
+        version: now,
+        expires_at_ms: now + ROSTER_VALID_MS,
+        cards,
+    };
+    let text = serde_json::to_string(&r).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(SignedRoster {
+        signature: sign_roster(secret, &text),
+        roster: text,
+    })
 }
 
 /// Checks a kiosk's idempotency key: 1 to 100 visible ASCII characters.
@@ -173,15 +210,33 @@ pub fn check_key(key: Option<&str>) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// Checks a member in from the card's URL, for the kiosk `k`.
+/// Checks a member in from the card's URL, for the kiosk `k`; `offline_at` when the
+/// kiosk already let the member in from its roster (it needs a key, so that the kiosk's
+/// queue can be submitted again safely).
 pub async fn check_in(
     s: &AppState,
     k: &Kiosk,
-    url: &str,
+    req: &CheckInRequest,
     key: Option<&str>,
     now: i64,
-) -> Result<Answer, ApiError> {
-    let tap = parse_card_url(url).map_err(|e| ApiError::field("url", e))?;
+) -> Result<CheckInAnswer, ApiError> {
+    let tap = parse_card_url(&req.url).map_err(|e| ApiError::field("url", e))?;
+    if let Some(at) = req.offline_at_ms {
+        if key.is_none() {
+            return Err(ApiError::field(
+                "Idempotency-Key",
+                "an offline check-in (offline_at_ms) needs the Idempotency-Key it was queued with, so that submitting the queue again cannot use a visit twice",
+            ));
+        }
+        if !(0..=now + OFFLINE_FUTURE_MS).contains(&at) {
+            return Err(ApiError::field(
+                "offline_at_ms",
+                format!(
+                    "offline_at_ms {at} is in the future of the server's clock ({now}); check the kiosk's clock"
+                ),
+            ));
+        }
+    }
     let cfg = &s.config.program.membership;
     let ours = tap.host == s.config.program.domain.to_ascii_lowercase();
     let recorded = s
@@ -194,6 +249,7 @@ pub async fn check_in(
             kiosk_id: k.id,
             kiosk_allowed: cfg.checkin_kiosks.is_empty() || cfg.checkin_kiosks.contains(&k.id),
             idempotency_key: key,
+            offline_at: req.offline_at_ms,
             now,
             grace_days: cfg.grace_days,
             refuse: standing_refusal,
@@ -208,9 +264,10 @@ pub async fn check_in(
         done.reason.as_deref(),
         Some("unknown_card" | "kiosk_not_allowed")
     );
-    Ok(Answer {
+    Ok(CheckInAnswer {
         accepted: done.accepted,
         reason: done.reason,
+        overdraft: done.overdraft,
         member: member.filter(|_| known).map(|m| shown(&m, cfg)),
         replayed,
     })

@@ -16,12 +16,12 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::checkins::{CheckIn, DeskView, Found, Recorded, Tap, Tapped, decide};
+use super::checkins::{CheckIn, DeskView, Found, Recorded, Tap, Tapped, decide, settle};
 use super::click_db::open_connection;
 use super::{SqliteSync, StoreError};
 
-const BY_KEY: &str = "SELECT id, member_id, card_id, kiosk_id, counter, accepted, reason, visit, at \
-    FROM checkins WHERE kiosk_id = ?1 AND idempotency_key = ?2";
+const BY_KEY: &str = "SELECT id, member_id, card_id, kiosk_id, counter, accepted, reason, visit, at, \
+    offline_at, overdraft FROM checkins WHERE kiosk_id = ?1 AND idempotency_key = ?2";
 const MEMBER: &str =
     "SELECT id, status, failed_on, period FROM members WHERE program_id = ?1 AND code = ?2";
 const CARD: &str = "SELECT id, status FROM member_cards WHERE member_id = ?1 AND uid = ?2 \
@@ -36,8 +36,11 @@ const TAKE_INCLUDED: &str = "UPDATE members SET visits_used = visits_used + 1, u
 const VIEW: &str = "SELECT first_name, plan, visits_included, visits_used, visits_rolled, \
     visits_rolled_used FROM members WHERE id = ?1";
 const INSERT: &str = "INSERT INTO checkins (program_id, member_id, card_id, kiosk_id, counter, accepted, \
-    reason, visit, period, idempotency_key, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-    RETURNING id, member_id, card_id, kiosk_id, counter, accepted, reason, visit, at";
+    reason, visit, period, idempotency_key, at, offline_at, overdraft) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+    RETURNING id, member_id, card_id, kiosk_id, counter, accepted, reason, visit, at, offline_at, overdraft";
+const ACCEPTED: &str =
+    "SELECT 1 FROM checkins WHERE card_id = ?1 AND counter = ?2 AND accepted = 1";
 
 /// A tap, owned (it crosses to the writer's thread).
 struct Job {
@@ -53,6 +56,7 @@ struct OwnedTap {
     kiosk_id: i64,
     kiosk_allowed: bool,
     idempotency_key: Option<String>,
+    offline_at: Option<i64>,
     now: i64,
     grace_days: u32,
     refuse: fn(&super::checkins::Standing<'_>, i64, u32) -> Option<&'static str>,
@@ -68,6 +72,7 @@ impl OwnedTap {
             kiosk_id: self.kiosk_id,
             kiosk_allowed: self.kiosk_allowed,
             idempotency_key: self.idempotency_key.as_deref(),
+            offline_at: self.offline_at,
             now: self.now,
             grace_days: self.grace_days,
             refuse: self.refuse,
@@ -136,6 +141,7 @@ impl Handle {
                 kiosk_id: tap.kiosk_id,
                 kiosk_allowed: tap.kiosk_allowed,
                 idempotency_key: tap.idempotency_key.map(str::to_owned),
+                offline_at: tap.offline_at,
                 now: tap.now,
                 grace_days: tap.grace_days,
                 refuse: tap.refuse,
@@ -213,6 +219,8 @@ fn checkin(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckIn> {
         reason: r.get(6)?,
         visit: r.get(7)?,
         at: r.get(8)?,
+        offline_at: r.get(9)?,
+        overdraft: r.get(10)?,
     })
 }
 
@@ -278,13 +286,22 @@ fn one(conn: &Connection, t: &Tap<'_>) -> Result<Recorded, Failure> {
     };
     let (member_id, card_id, period, refused) = decide(t, found.as_ref());
     let mut reason = refused.map(str::to_owned);
+    let offline = t.offline_at.is_some();
     if let Some(card) = card_id {
         // The counter first, even for a refusal: a URL seen once is never new again.
         let rose = conn
             .prepare_cached(ADVANCE)?
             .execute(params![card, t.counter])?
             == 1;
-        if !rose && reason.is_none() {
+        // Offline check-ins arrive late, after later taps: only a tap already accepted
+        // is a copy.
+        let copy = if offline {
+            conn.prepare_cached(ACCEPTED)?
+                .exists(params![card, t.counter])?
+        } else {
+            !rose && reason.is_none()
+        };
+        if copy {
             reason = Some("counter_not_rising".to_owned());
         }
     }
@@ -316,6 +333,7 @@ fn one(conn: &Connection, t: &Tap<'_>) -> Result<Recorded, Failure> {
             _ => reason = Some("unknown_card".to_owned()),
         }
     }
+    let (reason, overdraft) = settle(offline, reason);
     let inserted = conn.prepare_cached(INSERT)?.query_row(
         params![
             t.program_id,
@@ -329,6 +347,8 @@ fn one(conn: &Connection, t: &Tap<'_>) -> Result<Recorded, Failure> {
             period,
             t.idempotency_key,
             t.now,
+            t.offline_at,
+            overdraft,
         ],
         checkin,
     );

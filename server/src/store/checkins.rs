@@ -70,9 +70,15 @@ pub struct CheckIn {
     pub visit: Option<String>,
     /// When, Unix ms.
     pub at: i64,
+    /// When the kiosk granted it offline, from its roster (Unix ms, the kiosk's clock).
+    pub offline_at: Option<i64>,
+    /// For an offline check-in the server would have refused: why (`no_visits_left`,
+    /// `lapsed` …). It was given at the desk, so it is accepted and shown to the admin.
+    pub overdraft: Option<String>,
 }
 
-const CHECKIN_COLS: &str = "id, member_id, card_id, kiosk_id, counter, accepted, reason, visit, at";
+const CHECKIN_COLS: &str =
+    "id, member_id, card_id, kiosk_id, counter, accepted, reason, visit, at, offline_at, overdraft";
 
 fn checkin(r: &AnyRow) -> Result<CheckIn, sqlx::Error> {
     Ok(CheckIn {
@@ -85,7 +91,29 @@ fn checkin(r: &AnyRow) -> Result<CheckIn, sqlx::Error> {
         reason: r.try_get("reason")?,
         visit: r.try_get("visit")?,
         at: r.try_get("at")?,
+        offline_at: r.try_get("offline_at")?,
+        overdraft: r.try_get("overdraft")?,
     })
+}
+
+/// Whether an offline check-in the server would refuse for `reason` is an overdraft
+/// (the member got a visit at the desk that the program did not owe them). A copy of a
+/// tap already accepted, or a card the server does not know, is not: it stays refused.
+pub(super) fn is_overdraft(reason: &str) -> bool {
+    matches!(
+        reason,
+        "no_visits_left" | "paused" | "past_due" | "lapsed" | "cancelled" | "revoked_card"
+    )
+}
+
+/// The last step of a check-in's decision, after the counter and the visit: an offline
+/// check-in (granted from the roster) with a refusal that [`is_overdraft`] is accepted,
+/// with the refusal as its overdraft. Returns (reason, overdraft).
+pub(super) fn settle(offline: bool, reason: Option<String>) -> (Option<String>, Option<String>) {
+    match reason {
+        Some(r) if offline && is_overdraft(&r) => (None, Some(r)),
+        r => (r, None),
+    }
 }
 
 /// A check-in decided, to write (PostgreSQL; SQLite's is [`super::checkin_db`]).
@@ -104,6 +132,7 @@ struct NewCheckIn<'a> {
     /// visit if the counter rises and one is left.
     refused: Option<&'a str>,
     idempotency_key: Option<&'a str>,
+    offline_at: Option<i64>,
     now: i64,
 }
 
@@ -133,6 +162,9 @@ pub struct Tap<'a> {
     pub kiosk_allowed: bool,
     /// The kiosk's key for this read.
     pub idempotency_key: Option<&'a str>,
+    /// When the kiosk granted this check-in offline, from its roster (`None`: asked
+    /// online, before the member was let in).
+    pub offline_at: Option<i64>,
     /// Now, Unix ms.
     pub now: i64,
     /// Days a past-due member may still check in (`[program.membership] grace_days`).
@@ -234,6 +266,7 @@ impl Store {
                 counter: tap.counter,
                 refused,
                 idempotency_key: tap.idempotency_key,
+                offline_at: tap.offline_at,
                 now: tap.now,
             })
             .await?;
@@ -421,17 +454,15 @@ impl Store {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 drop(tx);
                 let other = self.active_member_card(program_id, uid).await?;
-                return Ok(Err(match other {
-                    Some(o) if o.member_id == member_id => format!(
-                        "card {uid} is already this member's (card {}); nothing to do",
-                        o.id
-                    ),
-                    Some(o) => format!(
+                return Ok(match other {
+                    // Binding the same card twice is fine (a provisioner's retry).
+                    Some(o) if o.member_id == member_id => Ok((o, code)),
+                    Some(o) => Err(format!(
                         "card {uid} belongs to member {}; revoke it first (POST /api/admin/member-cards/{}/revoke)",
                         o.member_id, o.id
-                    ),
-                    None => format!("card {uid} was bound meanwhile; try again"),
-                }));
+                    )),
+                    None => Err(format!("card {uid} was bound meanwhile; try again")),
+                });
             }
             Err(e) => return Err(e.into()),
         };
@@ -452,6 +483,72 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.as_ref().map(card).transpose()?)
+    }
+
+    /// Live members (active, past due or paused) without an active card, oldest first,
+    /// each with its page code: a member without one is given `new_code(member id)` here,
+    /// so the provisioner can write `/m/{code}` before the card is bound.
+    pub async fn members_needing_card(
+        &self,
+        program_id: i64,
+        new_code: impl Fn(i64) -> String,
+    ) -> Result<Vec<Member>, StoreError> {
+        let live = "program_id = $1 AND status IN ('active', 'past_due', 'paused') \
+             AND NOT EXISTS (SELECT 1 FROM member_cards c WHERE c.member_id = members.id AND c.status = 'active')";
+        let missing: Vec<i64> = sqlx::query(&format!(
+            "SELECT id FROM members WHERE {live} AND code IS NULL ORDER BY id"
+        ))
+        .bind(program_id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+        for id in missing {
+            // Guarded: a code another replica gave meanwhile stays.
+            sqlx::query("UPDATE members SET code = $2 WHERE id = $1 AND code IS NULL")
+                .bind(id)
+                .bind(new_code(id))
+                .execute(self.pool())
+                .await?;
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {MEMBER_COLS} FROM members WHERE {live} ORDER BY id"
+        ))
+        .bind(program_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(member).collect::<Result<_, _>>()?)
+    }
+
+    /// Every active member card of the program with its member, for the kiosks' roster.
+    pub async fn roster_cards(
+        &self,
+        program_id: i64,
+    ) -> Result<Vec<(MemberCard, Member)>, StoreError> {
+        let cards = sqlx::query(&format!(
+            "SELECT {CARD_COLS} FROM member_cards WHERE program_id = $1 AND status = 'active' ORDER BY member_id"
+        ))
+        .bind(program_id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(card)
+        .collect::<Result<Vec<_>, _>>()?;
+        let members: std::collections::HashMap<i64, Member> = sqlx::query(&format!(
+            "SELECT {MEMBER_COLS} FROM members WHERE program_id = $1 AND id IN \
+             (SELECT member_id FROM member_cards WHERE program_id = $1 AND status = 'active')"
+        ))
+        .bind(program_id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| member(r).map(|m| (m.id, m)))
+        .collect::<Result<_, _>>()?;
+        Ok(cards
+            .into_iter()
+            .filter_map(|c| members.get(&c.member_id).cloned().map(|m| (c, m)))
+            .collect())
     }
 
     /// A member's cards, oldest first.
@@ -604,6 +701,7 @@ async fn write_one(
 ) -> Result<Recorded, Written> {
     let mut reason = c.refused.map(str::to_owned);
     let mut visit = None;
+    let offline = c.offline_at.is_some();
     if let Some(card_id) = c.card_id {
         // The counter first, even for a refusal: a URL seen once is never new again.
         let rose = sqlx::query(
@@ -616,7 +714,19 @@ async fn write_one(
         .await?
         .rows_affected()
             == 1;
-        if !rose && reason.is_none() {
+        // Offline check-ins arrive late, after later taps: only a tap already accepted
+        // is a copy.
+        let copy = if offline {
+            sqlx::query("SELECT 1 AS one FROM checkins WHERE card_id = $1 AND counter = $2 AND accepted = 1")
+                .bind(card_id)
+                .bind(c.counter)
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some()
+        } else {
+            !rose && reason.is_none()
+        };
+        if copy {
             reason = Some("counter_not_rising".to_owned());
         }
     }
@@ -631,10 +741,11 @@ async fn write_one(
             _ => reason = Some("unknown_card".to_owned()),
         }
     }
+    let (reason, overdraft) = settle(offline, reason);
     let inserted = sqlx::query(&format!(
         "INSERT INTO checkins (program_id, member_id, card_id, kiosk_id, counter, accepted, reason, \
-         visit, period, idempotency_key, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         RETURNING {CHECKIN_COLS}"
+         visit, period, idempotency_key, at, offline_at, overdraft) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {CHECKIN_COLS}"
     ))
     .bind(c.program_id)
     .bind(c.member_id)
@@ -647,6 +758,8 @@ async fn write_one(
     .bind(c.period)
     .bind(c.idempotency_key)
     .bind(c.now)
+    .bind(c.offline_at)
+    .bind(overdraft.as_deref())
     .fetch_one(&mut *conn)
     .await;
     match inserted {

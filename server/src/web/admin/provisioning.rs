@@ -72,6 +72,7 @@ pub async fn print_pdf(
                 code: a.code.clone(),
                 kind: a.kind.clone(),
                 nfc_url: format!("https://{domain}/r/{}", a.code),
+                member: false,
             })
             .collect();
         tapkit_print::render_pdf(&cards, &domain, &t, kind, false)
