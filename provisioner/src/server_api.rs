@@ -199,6 +199,9 @@ struct RemoteAffiliate {
 struct RemoteMember {
     id: i64,
     plan: String,
+    #[serde(default)]
+    plan_name: Option<String>,
+    status: String,
     first_name: Option<String>,
     code: Option<String>,
     url: Option<String>,
@@ -320,10 +323,15 @@ impl ServerApi {
     }
 
     /// `GET /api/admin/members?needs_card=true`: the live members without a card, each
-    /// with the page code the server gave it (`/m/{code}`); the printed name is the
-    /// member's first name and plan.
-    pub fn members_needing_card(&self) -> Result<RemotePartners, ServerError> {
-        let url = format!("{}/api/admin/members?needs_card=true", self.creds.base);
+    /// with the page code the server gave it (`/m/{code}`); or (`needs_card` false)
+    /// every live member that has a page code, e.g. to print their cards. The printed
+    /// name is the member's first name and plan.
+    pub fn members(&self, needs_card: bool) -> Result<RemotePartners, ServerError> {
+        let url = format!(
+            "{}/api/admin/members{}",
+            self.creds.base,
+            if needs_card { "?needs_card=true" } else { "" }
+        );
         let resp = self.send("the member list", self.http.get(&url))?;
         let list: Vec<RemoteMember> = resp.json().map_err(|e| ServerError::NotTapkit {
             url: url.clone(),
@@ -331,6 +339,10 @@ impl ServerApi {
         })?;
         let mut out = RemotePartners::default();
         for (i, m) in list.into_iter().enumerate() {
+            let live = matches!(m.status.as_str(), "active" | "past_due" | "paused");
+            if !needs_card && (!live || m.code.is_none()) {
+                continue;
+            }
             let entry = u64::try_from(i + 1).unwrap_or(u64::MAX);
             let code = m
                 .code
@@ -360,7 +372,7 @@ impl ServerApi {
                 .map(str::trim)
                 .filter(|n| !n.is_empty())
                 .unwrap_or("Member");
-            let name = format!("{first} · {}", m.plan);
+            let name = format!("{first} · {}", m.plan_name.as_deref().unwrap_or(&m.plan));
             if let Err(e) = crate::partners::check_name(&name) {
                 out.errors.push(RowError {
                     line: entry,

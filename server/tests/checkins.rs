@@ -31,30 +31,6 @@ async fn checkin_server(backend: Backend) -> Option<Server> {
 }
 
 impl Server {
-    /// An enrolled kiosk of a new partner: its bearer token.
-    async fn kiosk_token(&self, name: &str) -> String {
-        let (aff, _) = self.affiliate(name, "business").await;
-        let (st, k) = self
-            .admin(
-                Method::POST,
-                "/api/admin/kiosks",
-                &json!({"affiliate_id": aff, "name": "Front desk"}).to_string(),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED, "{k}");
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri("/api/kiosk/enroll")
-            .header("content-type", "application/json")
-            .body(Body::from(
-                json!({"code": k["enrollment_code"]}).to_string(),
-            ))
-            .unwrap();
-        let (st, e) = json_of(self.call(req).await).await;
-        assert_eq!(st, StatusCode::OK, "{e}");
-        format!("kiosk.{}.{}", e["kiosk_id"], e["secret"].as_str().unwrap())
-    }
-
     /// A member joined through the admin API: its id.
     async fn new_member(&self, customer: &str, plan: &str, first_name: &str) -> i64 {
         let (st, m) = self
@@ -602,6 +578,20 @@ async fn the_roster_is_signed_for_its_kiosk(backend: Backend) {
             ada_card.priority.as_str()
         ),
         (Some("Ada"), "Plus", "high")
+    );
+    // A member's card cannot also become a partner's card.
+    let (aff, _) = s.affiliate("Other Shop", "business").await;
+    let (st, v) = s
+        .admin(
+            Method::POST,
+            "/api/admin/cards",
+            &json!({"affiliate_id": aff, "uid": UID}).to_string(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("membership card"),
+        "{v}"
     );
     // Without a kiosk's credentials: 401.
     let req = Request::builder()

@@ -1060,10 +1060,209 @@ async fn the_members_page_lists_plans_members_and_open_invoices(backend: Backend
     }
 }
 
+/// Issue 20: a phone that taps a member card lands on `/m/{code}`. Signed out it tells
+/// nothing about the member; signed in by link it shows the plan, the visits left (the
+/// rolled-over ones apart), the next renewal, the add-on discount and the check-ins.
+async fn a_member_card_opens_the_members_page(backend: Backend) {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tapkit.sample.toml");
+    let membership = tapkit_server::config::load(Some(&sample))
+        .unwrap()
+        .program
+        .membership;
+    let Some(s) = server_with(
+        backend,
+        ProgramConfig {
+            fraud: common::quiet_fraud(),
+            membership,
+            domain: "book.example.com".into(),
+            ..ProgramConfig::default()
+        },
+    )
+    .await
+    else {
+        return; // no PostgreSQL here, and not required
+    };
+    let (st, m) = s
+        .admin(
+            Method::POST,
+            "/api/admin/members",
+            r#"{"customer_id":"cus_ada","email":"ada@example.com","plan":"plus","first_name":"Ada"}"#,
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    let id = m["id"].as_i64().unwrap();
+    let (st, card) = s
+        .admin(
+            Method::POST,
+            &format!("/api/admin/members/{id}/cards"),
+            r#"{"uid":"04A1B2C3D4E5F6"}"#,
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{card}");
+    let url = card["url"].as_str().unwrap();
+    let path = url
+        .strip_prefix("https://book.example.com")
+        .unwrap()
+        .to_owned();
+    sqlx::query("UPDATE members SET visits_rolled = 2, visits_rolled_used = 1 WHERE id = $1")
+        .bind(id)
+        .execute(&s.pool().await)
+        .await
+        .unwrap();
+
+    // Tapped by any phone (the mirror on the URL): what the card is, and a sign-in form.
+    let mut stranger = Browser::default();
+    let page = stranger
+        .get(&s, &format!("{path}?m=04A1B2C3D4E5F6x000007"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("membership card"), "{}", page.body);
+    assert!(page.body.contains("action=\"/m/sign-in\""), "{}", page.body);
+    for private in ["Ada", "ada@example.com", "Plus", "visits left"] {
+        assert!(!page.body.contains(private), "{private} shown signed out");
+    }
+    // The page's link form answers alike for known and unknown addresses.
+    let csrf = csrf_of(&page.body);
+    let known = stranger
+        .post(
+            &s,
+            "/m/sign-in",
+            &format!("csrf={csrf}&email=ada%40example.com"),
+        )
+        .await;
+    let unknown = stranger
+        .post(
+            &s,
+            "/m/sign-in",
+            &format!("csrf={csrf}&email=bo%40example.com"),
+        )
+        .await;
+    assert_eq!(known.status, StatusCode::OK);
+    assert_eq!(
+        known.body.replace("ada@example.com", "X"),
+        unknown.body.replace("bo@example.com", "X")
+    );
+    let bad = stranger
+        .post(&s, "/m/sign-in", &format!("csrf={csrf}&email=nope"))
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("not an email address"), "{}", bad.body);
+    // A code no member has.
+    assert_eq!(
+        stranger.get(&s, "/m/000000000000").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Signed in by link: the member's own page.
+    let link = make_link(&s.state, Role::Member, id, ADMIN_MADE_LINK_MS)
+        .await
+        .unwrap();
+    let link = link.strip_prefix("http://127.0.0.1").unwrap().to_owned();
+    let mut ada = Browser::default();
+    let open = ada.get(&s, &link).await;
+    assert_eq!(open.status, StatusCode::OK, "{}", open.body);
+    assert!(
+        open.body.contains("signs you in as <strong>Ada</strong>"),
+        "{}",
+        open.body
+    );
+    let r = ada
+        .post(&s, &link, &format!("csrf={}", csrf_of(&open.body)))
+        .await;
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (StatusCode::SEE_OTHER, "/m")
+    );
+    let home = ada.get(&s, "/m").await;
+    assert_eq!(
+        home.location, path,
+        "/m sends the member to their card's page"
+    );
+    let page = ada.get(&s, &path).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let period = tapkit_server::members::billing::Period::of_day(
+        tapkit_server::store::now_ms().div_euclid(86_400_000),
+    );
+    let renews = tapkit_core::date::format_date(period.next().first_day());
+    for want in [
+        "Hello, Ada",
+        "Plus",
+        "4 visits left this month, plus 1 rolled over from last month",
+        &*format!("renews on {renews}"),
+        "15% off add-ons",
+        "None yet",
+    ] {
+        assert!(page.body.contains(want), "{want:?} missing:\n{}", page.body);
+    }
+    // Another member's page is not hers: the signed-out view.
+    let (_, other) = s
+        .admin(
+            Method::POST,
+            "/api/admin/members",
+            r#"{"customer_id":"cus_bo","email":"bo@example.com","plan":"basic","first_name":"Bo"}"#,
+        )
+        .await;
+    let (_, other_card) = s
+        .admin(
+            Method::POST,
+            &format!("/api/admin/members/{}/cards", other["id"]),
+            r#"{"uid":"04B0B0B0B0B0B0"}"#,
+        )
+        .await;
+    let other_path = other_card["url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("https://book.example.com")
+        .unwrap()
+        .to_owned();
+    let page = ada.get(&s, &other_path).await;
+    assert!(!page.body.contains("Bo"), "{}", page.body);
+    assert!(page.body.contains("Is it yours?"));
+
+    // Bo lapsed, but a kiosk offline let him in from its roster: the admin sees the
+    // overdraft on the members page, and Ada's visits are untouched.
+    sqlx::query("UPDATE members SET status = 'lapsed' WHERE customer_id = 'cus_bo'")
+        .execute(&s.pool().await)
+        .await
+        .unwrap();
+    let desk = s.kiosk_token("Iron Gym").await;
+    let req = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/kiosk/check-in")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {desk}"))
+        .header("idempotency-key", "offline-1")
+        .body(axum::body::Body::from(
+            serde_json::json!({
+                "url": format!("{}?m=04B0B0B0B0B0B0x000002", other_card["url"].as_str().unwrap()),
+                "offline_at_ms": tapkit_server::store::now_ms() - 60_000,
+            })
+            .to_string(),
+        ))
+        .unwrap();
+    let (st, v) = common::json_of(s.call(req).await).await;
+    assert_eq!(
+        (st, &v["overdraft"]),
+        (StatusCode::OK, &serde_json::json!("lapsed")),
+        "{v}"
+    );
+    let mut admin = admin_signed_in(&s).await;
+    let console = admin.get(&s, "/admin/members").await;
+    let section = &console.body[console
+        .body
+        .find("Offline check-in overdrafts")
+        .expect("the section")..];
+    assert!(
+        section.contains("cus_bo") && section.contains("lapsed"),
+        "{section}"
+    );
+}
+
 on_both_databases!(
     a_huge_amount_is_refused_and_pages_stay_up,
     a_csv_export_of_hostile_clicks_opens_as_text,
     the_members_page_lists_plans_members_and_open_invoices,
+    a_member_card_opens_the_members_page,
 );
 
 /// Issue 23: the CSP allows no inline script but the portal's own, by its hash; the hash

@@ -184,6 +184,54 @@ fn members_check_in_at_the_kiosk_through_pcscd_online_and_offline() {
     }
     let (_, left) = server.api("GET", "/api/admin/members?needs_card=true", None);
     assert_eq!(left, json!([]), "every member has a card now");
+    // The print shop's member cards: each QR opens the member's page, under the first
+    // name and the plan.
+    let pdf = dir.join("member-cards.pdf");
+    let pngs = dir.join("qr");
+    let out = std::process::Command::new(tapkit_e2e::bin("provisioner"))
+        .args([
+            "print",
+            "--server",
+            &server.url(),
+            "--members",
+            "--all",
+            "--out",
+        ])
+        .arg(&pdf)
+        .arg("--png-dir")
+        .arg(&pngs)
+        .env("TAPKIT_ADMIN_TOKEN", &server.token)
+        .env("XDG_CONFIG_HOME", &server.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "print: {}", tapkit_e2e::stderr(&out));
+    assert!(
+        tapkit_e2e::stdout(&out).starts_with("2 cards on"),
+        "{}",
+        tapkit_e2e::stdout(&out)
+    );
+    let card = sql(
+        &Database::Sqlite,
+        &server.dir,
+        &format!("SELECT code FROM members WHERE id = {ada}"),
+    );
+    let read = tapkit_e2e::zbar(&pngs.join(format!("{}.png", card[0])));
+    assert_eq!(read, [format!("https://book.example.com/m/{}", card[0])]);
+    let text = std::process::Command::new("pdftotext")
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("Ada · Plus") && text.contains("Bo · Basic"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("book.example.com/m/{}", card[0])),
+        "{text}"
+    );
+
     // A copy of Ada's card as it is now: the next tap's counter, replayed later.
     let ada_copy = dir.join("ada-copy.json");
     std::fs::copy(&images[0], &ada_copy).unwrap();

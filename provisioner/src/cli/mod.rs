@@ -219,11 +219,11 @@ pub struct SourceArgs {
     #[arg(long, conflicts_with = "csv")]
     pub all: bool,
     /// With --server: member cards instead of partner cards. The members come from the
-    /// server (the live members without a card); each card gets the member's page,
-    /// https://DOMAIN/m/CODE, with the UID/counter mirror the counter display checks in
-    /// with, and is bound to the member after it verifies. Printed, a member card shows
-    /// the first name and the plan.
-    #[arg(long, conflicts_with_all = ["csv", "all"])]
+    /// server (the live members without a card; with --all, every live member with a
+    /// card); each card gets the member's page, https://DOMAIN/m/CODE, with the
+    /// UID/counter mirror the counter display checks in with, and is bound to the member
+    /// after it verifies. Printed, a member card shows the first name and the plan.
+    #[arg(long, conflicts_with = "csv")]
     pub members: bool,
     /// Config file with `server = "https://…"` and `token = "…"` (or `token_file =
     /// "…"`). Default: ~/.config/tapkit/provisioner.toml, if present.

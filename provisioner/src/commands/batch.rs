@@ -77,15 +77,17 @@ fn load_partners(src: &SourceArgs) -> Result<Partners, CliError> {
             .map_err(server_error)?;
             let api = ServerApi::new(creds).map_err(server_error)?;
             let remote = if src.members {
-                api.members_needing_card()
+                api.members(!src.all)
             } else {
                 api.partners(!src.all)
             }
             .map_err(server_error)?;
             if remote.partners.is_empty() && remote.errors.is_empty() {
-                if src.members {
+                if src.members && src.all {
+                    println!("{} has no live member with a card.", api.base());
+                } else if src.members {
                     println!(
-                        "Every live member on {} has a card: nothing to do.",
+                        "Every live member on {} has a card: nothing to do (--all takes every live member with a card).",
                         api.base()
                     );
                 } else if src.all {
@@ -114,7 +116,9 @@ fn load_partners(src: &SourceArgs) -> Result<Partners, CliError> {
             let origin = format!(
                 "{} ({})",
                 api.base(),
-                if src.members {
+                if src.members && src.all {
+                    "live members with a card"
+                } else if src.members {
                     "members needing a card"
                 } else if src.all {
                     "active affiliates"

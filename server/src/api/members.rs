@@ -174,6 +174,13 @@ pub(crate) async fn list_members(
                 let mut v = member_json(m, &[]);
                 v.as_object_mut().map(|o| o.remove("open_invoices"));
                 v["url"] = member_url(&s, m.code.as_deref());
+                v["plan_name"] = Value::String(
+                    s.config
+                        .program
+                        .membership
+                        .plan(&m.plan)
+                        .map_or_else(|| m.plan.clone(), |p| p.name.clone()),
+                );
                 v
             })
             .collect::<Vec<_>>(),

@@ -650,6 +650,24 @@ impl Store {
         }
     }
 
+    /// The program's offline check-ins kept as overdrafts (a visit given at the desk
+    /// that was not owed), newest first (at most `limit`).
+    pub async fn overdrafts(
+        &self,
+        program_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CheckIn>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHECKIN_COLS} FROM checkins WHERE program_id = $1 AND overdraft IS NOT NULL \
+             ORDER BY at DESC LIMIT $2"
+        ))
+        .bind(program_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(checkin).collect::<Result<_, _>>()?)
+    }
+
     /// A member's check-ins, newest first (at most `limit`).
     pub async fn member_checkins(
         &self,

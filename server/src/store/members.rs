@@ -241,6 +241,40 @@ impl Store {
         Ok(row.as_ref().map(member).transpose()?)
     }
 
+    /// The member whose page code is `code`.
+    pub async fn member_by_code(
+        &self,
+        program_id: i64,
+        code: &str,
+    ) -> Result<Option<Member>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {MEMBER_COLS} FROM members WHERE program_id = $1 AND code = $2"
+        ))
+        .bind(program_id)
+        .bind(code)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(member).transpose()?)
+    }
+
+    /// The newest member with a page code whose email is `email` (case ignored): whom a
+    /// member sign-in link goes to.
+    pub async fn member_by_email(
+        &self,
+        program_id: i64,
+        email: &str,
+    ) -> Result<Option<Member>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {MEMBER_COLS} FROM members WHERE program_id = $1 AND lower(email) = lower($2) \
+             AND code IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(program_id)
+        .bind(email.trim())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(member).transpose()?)
+    }
+
     /// A member by id.
     pub async fn member(&self, id: i64) -> Result<Option<Member>, StoreError> {
         let row = sqlx::query(&format!("SELECT {MEMBER_COLS} FROM members WHERE id = $1"))

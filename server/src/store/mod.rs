@@ -79,6 +79,18 @@ pub enum StoreError {
         /// Its card id.
         card_id: i64,
     },
+    /// The card is a member's card (`provision --members` bound it).
+    #[error(
+        "card {uid} is member {member_id}'s membership card; revoke it first (POST /api/admin/member-cards/{card_id}/revoke)"
+    )]
+    MemberCardBound {
+        /// The card UID.
+        uid: String,
+        /// Whose it is.
+        member_id: i64,
+        /// Its member card id.
+        card_id: i64,
+    },
     /// The customer already has a live membership of the program.
     #[error(
         "customer {customer_id:?} already has a live membership (member {member_id}); change its plan instead (POST /api/admin/members/{member_id}/plan)"

@@ -221,7 +221,21 @@ impl Store {
         affiliate_id: i64,
         uid: &str,
     ) -> Result<(Card, bool), StoreError> {
-        self.affiliate(affiliate_id).await?;
+        let a = self.affiliate(affiliate_id).await?;
+        if let Some(m) = sqlx::query(
+            "SELECT id, member_id FROM member_cards WHERE program_id = $1 AND uid = $2 AND status = 'active'",
+        )
+        .bind(a.program_id)
+        .bind(uid)
+        .fetch_optional(&self.pool)
+        .await?
+        {
+            return Err(StoreError::MemberCardBound {
+                uid: uid.to_owned(),
+                member_id: sqlx::Row::try_get(&m, "member_id")?,
+                card_id: sqlx::Row::try_get(&m, "id")?,
+            });
+        }
         if let Some(c) = self.active_card(uid).await? {
             if c.affiliate_id == affiliate_id {
                 return Ok((c, false));

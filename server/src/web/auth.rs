@@ -32,6 +32,8 @@ pub enum Role {
     Admin,
     /// The portal.
     Partner,
+    /// A member's own page (`/m/{code}`).
+    Member,
 }
 
 impl Role {
@@ -40,12 +42,14 @@ impl Role {
         match self {
             Self::Admin => "admin",
             Self::Partner => "partner",
+            Self::Member => "member",
         }
     }
     fn cookie(self) -> &'static str {
         match self {
             Self::Admin => "tapkit_admin",
             Self::Partner => "tapkit_portal",
+            Self::Member => "tapkit_member",
         }
     }
     /// Where its pages live.
@@ -53,12 +57,13 @@ impl Role {
         match self {
             Self::Admin => "/admin",
             Self::Partner => "/portal",
+            Self::Member => "/m",
         }
     }
     fn lifetime_ms(self) -> i64 {
         match self {
             Self::Admin => 12 * 3_600_000,
-            Self::Partner => 30 * 86_400_000,
+            Self::Partner | Self::Member => 30 * 86_400_000,
         }
     }
 }

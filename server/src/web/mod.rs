@@ -10,6 +10,7 @@ pub mod admin;
 pub mod auth;
 pub mod chart;
 pub mod error;
+pub mod member;
 pub mod portal;
 pub mod signin;
 
@@ -24,7 +25,10 @@ pub use error::WebError;
 
 /// The console's and portal's routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(admin::routes()).merge(portal::routes())
+    Router::new()
+        .merge(admin::routes())
+        .merge(portal::routes())
+        .merge(member::routes())
 }
 
 /// `2026-11-21 14:03 UTC` for a Unix ms time.
@@ -134,6 +138,7 @@ pub fn page(
     let (area, nav): (&str, Nav) = match role {
         Role::Admin => ("Admin", admin::NAV),
         Role::Partner => ("Partner portal", portal::NAV),
+        Role::Member => ("Membership", &[]),
     };
     html! {
         (DOCTYPE)

@@ -24,6 +24,7 @@ fn dead_link(s: &AppState, role: Role, why: &str) -> Response {
             "Ask another admin for a new link, or run `tapkit-server admin link --email YOU` on the server."
         }
         Role::Partner => "Ask for a new one on the sign-in page, or ask the program's admin.",
+        Role::Member => "Ask for a new one on the sign-in page, or ask at the front desk.",
     };
     let body = html! {
         div.signin {
@@ -74,6 +75,13 @@ pub async fn open(
     let who = match role {
         Role::Admin => s.store.admin_email(row.subject_id).await.ok().flatten(),
         Role::Partner => s.store.affiliate(row.subject_id).await.ok().map(|a| a.name),
+        Role::Member => s
+            .store
+            .member(row.subject_id)
+            .await
+            .ok()
+            .flatten()
+            .map(|m| m.first_name.unwrap_or(m.email)),
     }
     .unwrap_or_default();
     let (set, csrf) = pre_session(s, headers);

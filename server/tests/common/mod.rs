@@ -231,6 +231,30 @@ impl Server {
         )
     }
 
+    /// An enrolled kiosk of a new partner: its bearer token.
+    pub async fn kiosk_token(&self, name: &str) -> String {
+        let (aff, _) = self.affiliate(name, "business").await;
+        let (st, k) = self
+            .admin(
+                Method::POST,
+                "/api/admin/kiosks",
+                &json!({"affiliate_id": aff, "name": "Front desk"}).to_string(),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{k}");
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/kiosk/enroll")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"code": k["enrollment_code"]}).to_string(),
+            ))
+            .unwrap();
+        let (st, e) = json_of(self.call(req).await).await;
+        assert_eq!(st, StatusCode::OK, "{e}");
+        format!("kiosk.{}.{}", e["kiosk_id"], e["secret"].as_str().unwrap())
+    }
+
     pub async fn affiliate(&self, name: &str, kind: &str) -> (i64, String) {
         let (st, v) = self
             .admin(

@@ -22,6 +22,7 @@ pub(super) async fn members(
     let list = s.store.members(s.program.id, SHOWN).await?;
     let open = s.store.open_invoices(s.program.id, SHOWN).await?;
     let recovery = s.store.payment_recovery(s.program.id).await?;
+    let overdrafts = s.store.overdrafts(s.program.id, SHOWN).await?;
     let (from, to) = last_twelve_months();
     let mrr = crate::members::service::mrr_months(&s.store, cfg, s.program.id, from, to).await?;
     let labels: Vec<String> = mrr.iter().map(|m| m.month.clone()).collect();
@@ -105,6 +106,21 @@ pub(super) async fn members(
                     td.n { (money(m.mrr_minor, currency)) } td.n { (money(m.new_minor, currency)) } td.n { (money(m.reactivated_minor, currency)) }
                     td.n { (money(m.expansion_minor, currency)) } td.n { (money(m.contraction_minor, currency)) } td.n { (money(m.churned_minor, currency)) }
                     td.n { (m.members) } td.n { (m.churn_rate_bp / 100) "." (format!("{:02}", m.churn_rate_bp % 100)) " %" } td.n { (money(m.arpm_minor, currency)) }
+                } } }
+            } }
+        }
+        h2 { "Offline check-in overdrafts" }
+        @if overdrafts.is_empty() { p.muted { "None: every visit given while a kiosk was offline was owed." } } @else {
+            p { "Visits a counter display gave from its roster while it could not reach the server, that the member was not owed by the time the server heard of them. They are kept as given; settle them with the member." }
+            div.scroll tabindex="0" role="region" aria-label="Offline check-in overdrafts" { table {
+                thead { tr { th scope="col" { "Customer" } th scope="col" { "Why not owed" } th scope="col" { "Given at the desk" }
+                    th scope="col" { "Kiosk" } th scope="col" { "Reported" } } }
+                tbody { @for c in &overdrafts { tr {
+                    td { code { (c.member_id.and_then(|m| customers.get(&m).copied()).unwrap_or("—")) } }
+                    td { (c.overdraft.as_deref().unwrap_or("").replace('_', " ")) }
+                    td { (when(c.offline_at.unwrap_or(c.at))) }
+                    td { (c.kiosk_id) }
+                    td { (when(c.at)) }
                 } } }
             } }
         }

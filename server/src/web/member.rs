@@ -1,0 +1,364 @@
+//! The member's own page, `/m/{code}`: where a phone lands that taps a member card or
+//! scans its printed QR (issue 20). Signed out, it says what the card is and offers a
+//! one-time sign-in link by email, as the partner portal does; nothing about the member
+//! shows to whoever holds the card. Signed in as that member, it shows the plan, the
+//! visits left this period (the rolled-over ones apart), the next renewal, the add-on
+//! discount and the latest check-ins. The tap's `?m=` mirror is ignored here: only a
+//! kiosk's check-in uses a visit.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{Markup, html};
+
+use super::auth::{EMAILED_LINK_MS, Role, Session, make_link, send_mail};
+use super::{Fields, date, page, respond, respond_setting, signin, when};
+use crate::AppState;
+use crate::members::billing::Period;
+use crate::store::members::Member;
+use crate::store::now_ms;
+use crate::web::WebError;
+
+/// The member page's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/m", get(home))
+        .route("/m/sign-in", get(sign_in_form).post(request_link))
+        .route("/m/sign-out", post(sign_out))
+        .route("/m/link/{token}", get(open_link).post(use_link))
+        .route("/m/{code}", get(card_page))
+}
+
+/// Emailed links per member per hour.
+const LINKS_PER_HOUR: i64 = 3;
+
+fn code_ok(code: &str) -> bool {
+    !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn sign_in_box(s: &AppState, csrf: &str, sent_to: Option<&str>, error: Option<&str>) -> Markup {
+    html! {
+        @if let Some(e) = error { p.notice.bad role="alert" { (e) } }
+        @if let Some(to) = sent_to {
+            p.notice.ok role="status" {
+                "If " strong { (to) } " is the email of a " (s.program.name) " membership, a sign-in link is on its way. It works once, for 30 minutes. No email? Check the spam folder, or ask at the front desk."
+            }
+        }
+        p { "Enter the email address of your membership; we send you a one-time sign-in link. No password needed." }
+        form method="post" action="/m/sign-in" {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="email" { "Email" }
+            input id="email" name="email" type="email" autocomplete="email" required;
+            p { button type="submit" { "Email me a sign-in link" } }
+        }
+    }
+}
+
+fn sign_in_page(
+    s: &AppState,
+    csrf: &str,
+    sent_to: Option<&str>,
+    error: Option<&str>,
+    note: Option<&str>,
+) -> Markup {
+    let body = html! {
+        div.signin {
+            h1 { "Your membership" }
+            @if let Some(n) = note { p.notice.ok role="status" { (n) } }
+            (sign_in_box(s, csrf, sent_to, error))
+        }
+    };
+    page(s, Role::Member, "Sign in", "", None, body)
+}
+
+async fn sign_in_form(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    signin::form(&s, Role::Member, &headers, q, |csrf, note| {
+        sign_in_page(&s, csrf, None, None, note)
+    })
+    .await
+}
+
+async fn request_link(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let f = Fields::parse(&body);
+    let (set, csrf) = match signin::posted_form(&s, &headers, &f, |csrf, error| {
+        sign_in_page(&s, csrf, None, Some(error), None)
+    }) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let email = f.get("email").unwrap_or("").trim().to_owned();
+    if email.len() > 200 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+        return respond_setting(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &sign_in_page(
+                &s,
+                &csrf,
+                None,
+                Some("That is not an email address; check it and try again."),
+                None,
+            ),
+            set,
+        );
+    }
+    // The same answer, as quick, whether or not the address is a member's: the lookup
+    // and the email happen after it.
+    let state = s.clone();
+    let to = email.clone();
+    tokio::spawn(async move {
+        if let Err(e) = email_link(&state, &to).await {
+            tracing::error!(error = %e, "member sign-in link request failed");
+        }
+    });
+    respond_setting(
+        StatusCode::OK,
+        &sign_in_page(&s, &csrf, Some(&email), None, None),
+        set,
+    )
+}
+
+async fn email_link(s: &AppState, email: &str) -> Result<(), crate::store::StoreError> {
+    let Some(m) = s.store.member_by_email(s.program.id, email).await? else {
+        tracing::info!("member sign-in link asked for an address no member has");
+        return Ok(());
+    };
+    if s.store
+        .links_since("member", m.id, now_ms() - 3_600_000)
+        .await?
+        >= LINKS_PER_HOUR
+    {
+        tracing::warn!(
+            member = m.id,
+            "member sign-in link not sent: {LINKS_PER_HOUR} already sent this hour"
+        );
+        return Ok(());
+    }
+    let url = make_link(s, Role::Member, m.id, EMAILED_LINK_MS).await?;
+    let name = m.first_name.as_deref().unwrap_or("there");
+    let body = format!(
+        "Hello {name},\n\nHere is your sign-in link for your {program} membership page, where you see your plan and the visits you have left:\n\n{url}\n\nIt works once. If you did not ask for it, ignore this email.\n",
+        program = s.program.name
+    );
+    match send_mail(
+        s,
+        &m.email,
+        &format!("Your {} membership sign-in link", s.program.name),
+        body,
+    )
+    .await
+    {
+        Ok(true) => tracing::info!(member = m.id, "member sign-in link emailed"),
+        Ok(false) => {
+            tracing::info!(member = m.id, link = %url, "member sign-in link requested; no mail server configured (TAPKIT_SMTP_URL), so it is only in this log");
+        }
+        Err(e) => tracing::error!(member = m.id, error = %e, "member sign-in link not sent"),
+    }
+    Ok(())
+}
+
+async fn open_link(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    signin::open(&s, Role::Member, &token, &headers).await
+}
+
+async fn use_link(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    signin::use_link(&s, Role::Member, &token, &headers, &body).await
+}
+
+async fn sign_out(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    signin::sign_out(&s, Role::Member, &headers, &body).await
+}
+
+/// `GET /m`: the signed-in member's page, or the sign-in form.
+async fn home(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let session = Session::from_headers(&s, &headers, Role::Member)
+        .await
+        .map_err(WebError::internal)?;
+    let member = match &session {
+        Some(sess) => s
+            .store
+            .member(sess.subject_id)
+            .await
+            .map_err(WebError::internal)?,
+        None => None,
+    };
+    Ok(match member.and_then(|m| m.code) {
+        Some(code) => Redirect::to(&format!("/m/{code}")).into_response(),
+        None => Redirect::to("/m/sign-in").into_response(),
+    })
+}
+
+fn unknown_card(s: &AppState) -> Response {
+    let body = html! {
+        div.signin {
+            h1 { "This card is not known" }
+            p role="alert" { "This is not a current " (s.program.name) " membership card. If it is yours, ask at the front desk: they can bind a new one." }
+        }
+    };
+    respond(
+        StatusCode::NOT_FOUND,
+        &page(s, Role::Member, "Membership card", "", None, body),
+    )
+}
+
+/// `GET /m/{code}`: the card's page (the tap's `?m=` mirror is ignored).
+async fn card_page(
+    State(s): State<AppState>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    if !code_ok(&code) {
+        return Ok(unknown_card(&s));
+    }
+    let Some(m) = s
+        .store
+        .member_by_code(s.program.id, &code)
+        .await
+        .map_err(WebError::internal)?
+    else {
+        return Ok(unknown_card(&s));
+    };
+    let session = Session::from_headers(&s, &headers, Role::Member)
+        .await
+        .map_err(WebError::internal)?;
+    match session {
+        Some(sess) if sess.subject_id == m.id => {
+            let checkins = s
+                .store
+                .member_checkins(m.id, 10)
+                .await
+                .map_err(WebError::internal)?;
+            Ok(respond(
+                StatusCode::OK,
+                &member_page(&s, &m, &checkins, &sess.csrf),
+            ))
+        }
+        _ => {
+            let (set, csrf) = super::auth::pre_session(&s, &headers);
+            let body = html! {
+                div.signin {
+                    h1 { "A " (s.program.name) " membership card" }
+                    p { "Show this card at the front desk to check in: tap it on the reader by the screen." }
+                    h2 { "Is it yours?" }
+                    p { "Sign in to see your plan, the visits you have left and your next renewal." }
+                    (sign_in_box(&s, &csrf, None, None))
+                }
+            };
+            Ok(respond_setting(
+                StatusCode::OK,
+                &page(&s, Role::Member, "Membership card", "", None, body),
+                set,
+            ))
+        }
+    }
+}
+
+fn visits_line(m: &Member) -> String {
+    let Some(included) = m.visits_included else {
+        return "Unlimited visits this month".into();
+    };
+    let own = (included - m.visits_used).max(0);
+    let rolled = (m.visits_rolled - m.visits_rolled_used).max(0);
+    let plural = |n: i64| if n == 1 { "visit" } else { "visits" };
+    if rolled > 0 {
+        format!(
+            "{own} {} left this month, plus {rolled} rolled over from last month (used first, they expire at the month's end)",
+            plural(own)
+        )
+    } else {
+        format!("{own} {} left this month", plural(own))
+    }
+}
+
+fn status_line(m: &Member, renews: &str) -> String {
+    match m.status.as_str() {
+        "active" if m.cancel_at_period_end => {
+            format!("Active until {renews}, then it ends (you cancelled)")
+        }
+        "active" => format!("Active; renews on {renews}"),
+        "past_due" => {
+            "Payment overdue: please update the card on file; you can still check in for a few days"
+                .into()
+        }
+        "paused" => match &m.paused_until {
+            Some(until) => format!("Paused until {until}"),
+            None => "Paused".into(),
+        },
+        "lapsed" => {
+            "Lapsed: the payment did not go through. Ask at the front desk to restart.".into()
+        }
+        _ => "Cancelled".into(),
+    }
+}
+
+fn member_page(
+    s: &AppState,
+    m: &Member,
+    checkins: &[crate::store::checkins::CheckIn],
+    csrf: &str,
+) -> Markup {
+    let cfg = &s.config.program.membership;
+    let plan = cfg.plan(&m.plan);
+    let plan_name = plan.map_or(m.plan.as_str(), |p| p.name.as_str());
+    let discount = plan.map_or(0, |p| p.add_on_discount_bp);
+    let renews = Period::parse(&m.period).map_or_else(
+        || "the 1st of next month".to_owned(),
+        |p| tapkit_core::date::format_date(p.next().first_day()),
+    );
+    let body = html! {
+        h1 {
+            @if let Some(n) = &m.first_name { "Hello, " (n) } @else { "Your membership" }
+        }
+        dl.facts {
+            dt { "Plan" } dd { (plan_name) }
+            dt { "Status" } dd { (status_line(m, &renews)) }
+            dt { "Visits" } dd { (visits_line(m)) }
+            dt { "Add-on discount" } dd {
+                @if discount > 0 { (format!("{}", discount as f64 / 100.0)) "% off add-ons" } @else { "None on this plan" }
+            }
+        }
+        h2 { "Latest check-ins" }
+        @if checkins.is_empty() {
+            p.muted { "None yet. Tap your card on the reader at the front desk." }
+        } @else {
+            table {
+                thead { tr { th { "When" } th { "Result" } } }
+                tbody {
+                    @for c in checkins {
+                        tr {
+                            td { (when(c.offline_at.unwrap_or(c.at))) }
+                            td {
+                                @if c.accepted {
+                                    @if c.visit.as_deref() == Some("rolled") { "Checked in (a rolled-over visit)" }
+                                    @else { "Checked in" }
+                                } @else {
+                                    "Not checked in (" (c.reason.as_deref().unwrap_or("refused").replace('_', " ")) ")"
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        p.muted { "Member since " (date(m.created_at)) "." }
+    };
+    page(s, Role::Member, "Your membership", "", Some(csrf), body)
+}
