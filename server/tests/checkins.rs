@@ -601,7 +601,55 @@ async fn the_roster_is_signed_for_its_kiosk(backend: Backend) {
     assert_eq!(s.call(req).await.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// The check-in's kiosk check reads no row for a good secret (the directory), and still
+/// refuses a retired kiosk and a re-enrolled kiosk's old secret.
+async fn a_retired_or_re_enrolled_kiosk_cannot_check_in(backend: Backend) {
+    let Some(s) = checkin_server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let ada = s.new_member("cus_ada", "plus", "Ada").await;
+    let (_, url) = s.card(ada, UID).await;
+    let desk = s.kiosk_token("Iron Gym").await;
+    assert_eq!(s.card_tap(&desk, &url, UID, 1).await["accepted"], true);
+    let id: i64 = desk.split('.').nth(1).unwrap().parse().unwrap();
+    // Re-enrolled: a new code, a new secret; the old one no longer checks anyone in.
+    let (st, k) = s
+        .admin(
+            Method::POST,
+            &format!("/api/admin/kiosks/{id}/enrollment"),
+            "",
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{k}");
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/kiosk/enroll")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"code": k["enrollment_code"]}).to_string(),
+        ))
+        .unwrap();
+    let (st, e) = json_of(s.call(req).await).await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    let new = format!("kiosk.{id}.{}", e["secret"].as_str().unwrap());
+    let (st, v) = s
+        .check_in(&desk, &format!("{url}?m={UID}x000002"), None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(s.card_tap(&new, &url, UID, 2).await["accepted"], true);
+    // Retired: refused.
+    let (st, v) = s
+        .admin(Method::POST, &format!("/api/admin/kiosks/{id}/retire"), "")
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .check_in(&new, &format!("{url}?m={UID}x000003"), None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+}
+
 on_both_databases!(
+    a_retired_or_re_enrolled_kiosk_cannot_check_in,
     a_tap_uses_one_visit_and_a_copy_is_refused,
     the_members_standing_decides,
     fifty_at_once_for_two_visits_accept_two,

@@ -134,7 +134,7 @@ fn tap(env: &PcscEnv, kiosk: &Kiosk, image: &Path) -> (Value, Duration) {
             shown = kiosk.status()["checkin"].clone();
             break;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
     drop(card);
     assert!(
@@ -445,4 +445,64 @@ fn png_pixel_share(png: &[u8], rgb: [u8; 3]) -> f64 {
     let img = image::load_from_memory(png).unwrap().to_rgb8();
     let same = img.pixels().filter(|p| p.0 == rgb).count();
     same as f64 / (f64::from(img.width()) * f64::from(img.height()))
+}
+
+/// The bench behind `scripts/bench-desk.sh` (not a test: it asserts nothing about time).
+/// `TAPKIT_BENCH_TAPS` taps of one Premium member's card (unlimited visits), each from the
+/// moment pcscd reports the card on the reader to the moment the kiosk's frame shows the
+/// answer; prints p50, p95, p99 and the slowest, in ms, as a BENCHMARKS.md row.
+#[test]
+#[ignore = "a bench: scripts/bench-desk.sh"]
+fn bench_card_on_the_reader_to_the_screen() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let taps: usize = std::env::var("TAPKIT_BENCH_TAPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let dir = std::env::temp_dir().join(format!("tapkit-deskbenchcfg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cfg = config(&dir);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text += "\n[[program.membership.plans]]\nid = \"premium\"\nname = \"Premium\"\nprice_minor = 7900\nvisits = \"unlimited\"\nadd_on_discount_bp = 2000\npriority = \"instant\"\n";
+    std::fs::write(&cfg, text).unwrap();
+    let server = Server::start(
+        "deskbench",
+        None,
+        &[("TAPKIT_CONFIG", cfg.to_str().unwrap())],
+    );
+    let (_, a) = server.api(
+        "POST",
+        "/api/admin/affiliates",
+        Some(r#"{"name": "Iron Gym", "kind": "business"}"#),
+    );
+    member(&server, "cus_pat", "Pat", "premium");
+    let image = dir.join("pat.json");
+    provision_members(
+        &env,
+        &server,
+        &dir.join("journal.jsonl"),
+        std::slice::from_ref(&image),
+    );
+    let state = Kiosk::enroll(&server, a["id"].as_i64().unwrap(), "deskbench");
+    let kiosk = Kiosk::run(&state, &["--reader", &env.reader0, "--checkin-secs", "2"]);
+    let mut ms: Vec<f64> = Vec::with_capacity(taps);
+    for _ in 0..taps {
+        let (shown, took) = tap(&env, &kiosk, &image);
+        assert_eq!(shown["result"], "welcome", "{shown}");
+        ms.push(took.as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
+    println!(
+        "| card on the reader → answer on the screen (pcscd + vpcd, SQLite) | {taps} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        at(0.5),
+        at(0.95),
+        at(0.99),
+        ms[ms.len() - 1]
+    );
+    drop(kiosk);
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,7 +14,6 @@ use super::plans::{MembershipConfig, Priority};
 use crate::AppState;
 use crate::api::ApiError;
 use crate::store::checkins::{DeskView, Recorded, Standing, Tap};
-use crate::store::kiosks::Kiosk;
 
 /// A member card's tap, from its URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,12 +140,12 @@ pub const ROSTER_VALID_MS: i64 = 24 * 60 * 60 * 1000;
 /// every active member card, with its member's plan, visits and standing as now.
 pub async fn roster(
     s: &AppState,
-    k: &Kiosk,
+    kiosk_id: i64,
     secret: &[u8],
     now: i64,
 ) -> Result<SignedRoster, ApiError> {
     let cfg = &s.config.program.membership;
-    let allowed = cfg.checkin_kiosks.is_empty() || cfg.checkin_kiosks.contains(&k.id);
+    let allowed = cfg.checkin_kiosks.is_empty() || cfg.checkin_kiosks.contains(&kiosk_id);
     let cards = if allowed {
         s.store.roster_cards(s.program.id).await?
     } else {
@@ -184,7 +183,7 @@ pub async fn roster(
         })
         .collect();
     let r = Roster {
-        kiosk_id: k.id,
+        kiosk_id,
         version: now,
         expires_at_ms: now + ROSTER_VALID_MS,
         cards,
@@ -210,12 +209,12 @@ pub fn check_key(key: Option<&str>) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// Checks a member in from the card's URL, for the kiosk `k`; `offline_at` when the
+/// Checks a member in from the card's URL, for the kiosk `kiosk_id`; `offline_at` when the
 /// kiosk already let the member in from its roster (it needs a key, so that the kiosk's
 /// queue can be submitted again safely).
 pub async fn check_in(
     s: &AppState,
-    k: &Kiosk,
+    kiosk_id: i64,
     req: &CheckInRequest,
     key: Option<&str>,
     now: i64,
@@ -246,8 +245,8 @@ pub async fn check_in(
             code: ours.then_some(tap.code.as_str()),
             uid: &tap.uid,
             counter: i64::from(tap.counter),
-            kiosk_id: k.id,
-            kiosk_allowed: cfg.checkin_kiosks.is_empty() || cfg.checkin_kiosks.contains(&k.id),
+            kiosk_id,
+            kiosk_allowed: cfg.checkin_kiosks.is_empty() || cfg.checkin_kiosks.contains(&kiosk_id),
             idempotency_key: key,
             offline_at: req.offline_at_ms,
             now,
