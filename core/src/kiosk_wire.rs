@@ -240,7 +240,11 @@ pub fn roster_authentic(secret: &[u8], roster: &str, signature: &str) -> bool {
 pub struct CheckInRequest {
     /// When the kiosk let the member in from its roster, Unix ms (the server's clock as
     /// the kiosk knows it); absent for a check-in asked before the member is let in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::json_int::whole_opt"
+    )]
     pub offline_at_ms: Option<i64>,
     /// The card's URL, `https://{domain}/m/{code}?m=<UID>x<counter>`.
     pub url: String,

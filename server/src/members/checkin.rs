@@ -209,9 +209,10 @@ pub fn check_key(key: Option<&str>) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// Checks a member in from the card's URL, for the kiosk `kiosk_id`; `offline_at` when the
-/// kiosk already let the member in from its roster (it needs a key, so that the kiosk's
-/// queue can be submitted again safely).
+/// Checks a member in from the card's URL, for the kiosk `kiosk_id`; `offline_at_ms` when
+/// the kiosk already let the member in from its roster (then kept whatever happens: a
+/// visit not owed becomes an overdraft, and a resubmission of the queue is answered from
+/// its key, or from the tap itself when the kiosk sent none).
 pub async fn check_in(
     s: &AppState,
     kiosk_id: i64,
@@ -220,22 +221,37 @@ pub async fn check_in(
     now: i64,
 ) -> Result<CheckInAnswer, ApiError> {
     let tap = parse_card_url(&req.url).map_err(|e| ApiError::field("url", e))?;
-    if let Some(at) = req.offline_at_ms {
-        if key.is_none() {
-            return Err(ApiError::field(
-                "Idempotency-Key",
-                "an offline check-in (offline_at_ms) needs the Idempotency-Key it was queued with, so that submitting the queue again cannot use a visit twice",
-            ));
-        }
-        if !(0..=now + OFFLINE_FUTURE_MS).contains(&at) {
-            return Err(ApiError::field(
-                "offline_at_ms",
-                format!(
-                    "offline_at_ms {at} is in the future of the server's clock ({now}); check the kiosk's clock"
-                ),
-            ));
-        }
+    if req.offline_at_ms.is_some_and(|at| at < 0) {
+        return Err(ApiError::field(
+            "offline_at_ms",
+            "offline_at_ms is Unix milliseconds, 0 or more",
+        ));
     }
+    // An offline check-in was already given at the desk: it is kept whatever its time
+    // says. A kiosk clock ahead of the server's is brought back to now (and logged).
+    let offline_at = req.offline_at_ms.map(|at| {
+        if at > now + OFFLINE_FUTURE_MS {
+            tracing::warn!(
+                kiosk = kiosk_id,
+                offline_at_ms = at,
+                now,
+                "an offline check-in is dated in the future: the kiosk's clock is off; kept, dated now"
+            );
+            now
+        } else {
+            at
+        }
+    });
+    // Its queue is submitted until answered: without the kiosk's key, the tap itself
+    // (card and counter) names it, so a resubmission is answered, never counted again.
+    let synthetic;
+    let key = match (key, offline_at) {
+        (None, Some(_)) => {
+            synthetic = format!("offline-{}x{:06X}", tap.uid, tap.counter);
+            Some(synthetic.as_str())
+        }
+        (k, _) => k,
+    };
     let cfg = &s.config.program.membership;
     let ours = tap.host == s.config.program.domain.to_ascii_lowercase();
     let recorded = s
@@ -248,7 +264,7 @@ pub async fn check_in(
             kiosk_id,
             kiosk_allowed: cfg.checkin_kiosks.is_empty() || cfg.checkin_kiosks.contains(&kiosk_id),
             idempotency_key: key,
-            offline_at: req.offline_at_ms,
+            offline_at,
             now,
             grace_days: cfg.grace_days,
             refuse: standing_refusal,
