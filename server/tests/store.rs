@@ -291,13 +291,17 @@ async fn suite(s: &Store) {
     assert!(
         rows.affiliates
             .iter()
-            .any(|(i, c, _)| *i == b.id && *c == b.code)
+            .any(|a| a.id == b.id && a.code == b.code)
     );
     assert!(rows.kills.contains(&(None, "kiosk".into())));
     s.set_affiliate_status(b.id, "suspended").await.unwrap();
     assert!(s.change_epoch().await.unwrap() > e0);
     let rows = s.directory_rows(1).await.unwrap();
-    assert!(rows.affiliates.contains(&(b.id, b.code.clone(), false)));
+    assert!(
+        rows.affiliates
+            .iter()
+            .any(|a| a.id == b.id && a.code == b.code && !a.active)
+    );
     s.set_affiliate_status(b.id, "active").await.unwrap();
 
     // The IP-hash key rotates daily: the first candidate of a day wins on every replica;

@@ -48,6 +48,7 @@ pub fn routes() -> Router<AppState> {
             "/api/admin/affiliates/{id}/earnings",
             get(analytics::earnings),
         )
+        .route("/api/admin/referrers", post(partners::create_referrer))
         .route(
             "/api/admin/members",
             post(members::create_member).get(members::list_members),

@@ -44,7 +44,86 @@ pub(crate) async fn create_affiliate(
     State(s): State<AppState>,
     Body(b): Body<NewAffiliate>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let a = new_affiliate(&s, &b.name, &b.kind, b.contact.as_deref()).await?;
+    let a = new_affiliate(&s, &b.name, &b.kind, b.contact.as_deref(), None).await?;
+    Ok((StatusCode::CREATED, Json(out(&s, a))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewReferrer {
+    email: String,
+    kind: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "tapkit_core::json_int::whole_opt")]
+    expires_at: Option<i64>,
+}
+
+/// The name a referrer's code is made from when none is given: the email's local part,
+/// letters only, capitalised (`ada.l@example.com` → `Adal`), or `Friend`.
+fn name_from_email(email: &str) -> String {
+    let local: String = email
+        .split('@')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .take(20)
+        .collect();
+    let mut c = local.chars();
+    match c.next() {
+        Some(f) => f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase(),
+        None => "Friend".into(),
+    }
+}
+
+/// `POST /api/admin/referrers` `{"email", "kind": "customer", "name"?, "expires_at"?}`: a
+/// customer (or a partner's owner) who refers friends gets their own link on the same
+/// `/r/{code}` route, kind `customer`. 201 with `code` and `url`; the same email again
+/// answers its live link (200), so the self-service page and the brand's checkout can
+/// ask as often as they like. `expires_at` (Unix ms): after it the link still redirects
+/// but earns nothing.
+pub(crate) async fn create_referrer(
+    _: Admin,
+    State(s): State<AppState>,
+    Body(b): Body<NewReferrer>,
+) -> Result<impl IntoResponse, ApiError> {
+    if b.kind != "customer" {
+        return Err(ApiError::field(
+            "kind",
+            format!(
+                "kind {:?}: a referrer is kind \"customer\" (partners are created with POST /api/admin/affiliates)",
+                b.kind
+            ),
+        ));
+    }
+    let email = b.email.as_str();
+    if email.chars().count() > 200
+        || email.chars().any(|c| c.is_control() || c.is_whitespace())
+        || email.split('@').count() != 2
+        || email.starts_with('@')
+        || email.ends_with('@')
+    {
+        return Err(ApiError::field(
+            "email",
+            "email must be an address like ada@example.com: one @, no spaces, at most 200 characters",
+        ));
+    }
+    let now = crate::store::now_ms();
+    if let Some(at) = b.expires_at
+        && at <= now
+    {
+        // A time already past is a conflict with the clock, not a malformed body.
+        return Err(ApiError::Conflict(format!(
+            "expires_at {at} is already past (Unix ms; now is {now}): give a time in the future, or none for a link that never expires"
+        )));
+    }
+    if let Some(a) = s.store.live_referrer(s.program.id, email, now).await? {
+        return Ok((StatusCode::OK, Json(out(&s, a))));
+    }
+    let name = b.name.clone().unwrap_or_else(|| name_from_email(email));
+    let a = new_affiliate(&s, &name, "customer", Some(email), b.expires_at).await?;
+    tracing::info!(affiliate = a.id, "referrer created");
     Ok((StatusCode::CREATED, Json(out(&s, a))))
 }
 
@@ -54,6 +133,7 @@ pub(crate) async fn new_affiliate(
     name: &str,
     kind: &str,
     contact: Option<&str>,
+    expires_at: Option<i64>,
 ) -> Result<Affiliate, ApiError> {
     // Lengths and characters are checked as sent (characters, as the OpenAPI
     // document's maxLength counts them), and only then is the value trimmed.
@@ -88,7 +168,7 @@ pub(crate) async fn new_affiliate(
     let contact = contact.map(str::trim).filter(|c| !c.is_empty());
     let a = s
         .store
-        .create_affiliate(s.program.id, name, kind, contact)
+        .create_affiliate_until(s.program.id, name, kind, contact, expires_at)
         .await?;
     s.directory.reload().await?;
     Ok(a)

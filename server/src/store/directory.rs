@@ -9,14 +9,27 @@ use super::{Store, StoreError, now_ms};
 pub struct DirectoryRows {
     /// `change_epoch` when read (read before the rows).
     pub epoch: i64,
-    /// (id, code, active).
-    pub affiliates: Vec<(i64, String, bool)>,
+    /// The program's affiliates.
+    pub affiliates: Vec<DirectoryAffiliate>,
     /// (affiliate or None for the whole program, channel).
     pub kills: Vec<(Option<i64>, String)>,
     /// The program's cards, oldest binding first.
     pub cards: Vec<DirectoryCard>,
     /// The program's kiosks.
     pub kiosks: Vec<DirectoryKiosk>,
+}
+
+/// An affiliate as the `/r/` hop caches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryAffiliate {
+    /// Id.
+    pub id: i64,
+    /// Its referral code.
+    pub code: String,
+    /// Status is `active`.
+    pub active: bool,
+    /// When its link stops earning (Unix ms), if it does.
+    pub expires_at: Option<i64>,
 }
 
 /// A kiosk as the `/r/` hop caches it.
@@ -82,20 +95,22 @@ impl Store {
     /// Everything the `/r/` hop caches for one program.
     pub async fn directory_rows(&self, program_id: i64) -> Result<DirectoryRows, StoreError> {
         let epoch = self.change_epoch().await?;
-        let affiliates =
-            sqlx::query("SELECT id, code, status FROM affiliates WHERE program_id = $1")
-                .bind(program_id)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get("id")?,
-                        r.try_get("code")?,
-                        r.try_get::<String, _>("status")? == "active",
-                    ))
-                })
-                .collect::<Result<_, sqlx::Error>>()?;
+        let affiliates = sqlx::query(
+            "SELECT id, code, status, expires_at FROM affiliates WHERE program_id = $1",
+        )
+        .bind(program_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(DirectoryAffiliate {
+                id: r.try_get("id")?,
+                code: r.try_get("code")?,
+                active: r.try_get::<String, _>("status")? == "active",
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
         let kills =
             sqlx::query("SELECT affiliate_id, channel FROM kill_switches WHERE program_id = $1")
                 .bind(program_id)

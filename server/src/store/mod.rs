@@ -28,7 +28,7 @@ pub mod web;
 pub use analytics::{AffiliateDay, CardDay};
 pub(crate) use clicks::ClickDbHandle;
 pub use clicks::{NewClick, SqliteSync};
-pub use directory::DirectoryRows;
+pub use directory::{DirectoryAffiliate, DirectoryRows};
 pub use partners::{Affiliate, AffiliateUpdate, Card};
 
 use serde::Serialize;

@@ -28,6 +28,9 @@ pub struct Affiliate {
     pub contact: Option<String>,
     /// Created, Unix ms.
     pub created_at: i64,
+    /// When its link stops earning (Unix ms; `None`: never). Taps after it still
+    /// redirect, and are counted apart as `link_expired`.
+    pub expires_at: Option<i64>,
 }
 
 /// Changes to an affiliate: `None` leaves a field, `Some(None)` clears it.
@@ -72,7 +75,8 @@ fn card(r: &AnyRow) -> Result<Card, sqlx::Error> {
     Card::from_row(r)
 }
 
-const AFFILIATE_COLS: &str = "id, program_id, name, kind, status, code, tier, contact, created_at";
+const AFFILIATE_COLS: &str =
+    "id, program_id, name, kind, status, code, tier, contact, created_at, expires_at";
 
 const CARD_COLS: &str = "id, uid, affiliate_id, status, provisioned_at, ended_at, last_counter";
 
@@ -92,11 +96,45 @@ impl Store {
         kind: &str,
         contact: Option<&str>,
     ) -> Result<Affiliate, StoreError> {
+        self.create_affiliate_until(program_id, name, kind, contact, None)
+            .await
+    }
+
+    /// The newest live referrer (kind `customer`, active, not expired at `now`) whose
+    /// contact is `email` (case ignored).
+    pub async fn live_referrer(
+        &self,
+        program_id: i64,
+        email: &str,
+        now: i64,
+    ) -> Result<Option<Affiliate>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {AFFILIATE_COLS} FROM affiliates WHERE program_id = $1 AND kind = 'customer' \
+             AND status = 'active' AND lower(trim(contact)) = $2 \
+             AND (expires_at IS NULL OR expires_at > $3) ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(program_id)
+        .bind(email.trim().to_lowercase())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(affiliate).transpose()?)
+    }
+
+    /// [`Store::create_affiliate`] with a link that stops earning at `expires_at`.
+    pub async fn create_affiliate_until(
+        &self,
+        program_id: i64,
+        name: &str,
+        kind: &str,
+        contact: Option<&str>,
+        expires_at: Option<i64>,
+    ) -> Result<Affiliate, StoreError> {
         for _ in 0..16 {
             let code = tapkit_core::code::ReferralCode::generate(name, random_u32());
             let r = sqlx::query(&format!(
-                "INSERT INTO affiliates (program_id, name, kind, status, code, contact, created_at) \
-                 VALUES ($1, $2, $3, 'active', $4, $5, $6) RETURNING {AFFILIATE_COLS}"
+                "INSERT INTO affiliates (program_id, name, kind, status, code, contact, created_at, expires_at) \
+                 VALUES ($1, $2, $3, 'active', $4, $5, $6, $7) RETURNING {AFFILIATE_COLS}"
             ))
             .bind(program_id)
             .bind(name)
@@ -104,6 +142,7 @@ impl Store {
             .bind(code.as_str())
             .bind(contact)
             .bind(now_ms())
+            .bind(expires_at)
             .fetch_one(&self.pool)
             .await;
             match r {

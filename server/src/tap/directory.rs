@@ -27,6 +27,8 @@ pub struct Listed {
     pub id: i64,
     /// Status is `active`.
     pub active: bool,
+    /// When its link stops earning (Unix ms), if it does.
+    pub expires_at: Option<i64>,
 }
 
 /// A card as the tap needs it: its latest binding.
@@ -223,8 +225,15 @@ impl Directory {
             epoch: rows.epoch,
             ..Snapshot::default()
         };
-        for (id, code, active) in rows.affiliates {
-            snap.by_code.insert(code, Listed { id, active });
+        for a in rows.affiliates {
+            snap.by_code.insert(
+                a.code,
+                Listed {
+                    id: a.id,
+                    active: a.active,
+                    expires_at: a.expires_at,
+                },
+            );
         }
         // Ordered by id: a UID's later binding replaces its earlier ones.
         for c in rows.cards {

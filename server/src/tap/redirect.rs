@@ -246,6 +246,7 @@ pub async fn tap(
                 .map(|a| Listed {
                     id: a.id,
                     active: a.status == "active",
+                    expires_at: a.expires_at,
                 });
             if found.is_none() {
                 s.directory.note_missing(Miss::Code, code.as_str(), epoch);
@@ -266,6 +267,8 @@ pub async fn tap(
         Some("link_preview")
     } else if !aff.active {
         Some("affiliate_suspended")
+    } else if aff.expires_at.is_some_and(|e| now >= e) {
+        Some("link_expired")
     } else if s.directory.killed(aff.id, click.channel) {
         Some("channel_killed")
     } else if let Some(m) = &params.m {

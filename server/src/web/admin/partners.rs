@@ -116,6 +116,7 @@ pub(super) async fn create(
         f.get("name").unwrap_or(""),
         f.get("kind").unwrap_or(""),
         contact,
+        None,
     )
     .await
     {
