@@ -86,6 +86,7 @@ async fn partners(s: &AppState, n: usize, at: i64) -> Vec<(i64, String)> {
             reason: None,
             rate_limit: false,
             check_counter: false,
+            utm: None,
         });
         out.push((a.id, String::new()));
     }

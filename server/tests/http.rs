@@ -1126,7 +1126,7 @@ async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned(backend: Bac
     assert_eq!(&served[..], include_bytes!("../openapi.json"));
     assert_eq!(
         tapkit_core::hex::encode_lower(&sha2::Sha256::digest(&served)),
-        "8b1c19b6b5358627f949fd6f8b5b57a76298309fa96d1f6dfbd28b8301ef72a2",
+        "50885f730585dc410a7f1a3c45eb10b9301b03d327bd2e1683cbd7591fd1e580",
         "the OpenAPI document changed: update this digest only with a deliberate API change"
     );
 
@@ -1334,6 +1334,7 @@ async fn one_bad_click_fails_only_itself(backend: Backend) {
         reason: None,
         rate_limit: false,
         check_counter: false,
+        utm: None,
     };
     // Queued together, so they share batches.
     let tasks: Vec<_> = (0..40)

@@ -173,4 +173,62 @@ async fn a_customer_gets_one_link_and_it_can_expire(backend: Backend) {
     );
 }
 
-on_both_databases!(a_customer_gets_one_link_and_it_can_expire);
+/// The campaign a shared link carried is stored on its click, truncated, and shown in
+/// analytics and the clicks export.
+async fn utm_tags_reach_analytics_and_exports(backend: Backend) {
+    let Some(s) = server(backend).await else {
+        return; // no PostgreSQL here, and not required
+    };
+    let (id, code) = s.affiliate("Ada", "customer").await;
+    let long = "x".repeat(300);
+    for (query, n) in [
+        (
+            "?utm_source=whatsapp&utm_medium=share&utm_campaign=spring%202026",
+            2,
+        ),
+        (&*format!("?utm_source=newsletter&utm_campaign={long}"), 1),
+        ("", 1),
+    ] {
+        for _ in 0..n {
+            s.tap(&code, query).await;
+        }
+    }
+    let (st, a) = s.admin(Method::GET, "/api/admin/analytics", "").await;
+    assert_eq!(st, StatusCode::OK, "{a}");
+    let campaigns = a["campaigns"].as_array().unwrap();
+    assert_eq!(campaigns.len(), 2, "{a}");
+    assert_eq!(
+        campaigns[0],
+        json!({"utm_source": "whatsapp", "utm_medium": "share", "utm_campaign": "spring 2026",
+               "clicks": 2, "attributed": 2})
+    );
+    assert_eq!(campaigns[1]["utm_campaign"].as_str().unwrap().len(), 100);
+    assert_eq!(campaigns[1]["utm_medium"], Value::Null);
+    let (header, rows) = s
+        .state
+        .store
+        .export_rows(
+            tapkit_server::store::web::Export::Clicks,
+            s.state.program.id,
+            0,
+            i64::MAX,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        &header[header.len() - 3..],
+        ["utm_source", "utm_medium", "utm_campaign"]
+    );
+    let tagged: Vec<&Vec<String>> = rows.iter().filter(|r| r[3] == id.to_string()).collect();
+    assert_eq!(tagged.len(), 4);
+    assert_eq!(
+        &tagged[0][tagged[0].len() - 3..],
+        ["whatsapp", "share", "spring 2026"]
+    );
+    assert_eq!(&tagged[3][tagged[3].len() - 3..], ["", "", ""]);
+}
+
+on_both_databases!(
+    a_customer_gets_one_link_and_it_can_expire,
+    utm_tags_reach_analytics_and_exports,
+);

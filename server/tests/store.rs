@@ -96,6 +96,7 @@ fn click(code: &str, affiliate: i64, ip: &str, at: i64) -> NewClick {
         reason: None,
         rate_limit: true,
         check_counter: false,
+        utm: None,
     }
 }
 
@@ -214,6 +215,7 @@ async fn suite(s: &Store) {
             reason: None,
             rate_limit: false,
             check_counter: false,
+            utm: None,
         })
         .await
         .unwrap();
@@ -415,6 +417,7 @@ fn tap(card: i64, affiliate: i64, counter: i64, ip: &str) -> NewClick {
         card_id: Some(card),
         counter: Some(counter),
         check_counter: true,
+        utm: None,
         ..click(
             "IRONGYM-7K2M9Q",
             affiliate,

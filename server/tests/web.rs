@@ -711,7 +711,7 @@ async fn console_pages(backend: Backend) {
     let lines: Vec<&str> = csv.body.lines().collect();
     assert_eq!(
         lines[0],
-        "click_id,at_utc,code,affiliate_id,channel,outcome,reason,card_uid,counter,referer"
+        "click_id,at_utc,code,affiliate_id,channel,outcome,reason,card_uid,counter,referer,utm_source,utm_medium,utm_campaign"
     );
     assert_eq!(lines.len(), 3, "{}", csv.body);
     assert!(!csv.body.contains("ip_hash"));

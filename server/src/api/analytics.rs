@@ -82,11 +82,13 @@ pub(crate) async fn analytics(
             })
         })
         .collect();
+    let campaigns = s.store.campaigns(from, to, q.affiliate_id).await?;
     Ok(Json(json!({
         "from": format_date(from),
         "to": format_date(to),
         "affiliates": days,
         "cards": cards,
+        "campaigns": campaigns,
     })))
 }
 

@@ -48,7 +48,59 @@ pub struct CardDay {
     pub flagged: i64,
 }
 
+/// One campaign's traffic over a range: the links' `utm_*` tags as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct CampaignTraffic {
+    /// `utm_source`.
+    pub utm_source: Option<String>,
+    /// `utm_medium`.
+    pub utm_medium: Option<String>,
+    /// `utm_campaign`.
+    pub utm_campaign: Option<String>,
+    /// Real clicks (attributed + unattributed).
+    pub clicks: i64,
+    /// Of which attributed.
+    pub attributed: i64,
+}
+
 impl Store {
+    /// Real clicks per campaign (`utm_source`, `utm_medium`, `utm_campaign`; clicks with
+    /// no tag at all are left out) for days `from_day..=to_day`, optionally for one
+    /// affiliate, most clicks first (at most 200 campaigns).
+    pub async fn campaigns(
+        &self,
+        from_day: i64,
+        to_day: i64,
+        affiliate_id: Option<i64>,
+    ) -> Result<Vec<CampaignTraffic>, StoreError> {
+        let sql = format!(
+            "SELECT c.utm_source AS utm_source, c.utm_medium AS utm_medium, c.utm_campaign AS utm_campaign, \
+             CAST(COUNT(*) AS BIGINT) AS clicks, \
+             CAST(SUM(CASE WHEN c.outcome = 'attributed' THEN 1 ELSE 0 END) AS BIGINT) AS attributed \
+             FROM clicks c WHERE c.affiliate_id IS NOT NULL AND c.at >= $1 AND c.at < $2 \
+             AND c.outcome IN ('attributed', 'unattributed') \
+             AND (c.utm_source IS NOT NULL OR c.utm_medium IS NOT NULL OR c.utm_campaign IS NOT NULL){} \
+             GROUP BY c.utm_source, c.utm_medium, c.utm_campaign \
+             ORDER BY clicks DESC, utm_source, utm_medium, utm_campaign LIMIT 200",
+            if affiliate_id.is_some() {
+                " AND c.affiliate_id = $3"
+            } else {
+                ""
+            }
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(from_day.saturating_mul(86_400_000))
+            .bind(to_day.saturating_add(1).saturating_mul(86_400_000));
+        if let Some(a) = affiliate_id {
+            q = q.bind(a);
+        }
+        Ok(q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(CampaignTraffic::from_row)
+            .collect::<Result<Vec<_>, sqlx::Error>>()?)
+    }
+
     /// Traffic per day and affiliate, and per day and card binding, for days
     /// `from_day..=to_day` (UTC), optionally for one affiliate.
     pub async fn analytics(

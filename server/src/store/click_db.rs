@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::clicks::{counter_order, counter_refused};
 use crate::store::{NewClick, SqliteSync};
 
-const INSERT: &str = "INSERT INTO clicks (id, at, code, affiliate_id, channel, card_id, counter, user_agent, referer, ip_hash, outcome, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+const INSERT: &str = "INSERT INTO clicks (id, at, code, affiliate_id, channel, card_id, counter, user_agent, referer, ip_hash, outcome, reason, utm_source, utm_medium, utm_campaign) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 const COUNT_RECENT: &str = "SELECT COUNT(*) FROM clicks WHERE ip_hash = ?1 AND at >= ?2";
 const CARD_STATUS: &str = "SELECT status FROM cards WHERE id = ?1";
 /// [`super::clicks::ADVANCE_COUNTER`] with SQLite's numbered parameters (rusqlite binds
@@ -133,6 +133,9 @@ impl ClickDb {
                     c.ip_hash,
                     c.outcome,
                     c.reason,
+                    c.utm.as_ref().and_then(|u| u.source.as_deref()),
+                    c.utm.as_ref().and_then(|u| u.medium.as_deref()),
+                    c.utm.as_ref().and_then(|u| u.campaign.as_deref()),
                 ])?;
             }
         }

@@ -38,6 +38,25 @@ pub struct NewClick {
     /// copied URL) makes the click `flagged` / `replayed_counter`; a card ended since
     /// the tap's lookup makes it `unattributed` / `card_revoked`.
     pub check_counter: bool,
+    /// The link's campaign tags, when it carried any (boxed: most taps have none).
+    pub utm: Option<Box<Utm>>,
+}
+
+/// A link's `utm_source`, `utm_medium` and `utm_campaign`, as stored: percent-decoded,
+/// control characters dropped, at most [`Utm::MAX_CHARS`] characters each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Utm {
+    /// `utm_source` (`whatsapp`, `newsletter` …).
+    pub source: Option<String>,
+    /// `utm_medium`.
+    pub medium: Option<String>,
+    /// `utm_campaign`.
+    pub campaign: Option<String>,
+}
+
+impl Utm {
+    /// The longest value kept, in characters.
+    pub const MAX_CHARS: usize = 100;
 }
 
 /// The order in which a batch checks card counters: by card, then in arrival order. Two
@@ -229,15 +248,15 @@ impl Store {
         for (chunk, chunk_ids) in clicks.chunks(INSERT_CHUNK).zip(ids.chunks(INSERT_CHUNK)) {
             let mut sql = String::with_capacity(64 + chunk.len() * 64);
             sql.push_str(
-                "INSERT INTO clicks (id, at, code, affiliate_id, channel, card_id, counter, user_agent, referer, ip_hash, outcome, reason) VALUES ",
+                "INSERT INTO clicks (id, at, code, affiliate_id, channel, card_id, counter, user_agent, referer, ip_hash, outcome, reason, utm_source, utm_medium, utm_campaign) VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = i * 12;
+                let b = i * 15;
                 if i > 0 {
                     sql.push_str(", ");
                 }
                 sql.push('(');
-                for k in 1..=12 {
+                for k in 1..=15 {
                     if k > 1 {
                         sql.push_str(", ");
                     }
@@ -260,7 +279,10 @@ impl Store {
                     .bind(c.referer.as_deref())
                     .bind(c.ip_hash.as_str())
                     .bind(c.outcome)
-                    .bind(c.reason);
+                    .bind(c.reason)
+                    .bind(c.utm.as_ref().and_then(|u| u.source.as_deref()))
+                    .bind(c.utm.as_ref().and_then(|u| u.medium.as_deref()))
+                    .bind(c.utm.as_ref().and_then(|u| u.campaign.as_deref()));
             }
             q.execute(&mut *conn).await?;
         }

@@ -27,7 +27,7 @@ pub mod web;
 
 pub use analytics::{AffiliateDay, CardDay};
 pub(crate) use clicks::ClickDbHandle;
-pub use clicks::{NewClick, SqliteSync};
+pub use clicks::{NewClick, SqliteSync, Utm};
 pub use directory::{DirectoryAffiliate, DirectoryRows};
 pub use partners::{Affiliate, AffiliateUpdate, Card};
 

@@ -450,9 +450,13 @@ impl Store {
                     "card_uid",
                     "counter",
                     "referer",
+                    "utm_source",
+                    "utm_medium",
+                    "utm_campaign",
                 ],
                 "SELECT c.id AS a, c.at AS t, c.code AS b, c.affiliate_id AS n1, c.channel AS c, c.outcome AS d, \
-                        c.reason AS e, k.uid AS f, c.counter AS n2, c.referer AS g \
+                        c.reason AS e, k.uid AS f, c.counter AS n2, c.referer AS g, \
+                        c.utm_source AS u1, c.utm_medium AS u2, c.utm_campaign AS u3 \
                  FROM clicks c LEFT JOIN cards k ON k.id = c.card_id \
                  WHERE c.at >= $2 AND c.at < $3 \
                    AND (c.affiliate_id IS NULL OR c.affiliate_id IN (SELECT id FROM affiliates WHERE program_id = $1)) \
@@ -513,7 +517,7 @@ impl Store {
             .iter()
             .map(|r| {
                 let at: i64 = r.try_get("t")?;
-                Ok(vec![
+                let mut row = vec![
                     num(r, "a")?,
                     crate::web::iso_time(at),
                     text(r, "b")?,
@@ -536,7 +540,13 @@ impl Store {
                         text(r, "f")?
                     },
                     text(r, "g")?,
-                ])
+                ];
+                if which == Export::Clicks {
+                    for u in ["u1", "u2", "u3"] {
+                        row.push(text(r, u)?);
+                    }
+                }
+                Ok(row)
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(rows_err)?;

@@ -13,7 +13,7 @@ use tapkit_core::ntag::parse_mirror_text;
 
 use crate::AppState;
 use crate::api::ApiError;
-use crate::store::{NewClick, now_ms};
+use crate::store::{NewClick, Utm, now_ms};
 use crate::tap::directory::{Listed, ListedCard, Miss};
 
 /// The HttpOnly attribution cookie.
@@ -87,26 +87,79 @@ pub struct Params {
     s: Option<String>,
     /// Kiosk token (the counter display's rotating QR).
     k: Option<String>,
+    /// `utm_source`, `utm_medium`, `utm_campaign`, when the link carried any.
+    utm: Option<Box<Utm>>,
 }
 
 impl Params {
     /// Lenient parsing: any query string is accepted (first value of a repeated key
-    /// wins, unknown keys such as utm_* are ignored), so a customer always gets the
-    /// redirect, never an error page.
+    /// wins, unknown keys are ignored), so a customer always gets the redirect, never an
+    /// error page.
     fn parse(q: Option<&str>) -> Self {
         let mut p = Self::default();
         for pair in q.unwrap_or("").split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = v.chars().take(64).collect::<String>();
+            let short = || v.chars().take(64).collect::<String>();
             match k {
-                "m" if p.m.is_none() => p.m = Some(v),
-                "s" if p.s.is_none() => p.s = Some(v),
-                "k" if p.k.is_none() => p.k = Some(v),
+                "m" if p.m.is_none() => p.m = Some(short()),
+                "s" if p.s.is_none() => p.s = Some(short()),
+                "k" if p.k.is_none() => p.k = Some(short()),
+                "utm_source" | "utm_medium" | "utm_campaign" => {
+                    let utm = p.utm.get_or_insert_with(Box::default);
+                    let slot = match k {
+                        "utm_source" => &mut utm.source,
+                        "utm_medium" => &mut utm.medium,
+                        _ => &mut utm.campaign,
+                    };
+                    if slot.is_none() {
+                        *slot = utm_value(v);
+                    }
+                }
                 _ => {}
             }
         }
         p
     }
+}
+
+/// A `utm_*` value as stored: percent-decoded (`+` is a space), invalid UTF-8 replaced,
+/// control characters dropped, trimmed, at most [`Utm::MAX_CHARS`] characters; `None`
+/// when nothing is left.
+fn utm_value(raw: &str) -> Option<String> {
+    let b = raw.as_bytes();
+    let mut bytes = Vec::with_capacity(b.len().min(4 * Utm::MAX_CHARS));
+    let mut i = 0;
+    // Enough input for MAX_CHARS characters of up to 4 bytes, each up to 3 bytes encoded.
+    while i < b.len() && bytes.len() < 4 * Utm::MAX_CHARS {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    bytes.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                    i += 3;
+                }
+                _ => {
+                    bytes.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' => {
+                bytes.push(b' ');
+                i += 1;
+            }
+            c => {
+                bytes.push(c);
+                i += 1;
+            }
+        }
+    }
+    let text: String = String::from_utf8_lossy(&bytes)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(Utm::MAX_CHARS)
+        .collect();
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
 }
 
 /// Link-preview fetchers and crawlers: they get the redirect but no cookie and count
@@ -179,7 +232,7 @@ pub async fn tap(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref());
+    let mut params = Params::parse(query.as_deref());
     let program = &s.program;
     let now = now_ms();
     let mut click = NewClick {
@@ -197,6 +250,7 @@ pub async fn tap(
         },
         card_id: None,
         counter: None,
+        utm: params.utm.take(),
         user_agent: truncated(&headers, header::USER_AGENT).filter(|u| !u.is_empty()),
         referer: truncated(&headers, header::REFERER),
         ip_hash: s
@@ -361,4 +415,39 @@ async fn nfc_check(
     // stores this click (exact across batches and replicas).
     click.check_counter = true;
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utm_tags_are_decoded_cleaned_and_bounded() {
+        let p = Params::parse(Some(
+            "utm_source=WhatsApp&utm_medium=share%20sheet&utm_campaign=spring+%E2%82%AC10&utm_source=second",
+        ));
+        let u = p.utm.unwrap();
+        assert_eq!(
+            u.source.as_deref(),
+            Some("WhatsApp"),
+            "the first value wins"
+        );
+        assert_eq!(u.medium.as_deref(), Some("share sheet"));
+        assert_eq!(u.campaign.as_deref(), Some("spring €10"));
+        assert!(Params::parse(Some("m=04A1B2C3D4E5F6x000001")).utm.is_none());
+        for (raw, want) in [
+            ("%0Aevil%0D%1B[31m", Some("evil[31m")),
+            ("%", Some("%")),
+            ("%zz", Some("%zz")),
+            ("%E2%82", Some("\u{fffd}")),
+            ("+++", None),
+            ("", None),
+        ] {
+            assert_eq!(utm_value(raw).as_deref(), want, "{raw:?}");
+        }
+        let long = "x".repeat(5000);
+        assert_eq!(utm_value(&long).unwrap().chars().count(), Utm::MAX_CHARS);
+        let long = "%E2%82%AC".repeat(500);
+        assert_eq!(utm_value(&long).unwrap(), "€".repeat(Utm::MAX_CHARS));
+    }
 }

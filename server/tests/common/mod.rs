@@ -308,6 +308,7 @@ impl Server {
                 reason: None,
                 rate_limit: false,
                 check_counter: false,
+                utm: None,
             })
             .await
             .unwrap();
