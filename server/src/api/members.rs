@@ -172,7 +172,12 @@ pub(crate) async fn list_members(
         list.iter()
             .map(|m| {
                 let mut v = member_json(m, &[]);
-                v.as_object_mut().map(|o| o.remove("open_invoices"));
+                // The list leaves out the open invoices and the partner who brought the
+                // member (GET /api/admin/members/{id} has both).
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("open_invoices");
+                    o.remove("affiliate_id");
+                }
                 v["url"] = member_url(&s, m.code.as_deref());
                 v["plan_name"] = Value::String(
                     s.config
