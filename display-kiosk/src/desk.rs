@@ -218,13 +218,20 @@ pub fn offline_decision(
     let Some(card) = r.cards.iter().find(|c| c.uid == uid && c.code == code) else {
         return refuse("unknown_card", None);
     };
-    let mine: Vec<&Queued> = queued.iter().filter(|q| q.uid == uid).collect();
+    // This card's queued check-ins: their counters.
+    let mine: Vec<u32> = queued
+        .iter()
+        .filter_map(|q| mirror_of(&q.url))
+        .filter(|(u, _)| *u == uid)
+        .map(|(_, c)| c)
+        .collect();
     let used_here = i64::try_from(mine.len()).unwrap_or(i64::MAX);
     let seen = seen.filter(|s| s.at_ms >= r.version);
     let last = mine
         .iter()
-        .map(|q| i64::from(q.counter))
-        .chain(seen.map(|s| i64::from(s.counter)))
+        .copied()
+        .chain(seen.map(|s| s.counter))
+        .map(i64::from)
         .fold(card.last_counter, i64::max);
     let (visits, rolled) = seen.map_or((card.visits_left, card.rolled_over_visits), |s| {
         (s.visits_left, s.rolled_over_visits)
@@ -336,13 +343,25 @@ impl Desk {
                 tracing::warn!(%why, "the server is unreachable: checking in from the roster");
                 self.offline(url, &key)
             }
+            // The server could not read it as one of the brand's member cards (its URL is
+            // another's, or the mirror is off): to staff, a card it does not know.
             Err(CallError::Refused {
                 status: 422,
                 message,
-            }) => Outcome::Problem(format!(
-                "This card is not a member card of this brand ({message})"
-            )),
-            Err(e) => Outcome::Problem(format!("The server did not answer properly: {e}")),
+            }) => {
+                tracing::warn!(%message, "the server refused the card's URL");
+                Outcome::Refused {
+                    reason: "unknown_card".into(),
+                    member: None,
+                    offline: false,
+                }
+            }
+            Err(e) => {
+                tracing::error!(%e, "the check-in got no usable answer");
+                Outcome::Problem(
+                    "The check-in could not be confirmed: ask the member to tap again".into(),
+                )
+            }
         }
     }
 
@@ -359,22 +378,18 @@ impl Desk {
         let queued = q.queued();
         let outcome = offline_decision(q.roster().as_ref(), url, &queued, seen.as_ref(), now);
         if matches!(outcome, Outcome::Welcome { .. }) {
-            let Some((uid, counter)) = mirror_of(url) else {
-                return Outcome::Problem("the card's URL has no mirror".into());
-            };
             let entry = Queued {
                 key: key.to_owned(),
                 url: url.to_owned(),
                 offline_at_ms: now,
-                uid,
-                counter,
             };
             // On disk before the screen says yes: a visit given is never lost.
             if let Err(e) = q.push(&entry) {
                 tracing::error!(%e, "cannot queue the offline check-in");
-                return Outcome::Problem(format!(
-                    "Offline, and the check-in cannot be saved on this kiosk ({e}): note it by hand"
-                ));
+                return Outcome::Problem(
+                    "Offline, and this kiosk cannot save the check-in: note the visit by hand"
+                        .into(),
+                );
             }
         }
         outcome
@@ -523,8 +538,6 @@ mod tests {
             key: format!("k{counter}"),
             url: url(counter),
             offline_at_ms: 1,
-            uid: UID.into(),
-            counter,
         }
     }
 

@@ -227,7 +227,7 @@ async fn changes(
 }
 
 async fn status(State(p): State<Page>) -> Response {
-    let (queued, rejected, roster) = match &p.desk {
+    let (queued, rejected, unreadable, roster) = match &p.desk {
         Some(d) => {
             let q = d
                 .queues
@@ -236,10 +236,11 @@ async fn status(State(p): State<Page>) -> Response {
             (
                 Some(q.len()),
                 Some(q.rejected()),
+                Some(q.unreadable()),
                 q.roster().map(|r| json!({"version": r.version, "expires_at_ms": r.expires_at_ms, "cards": r.cards.len()})),
             )
         }
-        None => (None, None, None),
+        None => (None, None, None, None),
     };
     let l = read(&p.live);
     let desk = l.desk.as_ref().map(|d| {
@@ -277,6 +278,7 @@ async fn status(State(p): State<Page>) -> Response {
         "checkin": desk,
         "checkin_queue": queued,
         "checkin_rejected": rejected,
+        "checkin_unreadable": unreadable,
         "roster": roster,
     }))
     .into_response()

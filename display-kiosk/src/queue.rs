@@ -9,6 +9,9 @@
 //!   server answers it from its idempotency key: the visit is used once.
 //! - `checkin-rejected.jsonl`: offline check-ins the server refused outright, with why,
 //!   kept for staff (never dropped).
+//! - `checkin-unreadable.jsonl`: queue lines that did not read (a line torn by a power
+//!   cut mid-append, before the screen said yes), kept as they were when the queue is
+//!   rewritten.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ use crate::state::write_atomic;
 const ROSTER: &str = "roster.json";
 const QUEUE: &str = "checkin-queue.jsonl";
 const REJECTED: &str = "checkin-rejected.jsonl";
+const UNREADABLE: &str = "checkin-unreadable.jsonl";
 
 /// An offline check-in waiting for the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,10 +35,6 @@ pub struct Queued {
     pub url: String,
     /// When the desk granted it (the server's clock as the kiosk knew it).
     pub offline_at_ms: i64,
-    /// The card's UID.
-    pub uid: String,
-    /// Its mirror counter.
-    pub counter: u32,
 }
 
 /// The roster and the queue files of one state directory, with the kiosk's secret to
@@ -132,15 +132,35 @@ impl Queues {
         append(&self.dir.join(QUEUE), q)
     }
 
-    /// Removes the check-in with `key` (the server answered it).
+    /// Removes the check-in with `key` (the server answered it). A line that does not
+    /// read is not dropped with the rewrite: it goes to the unreadable file as it was.
     pub fn remove(&mut self, key: &str) -> std::io::Result<()> {
-        let rest: Vec<Queued> = self.queued().into_iter().filter(|q| q.key != key).collect();
-        let mut text = String::new();
-        for q in &rest {
-            text += &serde_json::to_string(q).unwrap_or_default();
-            text.push('\n');
-        }
         let path = self.dir.join(QUEUE);
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut text = String::new();
+        for line in old.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<Queued>(line) {
+                Ok(q) if q.key == key => {}
+                Ok(_) => {
+                    text += line;
+                    text.push('\n');
+                }
+                Err(e) => {
+                    #[derive(Serialize)]
+                    struct Unreadable<'a> {
+                        line: &'a str,
+                        why: String,
+                    }
+                    append(
+                        &self.dir.join(UNREADABLE),
+                        &Unreadable {
+                            line,
+                            why: format!("the queue line does not read: {e}"),
+                        },
+                    )?;
+                }
+            }
+        }
         write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| io_at(&path, e))
     }
 
@@ -158,9 +178,17 @@ impl Queues {
 
     /// The rejected check-ins' lines.
     pub fn rejected(&self) -> usize {
-        std::fs::read_to_string(self.dir.join(REJECTED))
-            .map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
+        lines_in(&self.dir.join(REJECTED))
     }
+
+    /// The queue lines kept aside as unreadable.
+    pub fn unreadable(&self) -> usize {
+        lines_in(&self.dir.join(UNREADABLE))
+    }
+}
+
+fn lines_in(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
 }
 
 fn append(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
@@ -257,8 +285,6 @@ mod tests {
             key: k.into(),
             url: "https://b.example.com/m/a?m=04A1B2C3D4E5F6x000001".into(),
             offline_at_ms: 1,
-            uid: "04A1B2C3D4E5F6".into(),
-            counter: 1,
         };
         q.push(&item("a")).unwrap();
         q.push(&item("b")).unwrap();
@@ -289,6 +315,8 @@ mod tests {
         q.reject(&item("b"), "422: bad").unwrap();
         assert!(q.is_empty());
         assert_eq!(q.rejected(), 1);
+        // The torn line was kept aside with the rewrite, not dropped.
+        assert_eq!(q.unreadable(), 1);
         let _ = std::fs::remove_dir_all(&d);
     }
 }

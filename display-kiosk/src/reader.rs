@@ -24,10 +24,14 @@ fn read_card(reader: &str) -> Result<CardRead, TransportError> {
         Ok(info) => match (info.url, info.unsupported, info.content_error) {
             (Some(url), _, _) => CardRead::Url(url),
             (None, Some(why), _) => {
-                CardRead::Unreadable(format!("This card cannot be read here: {why}"))
+                tracing::info!(%why, "a card of a kind member cards are not was placed");
+                CardRead::Unreadable("This is not a member card".into())
             }
             (None, None, Some(why)) => {
-                CardRead::Unreadable(format!("The card's content is damaged: {why}"))
+                tracing::warn!(%why, "a card with damaged content was placed");
+                CardRead::Unreadable(
+                    "This card's content is damaged: the front desk can issue a new one".into(),
+                )
             }
             (None, None, None) => {
                 CardRead::Unreadable("This card is blank: it is not a member card".into())
@@ -36,7 +40,10 @@ fn read_card(reader: &str) -> Result<CardRead, TransportError> {
         Err(e) if e.card_left() => CardRead::Unreadable(
             "The card was taken away too soon: hold it on the reader for a second".into(),
         ),
-        Err(e) => CardRead::Unreadable(format!("The card could not be read ({e}): tap it again")),
+        Err(e) => {
+            tracing::warn!(%e, "the card could not be read");
+            CardRead::Unreadable("The card could not be read: hold it flat on the reader".into())
+        }
     };
     let mut t = d.into_transport();
     tapkit_provisioner::reader::Transport::signal(&mut t, matches!(read, CardRead::Url(_)));
@@ -86,7 +93,8 @@ pub fn watch(wanted: &str, reads: &tokio::sync::mpsc::Sender<CardRead>) {
                 // Gone before it could be opened: nothing to show.
                 Err(TransportError::CardRemoved | TransportError::NoCard { .. }) => continue,
                 Err(e) => {
-                    CardRead::Unreadable(format!("The reader failed ({e}): tap the card again"))
+                    tracing::warn!(%e, "the card reader failed");
+                    CardRead::Unreadable("The reader could not read the card: tap it again".into())
                 }
             };
             if reads.blocking_send(read).is_err() {

@@ -125,6 +125,11 @@ impl Keys {
     }
 }
 
+/// Whether two secrets are equal, in time that depends only on their length.
+pub fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A new API token: `tk_` + 32 random bytes in hex.
 pub fn new_api_token() -> String {
     let mut b = [0u8; 32];

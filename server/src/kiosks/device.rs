@@ -22,36 +22,33 @@ pub struct KioskAuth(pub Kiosk);
 
 const NOT_ENROLLED: &str = "this kiosk is not enrolled, or was re-enrolled or retired: run `display-kiosk enroll` with a new code from the admin";
 
+/// The kiosk id and the secret an `Authorization: Bearer kiosk.<id>.<secret hex>`
+/// header names, if it reads as one.
+fn bearer(parts: &Parts) -> Option<(i64, Vec<u8>)> {
+    let (id, given) = parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer kiosk.")?
+        .split_once('.')?;
+    Some((
+        id.parse().ok()?,
+        tapkit_core::hex::decode(given.trim()).ok()?,
+    ))
+}
+
 impl FromRequestParts<AppState> for KioskAuth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer kiosk."))
-            .ok_or_else(|| ApiError::Unauthenticated(NOT_ENROLLED.into()))?;
-        let (id, given) = bearer
-            .split_once('.')
-            .ok_or_else(|| ApiError::Unauthenticated(NOT_ENROLLED.into()))?;
-        let id: i64 = id
-            .parse()
-            .map_err(|_| ApiError::Unauthenticated(NOT_ENROLLED.into()))?;
-        let given = tapkit_core::hex::decode(given.trim())
-            .map_err(|_| ApiError::Unauthenticated(NOT_ENROLLED.into()))?;
+        let refused = || ApiError::Unauthenticated(NOT_ENROLLED.into());
+        let (id, given) = bearer(parts).ok_or_else(refused)?;
         let Some(k) = s.store.kiosk(id).await? else {
-            return Err(ApiError::Unauthenticated(NOT_ENROLLED.into()));
+            return Err(refused());
         };
-        let expected = secret(s, &k);
-        // Constant-time comparison of the secret.
-        let same = given.len() == expected.len()
-            && given
-                .iter()
-                .zip(expected.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
+        let same = crate::keys::constant_eq(&given, &secret(s, &k));
         if !same || k.status != "active" || k.enrolled_at.is_none() {
-            return Err(ApiError::Unauthenticated(NOT_ENROLLED.into()));
+            return Err(refused());
         }
         Ok(Self(k))
     }
@@ -72,29 +69,15 @@ pub struct KioskCaller {
 impl FromRequestParts<AppState> for KioskCaller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
-        let fast = (|| {
-            let bearer = parts
-                .headers
-                .get(header::AUTHORIZATION)?
-                .to_str()
-                .ok()?
-                .strip_prefix("Bearer kiosk.")?;
-            let (id, given) = bearer.split_once('.')?;
-            let id: i64 = id.parse().ok()?;
-            let given = tapkit_core::hex::decode(given.trim()).ok()?;
+        let fast = bearer(parts).and_then(|(id, given)| {
             let k = s.directory.kiosk(id).filter(|k| k.active)?;
-            let expected = s.keys.kiosk_secret(id, k.generation);
-            let same = given.len() == expected.len()
-                && given
-                    .iter()
-                    .zip(expected.iter())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0;
-            same.then_some(Self {
-                id,
-                generation: k.generation,
-            })
-        })();
+            crate::keys::constant_eq(&given, &s.keys.kiosk_secret(id, k.generation)).then_some(
+                Self {
+                    id,
+                    generation: k.generation,
+                },
+            )
+        });
         if let Some(c) = fast {
             return Ok(c);
         }

@@ -225,12 +225,8 @@ impl Session {
 
     /// Whether a posted form token belongs to this session.
     pub fn csrf_ok(&self, token: &str) -> bool {
-        constant_eq(token.as_bytes(), self.csrf.as_bytes())
+        crate::keys::constant_eq(token.as_bytes(), self.csrf.as_bytes())
     }
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The pre-session of the sign-in forms: its cookie value (new or the browser's), the
@@ -372,19 +368,36 @@ pub async fn make_link(
     ))
 }
 
-/// Sends a sign-in link by email (when SMTP is configured); `Ok(false)` when it is not.
-pub async fn send_link(s: &AppState, to: &str, name: &str, url: &str) -> Result<bool, String> {
+/// Sends a sign-in link to `role`'s pages by email (when SMTP is configured);
+/// `Ok(false)` when it is not.
+pub async fn send_link(
+    s: &AppState,
+    role: Role,
+    to: &str,
+    name: &str,
+    url: &str,
+) -> Result<bool, String> {
+    let program = &s.program.name;
+    let (place, subject) = match role {
+        Role::Admin => (
+            format!("the {program} admin console"),
+            format!("Your {program} sign-in link"),
+        ),
+        Role::Partner => (
+            format!("the {program} partner portal"),
+            format!("Your {program} sign-in link"),
+        ),
+        Role::Member => (
+            format!(
+                "your {program} membership page, where you see your plan and the visits you have left"
+            ),
+            format!("Your {program} membership sign-in link"),
+        ),
+    };
     let body = format!(
-        "Hello {name},\n\nHere is your sign-in link for the {program} partner portal:\n\n{url}\n\nIt works once. If you did not ask for it, ignore this email.\n",
-        program = s.program.name
+        "Hello {name},\n\nHere is your sign-in link for {place}:\n\n{url}\n\nIt works once. If you did not ask for it, ignore this email.\n"
     );
-    send_mail(
-        s,
-        to,
-        &format!("Your {} sign-in link", s.program.name),
-        body,
-    )
-    .await
+    send_mail(s, to, &subject, body).await
 }
 
 /// Sends a plain-text email through the server's SMTP path (`TAPKIT_SMTP_URL`);

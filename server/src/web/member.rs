@@ -14,12 +14,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
 
-use super::auth::{EMAILED_LINK_MS, Role, Session, make_link, send_mail};
-use super::{Fields, date, page, respond, respond_setting, signin, when};
+use super::auth::{Role, Session};
+use super::{date, page, respond, respond_setting, signin, when};
 use crate::AppState;
 use crate::members::billing::Period;
 use crate::store::members::Member;
-use crate::store::now_ms;
 use crate::web::WebError;
 
 /// The member page's routes.
@@ -31,9 +30,6 @@ pub fn routes() -> Router<AppState> {
         .route("/m/link/{token}", get(open_link).post(use_link))
         .route("/m/{code}", get(card_page))
 }
-
-/// Emailed links per member per hour.
-const LINKS_PER_HOUR: i64 = 3;
 
 fn code_ok(code: &str) -> bool {
     !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -86,80 +82,7 @@ async fn sign_in_form(
 }
 
 async fn request_link(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let f = Fields::parse(&body);
-    let (set, csrf) = match signin::posted_form(&s, &headers, &f, |csrf, error| {
-        sign_in_page(&s, csrf, None, Some(error), None)
-    }) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let email = f.get("email").unwrap_or("").trim().to_owned();
-    if email.len() > 200 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
-        return respond_setting(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &sign_in_page(
-                &s,
-                &csrf,
-                None,
-                Some("That is not an email address; check it and try again."),
-                None,
-            ),
-            set,
-        );
-    }
-    // The same answer, as quick, whether or not the address is a member's: the lookup
-    // and the email happen after it.
-    let state = s.clone();
-    let to = email.clone();
-    tokio::spawn(async move {
-        if let Err(e) = email_link(&state, &to).await {
-            tracing::error!(error = %e, "member sign-in link request failed");
-        }
-    });
-    respond_setting(
-        StatusCode::OK,
-        &sign_in_page(&s, &csrf, Some(&email), None, None),
-        set,
-    )
-}
-
-async fn email_link(s: &AppState, email: &str) -> Result<(), crate::store::StoreError> {
-    let Some(m) = s.store.member_by_email(s.program.id, email).await? else {
-        tracing::info!("member sign-in link asked for an address no member has");
-        return Ok(());
-    };
-    if s.store
-        .links_since("member", m.id, now_ms() - 3_600_000)
-        .await?
-        >= LINKS_PER_HOUR
-    {
-        tracing::warn!(
-            member = m.id,
-            "member sign-in link not sent: {LINKS_PER_HOUR} already sent this hour"
-        );
-        return Ok(());
-    }
-    let url = make_link(s, Role::Member, m.id, EMAILED_LINK_MS).await?;
-    let name = m.first_name.as_deref().unwrap_or("there");
-    let body = format!(
-        "Hello {name},\n\nHere is your sign-in link for your {program} membership page, where you see your plan and the visits you have left:\n\n{url}\n\nIt works once. If you did not ask for it, ignore this email.\n",
-        program = s.program.name
-    );
-    match send_mail(
-        s,
-        &m.email,
-        &format!("Your {} membership sign-in link", s.program.name),
-        body,
-    )
-    .await
-    {
-        Ok(true) => tracing::info!(member = m.id, "member sign-in link emailed"),
-        Ok(false) => {
-            tracing::info!(member = m.id, link = %url, "member sign-in link requested; no mail server configured (TAPKIT_SMTP_URL), so it is only in this log");
-        }
-        Err(e) => tracing::error!(member = m.id, error = %e, "member sign-in link not sent"),
-    }
-    Ok(())
+    signin::request_link(&s, Role::Member, &headers, &body, sign_in_page).await
 }
 
 async fn open_link(

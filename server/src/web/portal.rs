@@ -6,13 +6,13 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, PreEscaped, html};
 
-use super::auth::{EMAILED_LINK_MS, PartnerSession, Role, make_link, send_link};
-use super::{Fields, channel_name, date, download, money, page, respond_setting, shell, signin};
+use super::auth::{PartnerSession, Role};
+use super::{channel_name, date, download, money, page, shell, signin};
 use crate::AppState;
 use crate::store::{Affiliate, now_ms};
 use crate::web::WebError;
@@ -93,75 +93,8 @@ async fn sign_in_form(
     .await
 }
 
-/// Emailed links per partner per hour.
-const LINKS_PER_HOUR: i64 = 3;
-
 async fn request_link(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let f = Fields::parse(&body);
-    let (set, csrf) = match signin::posted_form(&s, &headers, &f, |csrf, error| {
-        sign_in_page(&s, csrf, None, Some(error), None)
-    }) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let email = f.get("email").unwrap_or("").trim().to_owned();
-    if email.len() > 200 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
-        return respond_setting(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &sign_in_page(
-                &s,
-                &csrf,
-                None,
-                Some("That is not an email address; check it and try again."),
-                None,
-            ),
-            set,
-        );
-    }
-    // The answer is the same, and as quick, whether or not the address is known: the
-    // lookup, the link and the email happen after it (no one learns who the partners
-    // are from this form).
-    let state = s.clone();
-    let to = email.clone();
-    tokio::spawn(async move {
-        if let Err(e) = email_link(&state, &to).await {
-            tracing::error!(error = %e, "sign-in link request failed");
-        }
-    });
-    respond_setting(
-        StatusCode::OK,
-        &sign_in_page(&s, &csrf, Some(&email), None, None),
-        set,
-    )
-}
-
-async fn email_link(s: &AppState, email: &str) -> Result<(), crate::store::StoreError> {
-    let Some(a) = s.store.affiliate_by_email(s.program.id, email).await? else {
-        tracing::info!("sign-in link asked for an address no partner has");
-        return Ok(());
-    };
-    if s.store
-        .links_since("partner", a.id, now_ms() - 3_600_000)
-        .await?
-        >= LINKS_PER_HOUR
-    {
-        tracing::warn!(
-            affiliate = a.id,
-            "sign-in link not sent: {LINKS_PER_HOUR} already sent this hour"
-        );
-        return Ok(());
-    }
-    let url = make_link(s, Role::Partner, a.id, EMAILED_LINK_MS).await?;
-    match send_link(s, email, &a.name, &url).await {
-        Ok(true) => tracing::info!(affiliate = a.id, "sign-in link emailed"),
-        Ok(false) => {
-            tracing::info!(affiliate = a.id, link = %url, "sign-in link requested; no mail server configured (TAPKIT_SMTP_URL), so it is only in this log");
-        }
-        Err(e) => {
-            tracing::error!(affiliate = a.id, error = %e, "sign-in link could not be emailed");
-        }
-    }
-    Ok(())
+    signin::request_link(&s, Role::Partner, &headers, &body, sign_in_page).await
 }
 
 // ---------------------------------------------------------------- home

@@ -7,11 +7,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
-use super::auth::{Role, Session, pre_session, pre_session_ok};
+use super::auth::{
+    EMAILED_LINK_MS, Role, Session, make_link, pre_session, pre_session_ok, send_link,
+};
 use super::{Fields, csrf_failed, page, respond, respond_setting};
 use crate::AppState;
 use crate::keys::token_hash;
-use crate::store::now_ms;
+use crate::store::{StoreError, now_ms};
 use crate::web::WebError;
 
 fn link_ok(token: &str) -> bool {
@@ -189,6 +191,104 @@ pub fn posted_form(
         &render(&csrf, error),
         set,
     )))
+}
+
+/// Emailed links per subject per hour.
+const LINKS_PER_HOUR: i64 = 3;
+
+/// A sign-in page of an area that signs in by emailed link: `(state, csrf, sent_to,
+/// error, note)`.
+pub type LinkForm = fn(&AppState, &str, Option<&str>, Option<&str>, Option<&str>) -> maud::Markup;
+
+/// `POST …/sign-in` of an area that signs in by emailed link (the portal, the member's
+/// page): checks the form and the address, and answers at once, the same way whether or
+/// not the address is known; the lookup, the link and the email happen after the answer
+/// ([`email_link`]), so no one learns from the form who the partners or members are.
+pub async fn request_link(
+    s: &AppState,
+    role: Role,
+    headers: &HeaderMap,
+    body: &Bytes,
+    render: LinkForm,
+) -> Response {
+    let f = Fields::parse(body);
+    let (set, csrf) = match posted_form(s, headers, &f, |csrf, error| {
+        render(s, csrf, None, Some(error), None)
+    }) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let email = f.get("email").unwrap_or("").trim().to_owned();
+    if email.len() > 200 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+        let error = "That is not an email address; check it and try again.";
+        return respond_setting(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &render(s, &csrf, None, Some(error), None),
+            set,
+        );
+    }
+    let state = s.clone();
+    let to = email.clone();
+    tokio::spawn(async move {
+        if let Err(e) = email_link(&state, role, &to).await {
+            tracing::error!(role = role.as_str(), error = %e, "sign-in link request failed");
+        }
+    });
+    respond_setting(
+        StatusCode::OK,
+        &render(s, &csrf, Some(&email), None, None),
+        set,
+    )
+}
+
+/// Emails a sign-in link to whoever of `role` has the address `email` (a partner by its
+/// contact, a member by its email), at most [`LINKS_PER_HOUR`] an hour each.
+async fn email_link(s: &AppState, role: Role, email: &str) -> Result<(), StoreError> {
+    let who = match role {
+        Role::Partner => s
+            .store
+            .affiliate_by_email(s.program.id, email)
+            .await?
+            .map(|a| (a.id, a.name)),
+        Role::Member => s
+            .store
+            .member_by_email(s.program.id, email)
+            .await?
+            .map(|m| (m.id, m.first_name.unwrap_or_else(|| "there".into()))),
+        // Admins sign in with a password, or a link another admin makes.
+        Role::Admin => None,
+    };
+    let role_name = role.as_str();
+    let Some((id, name)) = who else {
+        tracing::info!(
+            role = role_name,
+            "sign-in link asked for an address nobody has"
+        );
+        return Ok(());
+    };
+    if s.store
+        .links_since(role_name, id, now_ms() - 3_600_000)
+        .await?
+        >= LINKS_PER_HOUR
+    {
+        tracing::warn!(
+            role = role_name,
+            subject = id,
+            "sign-in link not sent: {LINKS_PER_HOUR} already sent this hour"
+        );
+        return Ok(());
+    }
+    let url = make_link(s, role, id, EMAILED_LINK_MS).await?;
+    match send_link(s, role, email, &name, &url).await {
+        Ok(true) => tracing::info!(role = role_name, subject = id, "sign-in link emailed"),
+        Ok(false) => {
+            tracing::info!(role = role_name, subject = id, link = %url, "sign-in link requested; no mail server configured (TAPKIT_SMTP_URL), so it is only in this log");
+        }
+        Err(e) => {
+            tracing::error!(role = role_name, subject = id, error = %e, "sign-in link could not be emailed");
+        }
+    }
+    Ok(())
 }
 
 /// `POST …/sign-out`.

@@ -242,13 +242,16 @@ impl Server {
             )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{k}");
+        self.enroll(&k["enrollment_code"]).await
+    }
+
+    /// Enrols a kiosk with an enrolment code (as the admin API gave it): its bearer token.
+    pub async fn enroll(&self, code: &Value) -> String {
         let req = Request::builder()
             .method(Method::POST)
             .uri("/api/kiosk/enroll")
             .header("content-type", "application/json")
-            .body(Body::from(
-                json!({"code": k["enrollment_code"]}).to_string(),
-            ))
+            .body(Body::from(json!({ "code": code }).to_string()))
             .unwrap();
         let (st, e) = json_of(self.call(req).await).await;
         assert_eq!(st, StatusCode::OK, "{e}");

@@ -301,7 +301,7 @@ pub(super) async fn affiliate_action(
             // No mail server: the admin hands the link over, and the log keeps it (as
             // the issue asks) for an admin working from the server's console.
             let emailed = match a.contact.as_deref().filter(|c| c.contains('@')) {
-                Some(to) => crate::web::auth::send_link(&s, to, &a.name, &url).await,
+                Some(to) => crate::web::auth::send_link(&s, Role::Partner, to, &a.name, &url).await,
                 None => Ok(false),
             };
             if !matches!(emailed, Ok(true)) {
