@@ -38,6 +38,9 @@ pub struct ProgramConfig {
     pub membership: crate::members::plans::MembershipConfig,
     /// `[program.payments]`: the brand's payment system that charges members.
     pub payments: crate::members::charges::PaymentsConfig,
+    /// `[program.rewards]`: rewards issued at once and redeemed at the checkout; none:
+    /// credit and vouchers wait for month close like cash.
+    pub rewards: Option<crate::rewards::catalogue::RewardsConfig>,
 }
 
 /// `[program.fraud]`: which conversions earn nothing, and which wait for a review.
@@ -113,6 +116,7 @@ impl Default for ProgramConfig {
             kiosk: crate::kiosks::KioskConfig::default(),
             membership: crate::members::plans::MembershipConfig::default(),
             payments: crate::members::charges::PaymentsConfig::default(),
+            rewards: None,
         }
     }
 }
@@ -255,6 +259,10 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
         .validate()
         .map_err(|e| format!("program.{e}"))?;
     p.kiosk.validate().map_err(|e| format!("program.{e}"))?;
+    if let Some(r) = &p.rewards {
+        r.validate(&p.commission)
+            .map_err(|e| format!("program.{e}"))?;
+    }
     p.membership.check(p.commission.max_amount_minor)?;
     if p.kiosk.brand_name.is_none() && p.name.chars().count() > 40 {
         return Err(format!(

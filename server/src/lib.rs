@@ -24,6 +24,7 @@ pub mod kiosks;
 pub mod members;
 pub mod metrics;
 pub mod money;
+pub mod rewards;
 pub mod store;
 pub mod tap;
 pub mod web;
@@ -113,6 +114,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .merge(money::routes())
+        .merge(rewards::routes())
         .merge(api::routes())
         .merge(kiosks::routes())
         .merge(web::routes())
@@ -154,6 +156,8 @@ pub async fn serve(state: AppState) -> std::io::Result<()> {
     // Charges (with charge_url set): every 10 minutes, so a dunning retry goes out on its
     // day and a new invoice is charged soon after the renewal run issues it.
     members::charges::spawn(state.clone(), std::time::Duration::from_secs(600));
+    // Rewards past their day: every 10 minutes (idempotent).
+    rewards::spawn_expiry(state.clone(), std::time::Duration::from_secs(600));
     tracing::info!(addr = %listener.local_addr()?, database = ?state.store.backend(), "serving");
     axum::serve(
         listener,

@@ -976,6 +976,8 @@ async fn the_openapi_document_describes_every_route(backend: Backend) {
         ("post", "/api/admin/kill-switches"),
         ("get", "/api/admin/analytics"),
         ("post", "/api/conversions"),
+        ("post", "/api/rewards/lookup"),
+        ("post", "/api/rewards/redeem"),
         ("patch", "/api/admin/affiliates/{id}"),
         ("get", "/api/admin/affiliates/{id}/earnings"),
         ("get", "/api/admin/reviews"),
@@ -1126,7 +1128,7 @@ async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned(backend: Bac
     assert_eq!(&served[..], include_bytes!("../openapi.json"));
     assert_eq!(
         tapkit_core::hex::encode_lower(&sha2::Sha256::digest(&served)),
-        "cc9234fa18cc9965f082e67c1e3efe8d412e01d37d9c1a69ad14142c70a63ef1",
+        "4b219970905896a9e7034eb50b29f0ff4ce8ed3b4b3d2e6089809e0d1f3e08df",
         "the OpenAPI document changed: update this digest only with a deliberate API change"
     );
 
@@ -1167,6 +1169,7 @@ async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned(backend: Bac
             opening_minor: 100,
             earned_minor: payout + carried - 100 + 25,
             reversed_minor: 25,
+            issued_minor: 0,
             held_minor: 0,
             payout_minor: payout,
             carried_minor: carried,
@@ -1186,10 +1189,10 @@ async fn the_openapi_document_cookie_bytes_and_csv_bytes_are_pinned(backend: Bac
     let csv = String::from_utf8(tapkit_server::money::payouts::csv(&report).unwrap()).unwrap();
     assert_eq!(
         csv,
-        "period,affiliate_id,code,name,unit,opening_minor,earned_minor,reversed_minor,held_minor,payout_minor,carried_minor,payout\n\
-         2026-03,1,C1,Café Zürich & Co.,USD,100,4925,25,0,5000,0,50.00 USD\n\
-         2026-03,2,C2,\"'=HYPERLINK(\"\"x\"\")\",credit:USD,100,2125,25,0,2500,-300,25.00 USD credit\n\
-         2026-03,3,C3,\"Wash, \"\"Shine\"\"\",voucher:free-wash,100,-73,25,0,2,0,2 x free-wash\n"
+        "period,affiliate_id,code,name,unit,opening_minor,earned_minor,reversed_minor,issued_minor,held_minor,payout_minor,carried_minor,payout\n\
+         2026-03,1,C1,Café Zürich & Co.,USD,100,4925,25,0,0,5000,0,50.00 USD\n\
+         2026-03,2,C2,\"'=HYPERLINK(\"\"x\"\")\",credit:USD,100,2125,25,0,0,2500,-300,25.00 USD credit\n\
+         2026-03,3,C3,\"Wash, \"\"Shine\"\"\",voucher:free-wash,100,-73,25,0,0,2,0,2 x free-wash\n"
     );
 }
 

@@ -100,7 +100,7 @@ const SNAPSHOTS: [(&str, &str); 8] = [
     ),
     (
         "payouts",
-        "period, affiliate_id, unit, opening_minor, earned_minor, reversed_minor, held_minor, payout_minor, carried_minor, transaction_id",
+        "period, affiliate_id, unit, opening_minor, earned_minor, reversed_minor, issued_minor, held_minor, payout_minor, carried_minor, transaction_id",
     ),
     ("reviews", "booking_ref, reason, created_at"),
     ("ledger_periods", "period, closed_at"),

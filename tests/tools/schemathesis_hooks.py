@@ -177,7 +177,8 @@ def _keep_stated_rules(case):
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    if case.operation.path == "/api/conversions" and case.headers and "Tapkit-Signature" in case.headers:
+    signed = case.operation.path in ("/api/conversions", "/api/rewards/lookup", "/api/rewards/redeem")
+    if signed and case.headers and "Tapkit-Signature" in case.headers:
         kwargs["auth"] = WebhookSignature()
     meta = case.meta
     if meta is not None and meta.generation.mode.is_positive:

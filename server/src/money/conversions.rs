@@ -20,9 +20,11 @@ use tapkit_core::date::month_of_ms;
 
 use crate::AppState;
 use crate::api::ApiError;
+use crate::config::ProgramConfig;
 use crate::money::attribution::{self, Token};
 use crate::money::policy::{self, AmountOut, Facts, FraudFacts};
 use crate::money::posting;
+use crate::money::rules::TierWindow;
 use crate::money::wire::{Event, Kind, SIGNATURE_HEADER, parse_event, verify_signature};
 use crate::store::money::{Booking, MoneyTx, NewEvent};
 use crate::store::vocab::{BookingAttribution, ConversionOutcome};
@@ -158,7 +160,7 @@ pub async fn process(s: &AppState, ev: &Event, now: i64) -> Result<Processed, St
         ));
     }
     let facts = match booking.affiliate_id {
-        Some(aff) => Some(load_facts(&mut tx, ev, &booking, aff, now).await?),
+        Some(aff) => Some(load_facts(&mut tx, &s.config.program, ev, &booking, aff, now).await?),
         None => None,
     };
     let d = policy::decide(ev, &booking, facts.as_ref(), &s.config.program);
@@ -178,7 +180,20 @@ pub async fn process(s: &AppState, ev: &Event, now: i64) -> Result<Processed, St
             reason: d.reason.as_deref(),
         })
         .await?;
-    posting::apply(&mut tx, &booking, &d, Some(event_ref), ev.occurred_at, now).await?;
+    posting::apply(
+        &mut tx,
+        &booking,
+        &d,
+        Some(event_ref),
+        s.config.program.rewards.as_ref(),
+        ev.occurred_at,
+        now,
+    )
+    .await?;
+    if ev.kind == Kind::BookingRefunded {
+        // Rewards used on this booking at the checkout come back, whoever referred it.
+        crate::rewards::ledger::reverse_uses(&mut tx, &ev.booking_id, now).await?;
+    }
     tx.commit().await?;
     Ok(Processed {
         status: "processed",
@@ -196,6 +211,7 @@ pub async fn process(s: &AppState, ev: &Event, now: i64) -> Result<Processed, St
 /// the money lock (so nothing changes between reading and writing).
 pub async fn load_facts(
     tx: &mut MoneyTx,
+    program: &ProgramConfig,
     ev: &Event,
     b: &Booking,
     aff: i64,
@@ -239,9 +255,13 @@ pub async fn load_facts(
         affiliate: tx.affiliate(aff).await?,
         channel_killed,
         paid_amount: tx.paid_amount(b.id).await?,
-        referrals_in_month: tx
-            .referrals_in_month(aff, &month_of_ms(ev.occurred_at))
-            .await?,
+        referrals_in_month: match program.commission.tier_window {
+            TierWindow::Month => {
+                tx.referrals_in_month(aff, &month_of_ms(ev.occurred_at))
+                    .await?
+            }
+            TierWindow::Lifetime => tx.referrals_ever(aff).await?,
+        },
         converted_before,
         fraud,
     })

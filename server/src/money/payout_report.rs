@@ -55,6 +55,7 @@ pub fn csv(r: &Report) -> Result<Vec<u8>, csv::Error> {
         "opening_minor",
         "earned_minor",
         "reversed_minor",
+        "issued_minor",
         "held_minor",
         "payout_minor",
         "carried_minor",
@@ -70,6 +71,7 @@ pub fn csv(r: &Report) -> Result<Vec<u8>, csv::Error> {
             l.opening_minor.to_string(),
             l.earned_minor.to_string(),
             l.reversed_minor.to_string(),
+            l.issued_minor.to_string(),
             l.held_minor.to_string(),
             l.payout_minor.to_string(),
             l.carried_minor.to_string(),
@@ -200,11 +202,13 @@ fn pdf_report(r: &Report, program: &str, commissions: &[PeriodCommission]) -> Te
                 ("Owed at the start of the month", l.opening_minor),
                 ("Earned this month", l.earned_minor),
                 ("Reversed (refunds, clawbacks)", -l.reversed_minor),
+                ("Issued as rewards", -l.issued_minor),
                 ("Held (holding period)", l.held_minor),
                 ("Payout", l.payout_minor),
                 ("Carried to next month", l.carried_minor),
             ]
             .into_iter()
+            .filter(|(label, v)| *label != "Issued as rewards" || *v != 0)
             .map(|(label, v)| row(&[label, &money(v, &l.unit)], label == "Payout"))
             .collect();
             blocks.push(Block::heading(Style::bold(11.0), &l.unit));
@@ -322,6 +326,7 @@ mod tests {
             opening_minor: 0,
             earned_minor: payout_minor,
             reversed_minor: 0,
+            issued_minor: 0,
             held_minor: 0,
             payout_minor,
             carried_minor: 0,

@@ -92,8 +92,9 @@ pub async fn close(s: &AppState, period: &str, now: i64) -> Result<Report, Close
         for b in balances {
             let (affiliate_id, unit) = (b.affiliate_id, b.unit);
             let (opening, earned, reversed) = (b.opening_minor, b.earned_minor, b.reversed_minor);
-            let balance = opening + earned - reversed;
-            if opening == 0 && earned == 0 && reversed == 0 {
+            let issued = b.issued_minor;
+            let balance = opening + earned - reversed - issued;
+            if opening == 0 && earned == 0 && reversed == 0 && issued == 0 {
                 continue;
             }
             let held_minor = held
@@ -117,6 +118,7 @@ pub async fn close(s: &AppState, period: &str, now: i64) -> Result<Report, Close
                 opening_minor: opening,
                 earned_minor: earned,
                 reversed_minor: reversed,
+                issued_minor: issued,
                 held_minor,
                 payout_minor: payout,
                 carried_minor: balance - payout,

@@ -40,7 +40,8 @@ pub struct Facts {
     pub channel_killed: bool,
     /// The amount of the booking's `booking_paid` event, if it had one.
     pub paid_amount: Option<i64>,
-    /// Distinct bookings the affiliate earned on in the event's month, before this one.
+    /// Distinct bookings the affiliate earned on before this one, in the program's tier
+    /// window (the event's month, or ever).
     pub referrals_in_month: u32,
     /// Whether the customer converted before (on another booking of the same kind).
     pub converted_before: bool,

@@ -9,6 +9,7 @@
 //! reopen a closed month: they land in the first open one.
 
 use crate::money::policy::{Decision, FIRST_DECISIONS, Lines, Write};
+use crate::rewards::catalogue::RewardsConfig;
 use crate::store::StoreError;
 use crate::store::ledger::{NewTransaction, Posting};
 use crate::store::money::{Booking, CommissionLine, MoneyTx, NewCommission};
@@ -78,6 +79,7 @@ pub async fn apply(
     b: &Booking,
     d: &Decision,
     event_ref: Option<i64>,
+    rewards: Option<&RewardsConfig>,
     occurred_at: i64,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -92,8 +94,22 @@ pub async fn apply(
     }
     match &d.write {
         Write::Nothing => Ok(()),
-        Write::Lines(l) => write_lines(tx, b, aff, l, event_ref, now).await,
-        Write::Reverse(state) => reverse(tx, b, aff, state, event_ref, occurred_at, now).await,
+        Write::Lines(l) => {
+            let earned = write_lines(tx, b, aff, l, event_ref, now).await?;
+            // With rewards configured, credit and vouchers go to the referrer at once.
+            match (rewards, &l.accrual) {
+                (Some(cfg), Some((_, month))) if !earned.is_empty() => {
+                    crate::rewards::ledger::issue(tx, cfg, b, aff, &earned, month, now).await?;
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        }
+        Write::Reverse(state) => {
+            reverse(tx, b, aff, state, event_ref, occurred_at, now).await?;
+            let month = tapkit_core::date::month_of_ms(occurred_at);
+            crate::rewards::ledger::take_back(tx, b, &month, now).await
+        }
     }
 }
 
@@ -104,7 +120,7 @@ async fn write_lines(
     l: &Lines,
     event_ref: Option<i64>,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(String, i64)>, StoreError> {
     if let Some(reason) = l.review {
         tx.add_review(b.id, reason, now).await?;
     }
@@ -166,7 +182,15 @@ async fn write_lines(
         };
         tx.add_commission(&line, now).await?;
     }
-    Ok(())
+    // What went on the ledger as earned: the units a reward may be issued in.
+    Ok(match (l.status, txn) {
+        (CommissionStatus::Earned, Some(_)) => l
+            .lines
+            .iter()
+            .map(|x| (x.unit.clone(), x.amount_minor))
+            .collect(),
+        _ => Vec::new(),
+    })
 }
 
 async fn reverse(

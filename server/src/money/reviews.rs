@@ -143,7 +143,16 @@ pub async fn verdict(
         now,
         s.config.program.commission.holding_days,
     );
-    posting::apply(&mut tx, &b, &d, None, now, now).await?;
+    posting::apply(
+        &mut tx,
+        &b,
+        &d,
+        None,
+        s.config.program.rewards.as_ref(),
+        now,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Decided {
         booking_id: b.booking_id,

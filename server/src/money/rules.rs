@@ -137,6 +137,10 @@ pub struct Commission {
     /// Volume tiers, lowest first.
     #[serde(default)]
     pub tiers: Vec<Tier>,
+    /// What a tier's `min_referrals` counts: this calendar month's converted referrals
+    /// (`"month"`, the default) or every one since the affiliate joined (`"lifetime"`).
+    #[serde(default)]
+    pub tier_window: TierWindow,
     /// The rules; the first match wins.
     #[serde(default)]
     pub rules: Vec<Rule>,
@@ -170,6 +174,7 @@ impl Default for Commission {
             minimum_payout_minor: 0,
             max_amount_minor: DEFAULT_MAX_AMOUNT_MINOR,
             tiers: Vec::new(),
+            tier_window: TierWindow::Month,
             rules: vec![
                 rule("business", cash(None, Some(1000), Some(5000))),
                 rule("influencer", cash(Some(2000), None, None)),
@@ -183,6 +188,17 @@ impl Default for Commission {
             ],
         }
     }
+}
+
+/// What [`Tier::min_referrals`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierWindow {
+    /// Converted referrals in the calendar month of the conversion.
+    #[default]
+    Month,
+    /// Every converted referral of the affiliate.
+    Lifetime,
 }
 
 /// One computed reward: `amount_minor` of `unit`.

@@ -63,6 +63,9 @@ pub struct PayoutLine {
     pub earned_minor: i64,
     /// Reversed (refunds, clawbacks) in the period.
     pub reversed_minor: i64,
+    /// Issued in the period as rewards the referrer redeems at the checkout (net of
+    /// rewards taken back), so not paid out.
+    pub issued_minor: i64,
     /// Earned but still inside the holding period.
     pub held_minor: i64,
     /// Paid out for the period.
@@ -118,6 +121,9 @@ pub struct PeriodBalance {
     /// Reversed in it (positive).
     #[sqlx(rename = "reversed")]
     pub reversed_minor: i64,
+    /// Issued in it as rewards (positive).
+    #[sqlx(rename = "issued")]
+    pub issued_minor: i64,
 }
 
 /// Earned commissions still inside their holding period (see [`MoneyTx::held_back`]).
@@ -201,7 +207,7 @@ impl Store {
     ) -> Result<Vec<PayoutLine>, StoreError> {
         let rows = sqlx::query(
             "SELECT p.id, p.period, p.affiliate_id, a.code, a.name, p.unit, p.opening_minor, p.earned_minor, \
-             p.reversed_minor, p.held_minor, p.payout_minor, p.carried_minor, pp.paid_at, pp.reference \
+             p.reversed_minor, p.issued_minor, p.held_minor, p.payout_minor, p.carried_minor, pp.paid_at, pp.reference \
              FROM payouts p JOIN affiliates a ON a.id = p.affiliate_id \
              LEFT JOIN payout_payments pp ON pp.payout_id = p.id \
              WHERE p.program_id = $1 AND p.period = $2 ORDER BY p.affiliate_id, p.unit",
@@ -394,13 +400,17 @@ impl MoneyTx {
             "SELECT p.affiliate_id, p.unit, \
                {} AS opening, \
                {} AS earned, \
-               {} AS reversed \
+               {} AS reversed, \
+               {} AS issued \
              FROM ledger_postings p JOIN ledger_transactions t ON t.id = p.transaction_id \
              WHERE t.program_id = $1 AND p.account = $2 AND t.period <= $3 \
              GROUP BY p.affiliate_id, p.unit ORDER BY p.affiliate_id, p.unit",
             sum("CASE WHEN t.period < $3 THEN -p.amount_minor ELSE 0 END"),
             sum("CASE WHEN t.period = $3 AND t.kind = 'accrual' THEN -p.amount_minor ELSE 0 END"),
             sum("CASE WHEN t.period = $3 AND t.kind = 'reversal' THEN p.amount_minor ELSE 0 END"),
+            // Month close's own postings are payouts; a settlement on partner_payable is a
+            // reward issued (or, negative, taken back).
+            sum("CASE WHEN t.period = $3 AND t.kind = 'settlement' THEN p.amount_minor ELSE 0 END"),
         ))
         .bind(self.program_id)
         .bind(Account::PartnerPayable.as_str())
@@ -448,8 +458,8 @@ impl MoneyTx {
         transaction_id: Option<i64>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO payouts (program_id, period, affiliate_id, unit, opening_minor, earned_minor, reversed_minor, held_minor, payout_minor, carried_minor, transaction_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO payouts (program_id, period, affiliate_id, unit, opening_minor, earned_minor, reversed_minor, held_minor, payout_minor, carried_minor, transaction_id, issued_minor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(self.program_id)
         .bind(period)
@@ -462,6 +472,7 @@ impl MoneyTx {
         .bind(l.payout_minor)
         .bind(l.carried_minor)
         .bind(transaction_id)
+        .bind(l.issued_minor)
         .execute(&mut *self.tx)
         .await?;
         Ok(())

@@ -21,6 +21,7 @@ pub mod members;
 pub mod money;
 pub mod partners;
 pub mod reviews;
+pub mod rewards;
 pub mod tokens;
 pub mod vocab;
 pub mod web;

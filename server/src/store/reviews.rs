@@ -45,16 +45,20 @@ pub struct ReviewState {
 pub(super) async fn earned_referrals<'e>(
     db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     affiliate_id: i64,
-    month: &str,
+    month: Option<&str>,
 ) -> Result<u32, StoreError> {
-    let n: i64 = sqlx::query(
-        "SELECT COUNT(DISTINCT booking_ref) AS n FROM commissions WHERE affiliate_id = $1 AND month = $2 AND status = 'earned'",
-    )
-    .bind(affiliate_id)
-    .bind(month)
-    .fetch_one(db)
-    .await?
-    .try_get("n")?;
+    let q = match month {
+        Some(m) => sqlx::query(
+            "SELECT COUNT(DISTINCT booking_ref) AS n FROM commissions WHERE affiliate_id = $1 AND status = 'earned' AND month = $2",
+        )
+        .bind(affiliate_id)
+        .bind(m),
+        None => sqlx::query(
+            "SELECT COUNT(DISTINCT booking_ref) AS n FROM commissions WHERE affiliate_id = $1 AND status = 'earned'",
+        )
+        .bind(affiliate_id),
+    };
+    let n: i64 = q.fetch_one(db).await?.try_get("n")?;
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
@@ -84,7 +88,12 @@ impl MoneyTx {
         affiliate_id: i64,
         month: &str,
     ) -> Result<u32, StoreError> {
-        earned_referrals(&mut *self.tx, affiliate_id, month).await
+        earned_referrals(&mut *self.tx, affiliate_id, Some(month)).await
+    }
+
+    /// Converted referrals of the affiliate since it joined (a `lifetime` tier window).
+    pub async fn referrals_ever(&mut self, affiliate_id: i64) -> Result<u32, StoreError> {
+        earned_referrals(&mut *self.tx, affiliate_id, None).await
     }
 
     /// Whether this customer already converted (earned, pending or held) through another

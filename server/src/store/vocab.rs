@@ -233,6 +233,29 @@ vocab! {
         /// What members paid for their plans (credited when an invoice is paid, debited
         /// when it is refunded; the money itself goes through `cash`).
         MembershipRevenue = "membership_revenue",
+        /// Rewards issued to a referrer and not yet redeemed or expired (with the
+        /// referrer's affiliate id): what the brand owes in rewards, a liability.
+        RewardsOutstanding = "rewards_outstanding",
+        /// Rewards used at the brand's checkout.
+        RewardsRedeemed = "rewards_redeemed",
+        /// Rewards that expired unused.
+        RewardsExpired = "rewards_expired",
+        /// What referred friends' first-visit offers cost the brand.
+        FriendOffers = "friend_offers",
+    }
+}
+
+vocab! {
+    /// What a reward is worth at the checkout (`rewards.kind`).
+    RewardKind {
+        /// A credit balance in minor units, usable in part.
+        Credit = "credit",
+        /// A fixed amount off one booking.
+        Fixed = "fixed",
+        /// A percentage off one booking.
+        Percent = "percent",
+        /// A service for free (up to an optional cap).
+        Free = "free",
     }
 }
 
@@ -258,6 +281,7 @@ mod tests {
         check(RefusalReason::ALL);
         check(HoldReason::ALL);
         check(Verdict::ALL);
+        check(RewardKind::ALL);
         check(TransactionKind::ALL);
         check(Account::ALL);
     }

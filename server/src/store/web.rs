@@ -379,7 +379,7 @@ impl Store {
         affiliate_id: i64,
         month: &str,
     ) -> Result<u32, StoreError> {
-        super::reviews::earned_referrals(self.pool(), affiliate_id, month).await
+        super::reviews::earned_referrals(self.pool(), affiliate_id, Some(month)).await
     }
 
     /// Attributed conversions per UTC day (bookings stamped with an affiliate) of
