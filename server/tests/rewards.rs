@@ -497,7 +497,54 @@ async fn month_close_pays_nothing_twice(backend: Backend) {
     check_ledger_agrees(&s).await;
 }
 
+/// `tier_window = "lifetime"`: a referral last month counts toward this month's tier.
+async fn tiers_can_count_every_referral_ever(backend: Backend) {
+    let commission = |window: &str| -> tapkit_server::money::rules::Commission {
+        toml::from_str(&format!(
+            r#"
+            tier_window = "{window}"
+            tiers = [{{ name = "bronze", min_referrals = 1 }}, {{ name = "silver", min_referrals = 2 }}]
+            [[rules]]
+            on = "booking"
+            tier = "silver"
+            rewards = [{{ unit = "credit", fixed_minor = 2000 }}]
+            [[rules]]
+            on = "booking"
+            rewards = [{{ unit = "credit", fixed_minor = 1000 }}]
+            "#
+        ))
+        .unwrap()
+    };
+    let mut got = Vec::new();
+    for window in ["month", "lifetime"] {
+        let Some(s) = server_with(
+            backend,
+            ProgramConfig {
+                commission: commission(window),
+                ..program()
+            },
+        )
+        .await
+        else {
+            return;
+        };
+        let (carla, code) = s.affiliate("Carla", "customer").await;
+        let old = s
+            .booking((carla, &code), "last-month", 8_000, 3, "c-1")
+            .await;
+        let new = referred_booking(&s, &code, "this-month", "c-2").await;
+        got.push((amounts(&old), amounts(&new)));
+    }
+    let credit = |n: i64| vec![("credit:USD".to_owned(), n)];
+    assert_eq!(
+        got,
+        vec![(credit(1000), credit(1000)), (credit(1000), credit(2000))],
+        "month, then lifetime"
+    );
+}
+
 on_both_databases!(
+    tiers_can_count_every_referral_ever,
     credit_is_issued_at_once_used_in_part_and_restored_by_a_refund,
     refunding_the_referred_booking_takes_back_what_is_left,
     fifty_concurrent_redemptions_of_one_voucher_one_succeeds,

@@ -1292,3 +1292,68 @@ async fn the_csp_allows_only_the_portals_own_script() {
     assert_eq!(script_src, format!("script-src 'sha256-{hash}'"), "{csp}");
     assert!(!script_src.contains("unsafe-inline"));
 }
+
+/// A customer referrer's rewards on the portal: the code, what it is worth, what is
+/// left and each use, from the ledger the checkout's redemptions moved.
+async fn a_referrers_rewards_show_on_the_portal(backend: Backend) {
+    let program = ProgramConfig {
+        fraud: common::quiet_fraud(),
+        rewards: Some(tapkit_server::rewards::catalogue::RewardsConfig {
+            expires_days: 30,
+            vouchers: Default::default(),
+            friend_offer: None,
+        }),
+        ..ProgramConfig::default()
+    };
+    let Some(s) = server_with(backend, program).await else {
+        return;
+    };
+    let (a, code) = s.affiliate("Carla", "customer").await;
+    let now = now_ms();
+    let t = s.click_at(a, &code, now - 60_000, "h1").await;
+    s.deliver(common::event("booking_paid", "bk-1", now - 1000, Some(&t)))
+        .await;
+    s.deliver(common::event("booking_serviced", "bk-1", now - 900, None))
+        .await;
+    let rewards = s.state.store.rewards_of(a, 10).await.unwrap();
+    let reward = rewards[0].0.code.clone();
+    let body = serde_json::json!({ "code": reward, "booking_id": "shop-1", "amount_minor": 250 })
+        .to_string();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/rewards/redeem")
+        .header(
+            "Tapkit-Signature",
+            tapkit_server::money::wire::sign(body.as_bytes(), common::WEBHOOK, now / 1000),
+        )
+        .body(Body::from(body))
+        .unwrap();
+    assert_eq!(s.call(req).await.status(), StatusCode::OK);
+    let mut p = partner_signed_in(&s, a).await;
+    let page = p.get(&s, "/portal/earnings").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let section = page
+        .body
+        .split_once("Your rewards")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no rewards section: {}", page.body));
+    for want in [
+        reward.as_str(),
+        "10.00 USD credit: any booking",
+        "7.50 USD credit",
+        "ready to use",
+        "2.50 USD off",
+    ] {
+        assert!(section.contains(want), "{want:?} missing: {section}");
+    }
+}
+
+#[tokio::test]
+async fn a_referrers_rewards_show_on_the_portal_on_sqlite() {
+    a_referrers_rewards_show_on_the_portal(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_referrers_rewards_show_on_the_portal_on_postgres() {
+    a_referrers_rewards_show_on_the_portal(Backend::Postgres).await;
+}

@@ -373,13 +373,13 @@ impl Store {
             .map_err(rows_err)
     }
 
-    /// Earned referrals of a month (the tier count).
+    /// Earned referrals of a month, or ever (`None`): the tier count.
     pub async fn earned_referrals(
         &self,
         affiliate_id: i64,
-        month: &str,
+        month: Option<&str>,
     ) -> Result<u32, StoreError> {
-        super::reviews::earned_referrals(self.pool(), affiliate_id, Some(month)).await
+        super::reviews::earned_referrals(self.pool(), affiliate_id, month).await
     }
 
     /// Attributed conversions per UTC day (bookings stamped with an affiliate) of

@@ -179,13 +179,19 @@ async fn home(
 async fn tier_progress(s: &AppState, a: &Affiliate) -> Result<Markup, String> {
     let c = &s.config.program.commission;
     let month = tapkit_core::date::month_of_ms(now_ms());
+    let lifetime = c.tier_window == crate::money::rules::TierWindow::Lifetime;
     let n = s
         .store
-        .earned_referrals(a.id, &month)
+        .earned_referrals(a.id, (!lifetime).then_some(month.as_str()))
         .await
         .map_err(|e| e.to_string())?;
+    let (window, more) = if lifetime {
+        ("in all".to_owned(), "")
+    } else {
+        (format!("in {month}"), " this month")
+    };
     if c.tiers.is_empty() {
-        return Ok(html! { p { (n) " converted referrals this month." } });
+        return Ok(html! { p { (n) " converted referrals " (window) "." } });
     }
     let current = c.tier(a.tier.as_deref(), n);
     let fixed = a
@@ -199,18 +205,46 @@ async fn tier_progress(s: &AppState, a: &Affiliate) -> Result<Markup, String> {
         .min_by_key(|(_, m)| *m);
     Ok(html! {
         p { "Tier: " strong { (current.unwrap_or("none yet")) } @if fixed { " (set by the program)" } }
-        p { (n) " converted referrals in " (month) "." }
+        p { (n) " converted referrals " (window) "." }
         @if let (false, Some((t, m))) = (fixed, next) {
             @let pct = (u64::from(n) * 100 / u64::from(m.max(1))).min(100);
             div.progress role="progressbar" aria-label={"Progress to " (t.name)} aria-valuemin="0" aria-valuemax=(m) aria-valuenow=(n) {
                 span style={"width:" (pct) "%"} {}
             }
-            p.muted { (m - n) " more this month to reach " (t.name) "." }
+            p.muted { (m - n) " more" (more) " to reach " (t.name) "." }
         }
     })
 }
 
 // ---------------------------------------------------------------- earnings
+
+/// What a reward is worth, in words ("10.00 USD off: your next service").
+fn reward_worth(r: &crate::store::rewards::Reward, currency: &str) -> String {
+    use crate::store::vocab::RewardKind;
+    let off = match r.kind {
+        RewardKind::Credit => money(r.issued_minor, &r.unit),
+        RewardKind::Fixed => format!("{} off", money(r.value_minor.unwrap_or(0), currency)),
+        RewardKind::Percent => {
+            let bp = r.percent_bp.unwrap_or(0);
+            match bp % 100 {
+                0 => format!("{} % off", bp / 100),
+                rest => format!("{}.{rest:02} % off", bp / 100),
+            }
+        }
+        RewardKind::Free => "free".to_owned(),
+    };
+    format!("{off}: {}", r.applies_to)
+}
+
+fn reward_status(r: &crate::store::rewards::Reward) -> &'static str {
+    match r.closed_reason.as_deref() {
+        Some("refunded") => "withdrawn (the referral was refunded)",
+        Some(_) => "expired",
+        None if r.expires_at <= now_ms() => "expired",
+        None if r.balance == 0 => "used",
+        None => "ready to use",
+    }
+}
 
 fn status_text(status: &str, amount: i64) -> &'static str {
     match status {
@@ -234,10 +268,11 @@ async fn earnings(
         let refs = s.store.referrals(a.id, 500).await?;
         let payouts = s.store.affiliate_payouts(a.id).await?;
         let members = s.store.members_brought(a.id).await?;
-        Ok::<_, crate::store::StoreError>((owed, months, refs, payouts, members))
+        let rewards = s.store.rewards_of(a.id, 100).await?;
+        Ok::<_, crate::store::StoreError>((owed, months, refs, payouts, members, rewards))
     }
     .await;
-    let (owed, months, refs, payouts, members) = result?;
+    let (owed, months, refs, payouts, members, rewards) = result?;
     let plan_name = |id: &str| {
         s.config
             .program
@@ -286,6 +321,23 @@ async fn earnings(
                 tbody { @for m in &months { tr {
                     th scope="row" { (m.month) }
                     td.n { (money(m.pending, &m.unit)) } td.n { (money(m.earned, &m.unit)) } td.n { (money(m.refunded, &m.unit)) }
+                } } }
+            } }
+        }
+        @if !rewards.is_empty() {
+            h2 { "Your rewards" }
+            p.muted { "Issued the moment a referral is serviced. Give the code at checkout; a credit can be used over several visits." }
+            div.scroll tabindex="0" role="region" aria-label="Your rewards" { table {
+                thead { tr { th scope="col" { "Code" } th scope="col" { "For" } th.n scope="col" { "Left" } th scope="col" { "Status" } th scope="col" { "History" } } }
+                tbody { @for (r, uses) in &rewards { tr {
+                    th scope="row" { code { (r.code) } }
+                    td { (reward_worth(r, &s.config.program.commission.currency)) }
+                    td.n { (money(r.balance, &r.unit)) }
+                    td { (reward_status(r)) }
+                    td {
+                        "issued " (date(r.issued_at)) "; use by " (date(r.expires_at))
+                        @for u in uses { br; "used " (date(u.redeemed_at)) ": " (money(u.discount_minor, &s.config.program.commission.currency)) " off" @if u.reversed_at.is_some() { " (refunded, given back)" } }
+                    }
                 } } }
             } }
         }
