@@ -1346,6 +1346,23 @@ async fn a_referrers_rewards_show_on_the_portal(backend: Backend) {
     ] {
         assert!(section.contains(want), "{want:?} missing: {section}");
     }
+    // The console: the funnel (1 referrer, 1 tap, 1 booking, 1 reward, 1 use) and the
+    // liability (7.50 USD of credit in 1 open reward).
+    let mut admin = admin_signed_in(&s).await;
+    let page = admin.get(&s, "/admin").await;
+    let row = page
+        .body
+        .split("<tr>")
+        .find(|r| r.contains("<th scope=\"row\">Customers</th>"))
+        .unwrap_or_else(|| panic!("no customers' funnel row: {}", page.body));
+    let cells: Vec<&str> = row
+        .split("<td class=\"n\">")
+        .skip(1)
+        .map(|c| c.split('<').next().unwrap())
+        .collect();
+    assert_eq!(cells, ["1", "1", "1", "1", "1"], "{row}");
+    let owed = page.body.split_once("Rewards outstanding").unwrap().1;
+    assert!(owed.contains("7.50 USD credit"), "{owed}");
 }
 
 #[tokio::test]

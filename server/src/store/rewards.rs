@@ -135,6 +135,24 @@ fn redemption(r: &AnyRow) -> Result<Redemption, sqlx::Error> {
     })
 }
 
+/// The referral funnel of one affiliate kind: links → taps → bookings → rewards →
+/// redemptions (all time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Funnel {
+    /// `customer`, `business` or `influencer`.
+    pub kind: String,
+    /// Referrers (affiliates) of the kind.
+    pub referrers: i64,
+    /// Attributed taps on their links and cards.
+    pub taps: i64,
+    /// Bookings attributed to them.
+    pub bookings: i64,
+    /// Rewards issued to them.
+    pub rewards: i64,
+    /// Uses of those rewards at the checkout, not reversed.
+    pub redemptions: i64,
+}
+
 /// What is outstanding in one unit: rewards issued and neither used nor expired.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Outstanding {
@@ -424,6 +442,34 @@ impl Store {
             out.push((r, uses));
         }
         Ok(out)
+    }
+
+    /// The referral funnel per affiliate kind.
+    pub async fn referral_funnel(&self, program_id: i64) -> Result<Vec<Funnel>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.kind, COUNT(*) AS referrers, \
+             CAST(COALESCE(SUM((SELECT COUNT(*) FROM clicks c WHERE c.affiliate_id = a.id AND c.outcome = 'attributed')), 0) AS BIGINT) AS taps, \
+             CAST(COALESCE(SUM((SELECT COUNT(*) FROM bookings b WHERE b.affiliate_id = a.id)), 0) AS BIGINT) AS bookings, \
+             CAST(COALESCE(SUM((SELECT COUNT(*) FROM rewards r WHERE r.affiliate_id = a.id)), 0) AS BIGINT) AS rewards, \
+             CAST(COALESCE(SUM((SELECT COUNT(*) FROM reward_redemptions d JOIN rewards r ON r.id = d.reward_id \
+                                WHERE r.affiliate_id = a.id AND d.reversed_at IS NULL)), 0) AS BIGINT) AS redemptions \
+             FROM affiliates a WHERE a.program_id = $1 GROUP BY a.kind ORDER BY a.kind",
+        )
+        .bind(program_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Funnel {
+                    kind: r.try_get("kind")?,
+                    referrers: r.try_get("referrers")?,
+                    taps: r.try_get("taps")?,
+                    bookings: r.try_get("bookings")?,
+                    rewards: r.try_get("rewards")?,
+                    redemptions: r.try_get("redemptions")?,
+                })
+            })
+            .collect()
     }
 
     /// Rewards outstanding by unit: the brand's liability.

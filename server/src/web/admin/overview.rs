@@ -24,10 +24,20 @@ pub(super) async fn overview(
         let flagged = s.store.flagged_reasons(from, to).await?;
         let affiliates = s.store.affiliates(false).await?;
         let kiosks = crate::kiosks::admin::kiosks_of(&s, None).await?;
-        Ok::<_, crate::store::StoreError>((days, conv, flagged, affiliates, kiosks))
+        let funnel = s.store.referral_funnel(s.program.id).await?;
+        let outstanding = s.store.rewards_outstanding(s.program.id).await?;
+        Ok::<_, crate::store::StoreError>((
+            days,
+            conv,
+            flagged,
+            affiliates,
+            kiosks,
+            funnel,
+            outstanding,
+        ))
     }
     .await;
-    let (days, conv, flagged, affiliates, kiosks) = result?;
+    let (days, conv, flagged, affiliates, kiosks, funnel, outstanding) = result?;
     let n_days = usize::try_from(to - from + 1).unwrap_or(0);
     let labels: Vec<String> = (from..=to).map(tapkit_core::date::format_date).collect();
     let mut per_day = vec![vec![0i64; 4]; n_days];
@@ -122,6 +132,31 @@ pub(super) async fn overview(
                 }
             } }
         }
+        h2 { "Referral funnel" }
+        @if funnel.is_empty() {
+            p.muted { "No referrers yet." }
+        } @else {
+            div.scroll tabindex="0" role="region" aria-label="Referral funnel" { table {
+                caption.muted { "All time, by kind of referrer: their links and cards, the taps they brought, the bookings, the rewards issued and the rewards used at the checkout." }
+                thead { tr {
+                    th scope="col" { "Referrers" } th.n scope="col" { "Links" } th.n scope="col" { "Taps" }
+                    th.n scope="col" { "Bookings" } th.n scope="col" { "Rewards" } th.n scope="col" { "Redeemed" }
+                } }
+                tbody { @for f in &funnel { tr {
+                    th scope="row" { (kind_name(&f.kind)) }
+                    td.n { (f.referrers) } td.n { (f.taps) } td.n { (f.bookings) } td.n { (f.rewards) } td.n { (f.redemptions) }
+                } } }
+            } }
+        }
+        h2 { "Rewards outstanding" }
+        @if outstanding.is_empty() {
+            p.muted { "No reward is waiting to be used." }
+        } @else {
+            p.muted { "Issued to referrers and not yet used or expired: what the brand owes in rewards." }
+            div.cards { @for o in &outstanding {
+                div.stat { span.v { (crate::web::money(o.balance, &o.unit)) } (o.rewards) " open rewards" }
+            } }
+        }
         h2 { "Flagged traffic" }
         @if flagged.is_empty() {
             p.muted { "Nothing flagged in this range." }
@@ -137,6 +172,15 @@ pub(super) async fn overview(
         }
     };
     Ok(shell(&s, &sess, "Overview", "/admin", body))
+}
+
+fn kind_name(kind: &str) -> &str {
+    match kind {
+        "customer" => "Customers",
+        "business" => "Businesses",
+        "influencer" => "Influencers",
+        other => other,
+    }
 }
 
 pub(super) fn reason_text(r: &str) -> String {
