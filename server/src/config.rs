@@ -41,6 +41,9 @@ pub struct ProgramConfig {
     /// `[program.rewards]`: rewards issued at once and redeemed at the checkout; none:
     /// credit and vouchers wait for month close like cash.
     pub rewards: Option<crate::rewards::catalogue::RewardsConfig>,
+    /// New referrers one device (the same IP address and user agent) may sign up at
+    /// `/refer` per day (0: no self-service sign-up).
+    pub referrer_signups_per_day: u32,
 }
 
 /// `[program.fraud]`: which conversions earn nothing, and which wait for a review.
@@ -117,6 +120,7 @@ impl Default for ProgramConfig {
             membership: crate::members::plans::MembershipConfig::default(),
             payments: crate::members::charges::PaymentsConfig::default(),
             rewards: None,
+            referrer_signups_per_day: 3,
         }
     }
 }

@@ -1374,3 +1374,135 @@ async fn a_referrers_rewards_show_on_the_portal_on_sqlite() {
 async fn a_referrers_rewards_show_on_the_portal_on_postgres() {
     a_referrers_rewards_show_on_the_portal(Backend::Postgres).await;
 }
+
+/// `/refer`: a customer signs up with their email, the sign-in link arrives over SMTP,
+/// and opens the portal with their own referral link (kind `customer`) and share
+/// buttons carrying the friend's offer. One device signs up at most 3 referrers a day.
+#[tokio::test]
+async fn a_customer_gets_a_referral_link_at_refer() {
+    let (port, sink) = smtp_sink().await;
+    let program = ProgramConfig {
+        rewards: Some(tapkit_server::rewards::catalogue::RewardsConfig {
+            expires_days: 30,
+            vouchers: Default::default(),
+            friend_offer: Some(tapkit_server::rewards::catalogue::FriendOffer {
+                percent_bp: Some(1500),
+                fixed_minor: None,
+                cap_minor: None,
+                applies_to: "your first visit".into(),
+                days: 30,
+                for_kinds: vec!["customer".into()],
+            }),
+        }),
+        ..ProgramConfig::default()
+    };
+    let s = {
+        let mut s = server_with(Backend::Sqlite, program).await.unwrap();
+        let mut config = s.state.config.clone();
+        config.smtp_url = Some(tapkit_server::config::Secret(
+            format!("smtp://127.0.0.1:{port}").into_bytes(),
+        ));
+        s.state = tapkit_server::AppState::new(config, common::SECRET)
+            .await
+            .unwrap();
+        s
+    };
+    let mut b = Browser::default();
+    let form = b.get(&s, "/refer").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        form.body.contains("15 % off your first visit"),
+        "{}",
+        form.body
+    );
+    let csrf = csrf_of(&form.body);
+    let bad = b
+        .post(
+            &s,
+            "/refer",
+            &format!("csrf={csrf}&name=Carla&email=not-an-address"),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let sent = b
+        .post(
+            &s,
+            "/refer",
+            &format!("csrf={csrf}&name=Carla&email=carla%40example.com"),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert!(sent.body.contains("A sign-in link is on its way"));
+    let mail = tokio::time::timeout(std::time::Duration::from_secs(10), sink)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(mail.contains("To: carla@example.com"), "{mail}");
+    let mail = mail.replace("=\r\n", "").replace("=3D", "=");
+    let link = mail
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1/portal/link/"))
+        .unwrap_or_else(|| panic!("no link in {mail}"));
+    let path = link.strip_prefix("http://127.0.0.1").unwrap();
+    let mut p = Browser::default();
+    let open = p.get(&s, path).await;
+    let r = p
+        .post(&s, path, &format!("csrf={}", csrf_of(&open.body)))
+        .await;
+    assert_eq!(r.location, "/portal");
+    let home = p.get(&s, "/portal").await.body;
+    assert!(home.contains("Hello, Carla"), "{home}");
+    assert!(
+        home.contains("get%2015%20%25%20off%20your%20first%20visit"),
+        "{home}"
+    );
+    let referrer = s
+        .state
+        .store
+        .live_referrer(s.state.program.id, "carla@example.com", now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(referrer.kind, "customer");
+    assert!(home.contains(&format!("/r/{}", referrer.code)), "{home}");
+    // Two more from this device are fine; the fourth of the day is refused.
+    for n in 2..=3 {
+        let r = b
+            .post(
+                &s,
+                "/refer",
+                &format!("csrf={csrf}&name=F{n}&email=f{n}%40example.com"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    // The sign-ups happen after the answer: wait for them to land.
+    for _ in 0..100 {
+        if s.count("affiliates").await == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = b
+        .post(
+            &s,
+            "/refer",
+            &format!("csrf={csrf}&name=F4&email=f4%40example.com"),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{} affiliates",
+        s.count("affiliates").await
+    );
+    assert!(r.body.contains("Too many sign-ups from this device today"));
+    // No raw address is stored: the key is a 64-digit keyed hash.
+    let key: String = sqlx::query_scalar("SELECT signup_key FROM affiliates WHERE id = $1")
+        .bind(referrer.id)
+        .fetch_one(&s.pool().await)
+        .await
+        .unwrap();
+    assert_eq!(key.len(), 64);
+    assert!(!key.contains("127.0.0.1"));
+}

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use sqlx::FromRow;
+use sqlx::Row;
 
 use sqlx::any::AnyRow;
 
@@ -121,6 +122,46 @@ impl Store {
         Ok(row.as_ref().map(affiliate).transpose()?)
     }
 
+    /// Referrers who signed up from the device with this key since `since` (Unix ms).
+    pub async fn referrer_signups_since(
+        &self,
+        program_id: i64,
+        signup_key: &str,
+        since: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) AS n FROM affiliates WHERE program_id = $1 AND signup_key = $2 AND created_at >= $3",
+        )
+        .bind(program_id)
+        .bind(signup_key)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?)
+    }
+
+    /// A self-service referrer (kind `customer`) for `email`, from the device with
+    /// `signup_key`; its email's SHA-256 is kept so its own bookings are not
+    /// self-referrals.
+    pub async fn create_referrer(
+        &self,
+        program_id: i64,
+        name: &str,
+        email: &str,
+        email_sha256: &str,
+        signup_key: &str,
+    ) -> Result<Affiliate, StoreError> {
+        self.insert_affiliate(
+            program_id,
+            name,
+            "customer",
+            Some(email),
+            None,
+            Some((email_sha256, signup_key)),
+        )
+        .await
+    }
+
     /// [`Store::create_affiliate`] with a link that stops earning at `expires_at`.
     pub async fn create_affiliate_until(
         &self,
@@ -130,11 +171,27 @@ impl Store {
         contact: Option<&str>,
         expires_at: Option<i64>,
     ) -> Result<Affiliate, StoreError> {
+        self.insert_affiliate(program_id, name, kind, contact, expires_at, None)
+            .await
+    }
+
+    /// Inserts an affiliate with a fresh code, in one statement (a self-service
+    /// referrer's email hash and device key with it, so a count of sign-ups never sees
+    /// it half written).
+    async fn insert_affiliate(
+        &self,
+        program_id: i64,
+        name: &str,
+        kind: &str,
+        contact: Option<&str>,
+        expires_at: Option<i64>,
+        signup: Option<(&str, &str)>,
+    ) -> Result<Affiliate, StoreError> {
         for _ in 0..16 {
             let code = tapkit_core::code::ReferralCode::generate(name, random_u32());
             let r = sqlx::query(&format!(
-                "INSERT INTO affiliates (program_id, name, kind, status, code, contact, created_at, expires_at) \
-                 VALUES ($1, $2, $3, 'active', $4, $5, $6, $7) RETURNING {AFFILIATE_COLS}"
+                "INSERT INTO affiliates (program_id, name, kind, status, code, contact, created_at, expires_at, email_sha256, signup_key) \
+                 VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9) RETURNING {AFFILIATE_COLS}"
             ))
             .bind(program_id)
             .bind(name)
@@ -143,6 +200,8 @@ impl Store {
             .bind(contact)
             .bind(now_ms())
             .bind(expires_at)
+            .bind(signup.map(|s| s.0))
+            .bind(signup.map(|s| s.1))
             .fetch_one(&self.pool)
             .await;
             match r {

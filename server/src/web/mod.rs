@@ -12,6 +12,7 @@ pub mod chart;
 pub mod error;
 pub mod member;
 pub mod portal;
+pub mod refer;
 pub mod signin;
 
 use axum::Router;
@@ -29,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .merge(admin::routes())
         .merge(portal::routes())
         .merge(member::routes())
+        .merge(refer::routes())
 }
 
 /// `2026-11-21 14:03 UTC` for a Unix ms time.

@@ -111,6 +111,30 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
+/// The share buttons' links for a referral `link`: SMS, WhatsApp and email, each
+/// carrying the same message (with the friend's offer, for a referrer's link).
+pub fn share_links(program: &str, link: &str, offer: Option<&str>) -> [(&'static str, String); 3] {
+    let text = match offer {
+        Some(o) => format!("Book with {program} through my link and get {o}: {link}"),
+        None => format!("Book with {program} through my link: {link}"),
+    };
+    [
+        ("Share by SMS", format!("sms:?&body={}", enc(&text))),
+        (
+            "Share on WhatsApp",
+            format!("https://wa.me/?text={}", enc(&text)),
+        ),
+        (
+            "Share by email",
+            format!(
+                "mailto:?subject={}&body={}",
+                enc(&format!("Book with {program}")),
+                enc(&text)
+            ),
+        ),
+    ]
+}
+
 async fn home(
     PartnerSession(sess, a): PartnerSession,
     State(s): State<AppState>,
@@ -118,7 +142,20 @@ async fn home(
     let cards = s.store.cards(Some(a.id)).await?;
     let tier = tier_progress(&s, &a).await?;
     let link = crate::api::partners::link_of(&s, &a.code);
-    let text = format!("Book with {} through my link: {link}", s.program.name);
+    let offer = match a.kind.as_str() {
+        kind if s
+            .config
+            .program
+            .rewards
+            .as_ref()
+            .and_then(|r| r.friend_offer.as_ref())
+            .is_some_and(|o| o.for_kinds.iter().any(|k| k == kind)) =>
+        {
+            super::refer::offer_text(&s)
+        }
+        _ => None,
+    };
+    let shares = share_links(&s.program.name, &link, offer.as_deref());
     let active: Vec<_> = cards.iter().filter(|c| c.status == "active").collect();
     let body = html! {
         h1 { "Hello, " (a.name) }
@@ -133,9 +170,9 @@ async fn home(
             }
             h3 { "Share it" }
             div.row {
-                a.button.secondary href={"sms:?&body=" (enc(&text))} { "Share by SMS" }
-                a.button.secondary href={"https://wa.me/?text=" (enc(&text))} rel="noopener" { "Share on WhatsApp" }
-                a.button.secondary href={"mailto:?subject=" (enc(&format!("Book with {}", s.program.name))) "&body=" (enc(&text))} { "Share by email" }
+                @for (label, href) in &shares {
+                    a.button.secondary href=(href) rel="noopener" { (label) }
+                }
             }
         }
         section aria-labelledby="h-qr" {
@@ -441,5 +478,58 @@ async fn card_pdf(
             pdf,
         )),
         Err(e) => Err(WebError::internal(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_links;
+
+    /// Percent-decodes a query value (the test's own decoder, not the encoder's inverse).
+    fn decode(v: &str) -> String {
+        let b = v.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn share_links_decode_to_the_message_and_the_link() {
+        let link = "https://glow.example/r/CARLA-7K2M9Q?utm_source=share";
+        let want = "Book with Glow & Co through my link and get 15 % off your first visit: https://glow.example/r/CARLA-7K2M9Q?utm_source=share";
+        let [sms, wa, mail] = share_links("Glow & Co", link, Some("15 % off your first visit"));
+        assert_eq!(sms.0, "Share by SMS");
+        assert_eq!(decode(sms.1.strip_prefix("sms:?&body=").unwrap()), want);
+        assert_eq!(
+            decode(wa.1.strip_prefix("https://wa.me/?text=").unwrap()),
+            want
+        );
+        let (subject, body) = mail
+            .1
+            .strip_prefix("mailto:?subject=")
+            .unwrap()
+            .split_once("&body=")
+            .unwrap();
+        assert_eq!(decode(subject), "Book with Glow & Co");
+        assert_eq!(decode(body), want);
+        // Nothing in a link that would end the value early.
+        for (_, href) in [&sms, &wa, &mail] {
+            let value = href.split_once('=').unwrap().1;
+            assert!(!value.contains([' ', '?', '#', '+']), "{href}");
+        }
+        let [plain, _, _] = share_links("Glow", "https://g/r/X", None);
+        assert_eq!(
+            decode(plain.1.strip_prefix("sms:?&body=").unwrap()),
+            "Book with Glow through my link: https://g/r/X"
+        );
     }
 }
