@@ -96,6 +96,8 @@ struct LookupBody {
 struct RedeemBody {
     code: String,
     booking_id: String,
+    /// JSON's integer includes 1.0: whole numbers written as floats are taken.
+    #[serde(deserialize_with = "tapkit_core::json_int::whole")]
     amount_minor: i64,
 }
 
@@ -282,14 +284,21 @@ pub async fn redeem_route(
     let code = code_field(&b.code)?;
     let booking_id = crate::money::wire::id_field("booking_id", b.booking_id)?;
     let max = s.config.program.commission.max_amount_minor;
-    if !(1..=max).contains(&b.amount_minor) {
+    if b.amount_minor < 1 {
         return Err(ApiError::field(
             "amount_minor",
             format!(
-                "amount_minor is {}; send the booking's amount before the reward, 1 to {max} minor units",
+                "amount_minor is {}; send the booking's amount before the reward, in minor units (at least 1)",
                 b.amount_minor
             ),
         ));
+    }
+    if b.amount_minor > max {
+        // Valid JSON the program's own ceiling refuses (commission.max_amount_minor).
+        return Err(ApiError::Conflict(format!(
+            "amount_minor {} is above this program's largest booking amount ({max} minor units, commission.max_amount_minor); check the amount's unit",
+            b.amount_minor
+        )));
     }
     let out = redeem(&s, cfg, &code, &booking_id, b.amount_minor, now_ms()).await?;
     tracing::info!(
