@@ -469,46 +469,55 @@ async fn passwords_lock_out_and_links_work_once(backend: Backend) {
 
 /// A one-connection SMTP server that accepts one message and hands back its text.
 async fn smtp_sink() -> (u16, tokio::task::JoinHandle<String>) {
+    smtp_sink_of(1).await
+}
+
+/// An SMTP server taking `n` connections, one message each; their data, in order.
+async fn smtp_sink_of(n: usize) -> (u16, tokio::task::JoinHandle<String>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     let h = tokio::spawn(async move {
-        let (sock, _) = l.accept().await.unwrap();
-        let (r, mut w) = sock.into_split();
-        let mut r = BufReader::new(r);
-        w.write_all(b"220 sink ESMTP\r\n").await.unwrap();
-        let mut data = String::new();
-        let mut in_data = false;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if r.read_line(&mut line).await.unwrap() == 0 {
-                break;
-            }
-            if in_data {
-                if line == ".\r\n" {
-                    in_data = false;
-                    w.write_all(b"250 queued\r\n").await.unwrap();
-                } else {
-                    data.push_str(&line);
+        let mut all = String::new();
+        for _ in 0..n {
+            let (sock, _) = l.accept().await.unwrap();
+            let (r, mut w) = sock.into_split();
+            let mut r = BufReader::new(r);
+            w.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+            let mut data = String::new();
+            let mut in_data = false;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).await.unwrap() == 0 {
+                    break;
                 }
-                continue;
+                if in_data {
+                    if line == ".\r\n" {
+                        in_data = false;
+                        w.write_all(b"250 queued\r\n").await.unwrap();
+                    } else {
+                        data.push_str(&line);
+                    }
+                    continue;
+                }
+                let cmd = line.to_ascii_uppercase();
+                let reply: &[u8] = if cmd.starts_with("EHLO") {
+                    b"250-sink\r\n250 8BITMIME\r\n"
+                } else if cmd.starts_with("DATA") {
+                    in_data = true;
+                    b"354 go on\r\n"
+                } else if cmd.starts_with("QUIT") {
+                    w.write_all(b"221 bye\r\n").await.unwrap();
+                    break;
+                } else {
+                    b"250 ok\r\n"
+                };
+                w.write_all(reply).await.unwrap();
             }
-            let cmd = line.to_ascii_uppercase();
-            let reply: &[u8] = if cmd.starts_with("EHLO") {
-                b"250-sink\r\n250 8BITMIME\r\n"
-            } else if cmd.starts_with("DATA") {
-                in_data = true;
-                b"354 go on\r\n"
-            } else if cmd.starts_with("QUIT") {
-                w.write_all(b"221 bye\r\n").await.unwrap();
-                break;
-            } else {
-                b"250 ok\r\n"
-            };
-            w.write_all(reply).await.unwrap();
+            all.push_str(&data);
         }
-        data
+        all
     });
     (port, h)
 }
@@ -1505,4 +1514,93 @@ async fn a_customer_gets_a_referral_link_at_refer() {
         .unwrap();
     assert_eq!(key.len(), 64);
     assert!(!key.contains("127.0.0.1"));
+}
+
+/// The referrer's emails: "your friend booked" on the paid event, "your reward is
+/// ready" with the code once serviced, each with a one-click unsubscribe (RFC 8058)
+/// that turns them off.
+#[tokio::test]
+async fn a_referrer_is_told_of_the_booking_and_the_reward_and_can_unsubscribe() {
+    let (port, sink) = smtp_sink_of(2).await;
+    let program = ProgramConfig {
+        fraud: common::quiet_fraud(),
+        rewards: Some(tapkit_server::rewards::catalogue::RewardsConfig {
+            expires_days: 30,
+            vouchers: Default::default(),
+            friend_offer: None,
+        }),
+        ..ProgramConfig::default()
+    };
+    let s = {
+        let mut s = server_with(Backend::Sqlite, program).await.unwrap();
+        let mut config = s.state.config.clone();
+        config.smtp_url = Some(tapkit_server::config::Secret(
+            format!("smtp://127.0.0.1:{port}").into_bytes(),
+        ));
+        s.state = tapkit_server::AppState::new(config, common::SECRET)
+            .await
+            .unwrap();
+        s
+    };
+    let (a, code) = s.affiliate("Carla", "customer").await;
+    s.admin(
+        Method::PATCH,
+        &format!("/api/admin/affiliates/{a}"),
+        r#"{"contact": "carla@example.com"}"#,
+    )
+    .await;
+    let now = now_ms();
+    let t = s.click_at(a, &code, now - 60_000, "h1").await;
+    s.deliver(common::event("booking_paid", "bk-1", now - 1000, Some(&t)))
+        .await;
+    // One at a time, so the two emails arrive in order.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.deliver(common::event("booking_serviced", "bk-1", now - 900, None))
+        .await;
+    let mail = tokio::time::timeout(std::time::Duration::from_secs(10), sink)
+        .await
+        .unwrap()
+        .unwrap();
+    let mail = mail.replace("=\r\n", "").replace("=3D", "=");
+    let booked = mail
+        .find("Subject: Your friend booked")
+        .unwrap_or_else(|| panic!("{mail}"));
+    let ready = mail
+        .find("Subject: Your Tapkit demo program reward is ready")
+        .unwrap_or_else(|| panic!("{mail}"));
+    assert!(booked < ready, "{mail}");
+    let reward = s.state.store.rewards_of(a, 10).await.unwrap().remove(0).0;
+    assert!(mail[ready..].contains(&reward.code), "{mail}");
+    assert!(
+        mail[ready..].contains("10.00 USD credit: any booking"),
+        "{mail}"
+    );
+    assert_eq!(
+        mail.matches("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+            .count(),
+        2,
+        "{mail}"
+    );
+    let url = mail
+        .split("List-Unsubscribe: <")
+        .nth(1)
+        .and_then(|r| r.split('>').next())
+        .unwrap()
+        .to_owned();
+    let path = url.strip_prefix("http://127.0.0.1").unwrap().to_owned();
+    // Opening the link changes nothing; a forged token is refused.
+    let mut b = Browser::default();
+    assert_eq!(b.get(&s, &path).await.status, StatusCode::OK);
+    assert!(!s.state.store.emails_off(a).await.unwrap());
+    let forged = format!("/refer/unsubscribe/{a}.{}", "0".repeat(64));
+    assert_eq!(
+        b.post(&s, &forged, "List-Unsubscribe=One-Click")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // The mail client's one-click POST turns them off.
+    let off = b.post(&s, &path, "List-Unsubscribe=One-Click").await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    assert!(s.state.store.emails_off(a).await.unwrap());
 }

@@ -180,7 +180,7 @@ pub async fn process(s: &AppState, ev: &Event, now: i64) -> Result<Processed, St
             reason: d.reason.as_deref(),
         })
         .await?;
-    posting::apply(
+    let issued = posting::apply(
         &mut tx,
         &booking,
         &d,
@@ -195,6 +195,15 @@ pub async fn process(s: &AppState, ev: &Event, now: i64) -> Result<Processed, St
         crate::rewards::ledger::reverse_uses(&mut tx, &ev.booking_id, now).await?;
     }
     tx.commit().await?;
+    if let Some(aff) = booking.affiliate_id {
+        // The booking's paid event, counted for the referrer: their friend booked.
+        let booked = ev.kind == Kind::BookingPaid
+            && matches!(
+                d.outcome,
+                ConversionOutcome::Pending | ConversionOutcome::Earned | ConversionOutcome::Held
+            );
+        crate::rewards::notify::after_commit(s, aff, booked, issued);
+    }
     Ok(Processed {
         status: "processed",
         event_id: ev.event_id.clone(),

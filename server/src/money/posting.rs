@@ -73,7 +73,8 @@ pub fn accrual(affiliate_id: i64, unit: &str, amount: i64) -> [Posting; 2] {
 }
 
 /// Writes a decision about booking `b`, inside the money transaction that loaded its
-/// facts. `event_ref` is the event that caused it (none for a review verdict).
+/// facts. `event_ref` is the event that caused it (none for a review verdict). Returns
+/// the codes of the rewards it issued (with `rewards` configured).
 pub async fn apply(
     tx: &mut MoneyTx,
     b: &Booking,
@@ -82,9 +83,9 @@ pub async fn apply(
     rewards: Option<&RewardsConfig>,
     occurred_at: i64,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<Vec<String>, StoreError> {
     let Some(aff) = b.affiliate_id else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     if let Some(ip) = &d.remember_ip {
         tx.add_affiliate_ip(aff, ip, now).await?;
@@ -93,22 +94,22 @@ pub async fn apply(
         tx.next_in_sequence(FIRST_DECISIONS).await?;
     }
     match &d.write {
-        Write::Nothing => Ok(()),
+        Write::Nothing => Ok(Vec::new()),
         Write::Lines(l) => {
             let earned = write_lines(tx, b, aff, l, event_ref, now).await?;
             // With rewards configured, credit and vouchers go to the referrer at once.
             match (rewards, &l.accrual) {
                 (Some(cfg), Some((_, month))) if !earned.is_empty() => {
-                    crate::rewards::ledger::issue(tx, cfg, b, aff, &earned, month, now).await?;
-                    Ok(())
+                    crate::rewards::ledger::issue(tx, cfg, b, aff, &earned, month, now).await
                 }
-                _ => Ok(()),
+                _ => Ok(Vec::new()),
             }
         }
         Write::Reverse(state) => {
             reverse(tx, b, aff, state, event_ref, occurred_at, now).await?;
             let month = tapkit_core::date::month_of_ms(occurred_at);
-            crate::rewards::ledger::take_back(tx, b, &month, now).await
+            crate::rewards::ledger::take_back(tx, b, &month, now).await?;
+            Ok(Vec::new())
         }
     }
 }

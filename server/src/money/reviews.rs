@@ -143,7 +143,7 @@ pub async fn verdict(
         now,
         s.config.program.commission.holding_days,
     );
-    posting::apply(
+    let issued = posting::apply(
         &mut tx,
         &b,
         &d,
@@ -154,6 +154,9 @@ pub async fn verdict(
     )
     .await?;
     tx.commit().await?;
+    if let Some(aff) = b.affiliate_id {
+        crate::rewards::notify::after_commit(s, aff, false, issued);
+    }
     Ok(Decided {
         booking_id: b.booking_id,
         decision: verdict,

@@ -15,6 +15,7 @@
 
 pub mod catalogue;
 pub mod ledger;
+pub mod notify;
 
 use axum::body::Bytes;
 use axum::extract::State;

@@ -122,6 +122,28 @@ impl Store {
         Ok(row.as_ref().map(affiliate).transpose()?)
     }
 
+    /// Whether the affiliate turned referral emails off.
+    pub async fn emails_off(&self, affiliate_id: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT emails_off_at FROM affiliates WHERE id = $1")
+            .bind(affiliate_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("affiliate"))?;
+        Ok(row.try_get::<Option<i64>, _>("emails_off_at")?.is_some())
+    }
+
+    /// Turns the affiliate's referral emails off (idempotent: the first time is kept).
+    pub async fn turn_emails_off(&self, affiliate_id: i64, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE affiliates SET emails_off_at = COALESCE(emails_off_at, $2) WHERE id = $1",
+        )
+        .bind(affiliate_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Referrers who signed up from the device with this key since `since` (Unix ms).
     pub async fn referrer_signups_since(
         &self,

@@ -408,7 +408,20 @@ pub async fn send_mail(
     subject: &str,
     body: String,
 ) -> Result<bool, String> {
+    send_mail_with(s, to, subject, body, None).await
+}
+
+/// [`send_mail`] with a one-click unsubscribe URL (RFC 8058: `List-Unsubscribe` and
+/// `List-Unsubscribe-Post`), for emails a person can turn off.
+pub async fn send_mail_with(
+    s: &AppState,
+    to: &str,
+    subject: &str,
+    body: String,
+    unsubscribe: Option<&str>,
+) -> Result<bool, String> {
     use lettre::AsyncTransport;
+    use lettre::message::header::{HeaderName, HeaderValue};
     let Some(smtp) = &s.config.smtp_url else {
         return Ok(false);
     };
@@ -430,11 +443,23 @@ pub async fn send_mail(
     let to_box = to
         .parse::<lettre::message::Mailbox>()
         .map_err(|e| format!("{to:?} is not an email address: {e}"))?;
-    let msg = lettre::Message::builder()
+    let mut msg = lettre::Message::builder()
         .from(from)
         .to(to_box)
         .subject(subject)
-        .header(lettre::message::header::ContentType::TEXT_PLAIN)
+        .header(lettre::message::header::ContentType::TEXT_PLAIN);
+    if let Some(url) = unsubscribe {
+        msg = msg
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ));
+    }
+    let msg = msg
         .body(body)
         .map_err(|e| format!("cannot build the email: {e}"))?;
     transport

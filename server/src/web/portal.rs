@@ -255,24 +255,6 @@ async fn tier_progress(s: &AppState, a: &Affiliate) -> Result<Markup, String> {
 
 // ---------------------------------------------------------------- earnings
 
-/// What a reward is worth, in words ("10.00 USD off: your next service").
-fn reward_worth(r: &crate::store::rewards::Reward, currency: &str) -> String {
-    use crate::store::vocab::RewardKind;
-    let off = match r.kind {
-        RewardKind::Credit => money(r.issued_minor, &r.unit),
-        RewardKind::Fixed => format!("{} off", money(r.value_minor.unwrap_or(0), currency)),
-        RewardKind::Percent => {
-            let bp = r.percent_bp.unwrap_or(0);
-            match bp % 100 {
-                0 => format!("{} % off", bp / 100),
-                rest => format!("{}.{rest:02} % off", bp / 100),
-            }
-        }
-        RewardKind::Free => "free".to_owned(),
-    };
-    format!("{off}: {}", r.applies_to)
-}
-
 fn reward_status(r: &crate::store::rewards::Reward) -> &'static str {
     match r.closed_reason.as_deref() {
         Some("refunded") => "withdrawn (the referral was refunded)",
@@ -368,7 +350,7 @@ async fn earnings(
                 thead { tr { th scope="col" { "Code" } th scope="col" { "For" } th.n scope="col" { "Left" } th scope="col" { "Status" } th scope="col" { "History" } } }
                 tbody { @for (r, uses) in &rewards { tr {
                     th scope="row" { code { (r.code) } }
-                    td { (reward_worth(r, &s.config.program.commission.currency)) }
+                    td { (crate::rewards::notify::worth_text(r, &s.config.program.commission.currency)) }
                     td.n { (money(r.balance, &r.unit)) }
                     td { (reward_status(r)) }
                     td {

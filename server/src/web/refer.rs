@@ -10,7 +10,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -23,7 +23,72 @@ use crate::store::{StoreError, now_ms};
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/refer", get(form).post(sign_up))
+    Router::new()
+        .route("/refer", get(form).post(sign_up))
+        .route(
+            "/refer/unsubscribe/{token}",
+            get(unsubscribe_page).post(unsubscribe),
+        )
+}
+
+/// `GET /refer/unsubscribe/{token}`: asks to confirm (a link checker opening the link
+/// changes nothing).
+async fn unsubscribe_page(State(s): State<AppState>, Path(token): Path<String>) -> Response {
+    let known = crate::rewards::notify::unsubscribe_token(&s, &token).is_some();
+    let body = html! {
+        div.signin {
+            h1 { "Referral emails" }
+            @if known {
+                p { "Stop the emails about your referrals (a friend's booking, a reward ready)? Your link and your rewards stay as they are." }
+                form method="post" action={"/refer/unsubscribe/" (token)} {
+                    p { button type="submit" { "Turn referral emails off" } }
+                }
+            } @else {
+                p.notice.bad role="alert" { "This link is not complete. Open it from the email again, or copy the whole address." }
+            }
+        }
+    };
+    let status = if known {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    respond_setting(
+        status,
+        &page(&s, Role::Partner, "Referral emails", "", None, body),
+        None,
+    )
+}
+
+/// `POST /refer/unsubscribe/{token}`: the one-click unsubscribe (RFC 8058: mail
+/// clients post `List-Unsubscribe=One-Click` here; the token is the credential).
+async fn unsubscribe(State(s): State<AppState>, Path(token): Path<String>) -> Response {
+    let Some(id) = crate::rewards::notify::unsubscribe_token(&s, &token) else {
+        return unsubscribe_page(State(s), Path(token)).await;
+    };
+    let done = s.store.turn_emails_off(id, now_ms()).await;
+    let (status, text) = match done {
+        Ok(()) => {
+            tracing::info!(affiliate = id, "referral emails turned off");
+            (
+                StatusCode::OK,
+                "Done: you will get no more emails about your referrals.",
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "referral emails could not be turned off");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Something went wrong on our side; try the link again in a minute.",
+            )
+        }
+    };
+    let body = html! { div.signin { h1 { "Referral emails" } p role="status" { (text) } } };
+    respond_setting(
+        status,
+        &page(&s, Role::Partner, "Referral emails", "", None, body),
+        None,
+    )
 }
 
 /// What the referrer and their friend get, in words, from the program's rules.
