@@ -543,7 +543,69 @@ async fn tiers_can_count_every_referral_ever(backend: Backend) {
     );
 }
 
+/// A referrer who signed up at /refer and refers before any booking of their own is
+/// held for review; the admin's approval issues the reward at once, and later
+/// referrals flow.
+async fn a_self_service_referrer_is_held_until_approved(backend: Backend) {
+    let Some(s) = server_with(backend, program()).await else {
+        return;
+    };
+    let a = s
+        .state
+        .store
+        .create_referrer(
+            s.state.program.id,
+            "Rita",
+            "rita@example.com",
+            &"0".repeat(64),
+            &"k".repeat(64),
+        )
+        .await
+        .unwrap();
+    let token = s.click_at(a.id, &a.code, now_ms() - 120_000, "ip-r").await;
+    let at = now_ms() - 60_000;
+    let mut paid = event("booking_paid", "r-1", at, Some(&token));
+    paid["amount_minor"] = json!(8_000);
+    let v = s.deliver(paid).await;
+    assert_eq!(
+        (v["outcome"].as_str(), v["reason"].as_str()),
+        (Some("held"), Some("referred_before_booking")),
+        "{v}"
+    );
+    s.deliver(event("booking_serviced", "r-1", at + 1, None))
+        .await;
+    assert!(
+        codes_of(&s, a.id).await.is_empty(),
+        "nothing issued while held"
+    );
+    let (_, reviews) = s.admin(Method::GET, "/api/admin/reviews", "").await;
+    let id = reviews
+        .as_array()
+        .or_else(|| reviews["reviews"].as_array())
+        .unwrap()[0]["id"]
+        .as_i64()
+        .unwrap();
+    let (st, d) = s
+        .admin(
+            Method::POST,
+            &format!("/api/admin/reviews/{id}/approve"),
+            "",
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{d}");
+    assert_eq!(
+        codes_of(&s, a.id).await.len(),
+        1,
+        "approval issues the reward at once"
+    );
+    // Proven now: the next referral earns without a review.
+    let v = referred_booking(&s, &a.code, "r-2", "friend-2").await;
+    assert_eq!(v["outcome"].as_str(), Some("earned"), "{v}");
+    check_ledger_agrees(&s).await;
+}
+
 on_both_databases!(
+    a_self_service_referrer_is_held_until_approved,
     tiers_can_count_every_referral_ever,
     credit_is_issued_at_once_used_in_part_and_restored_by_a_refund,
     refunding_the_referred_booking_takes_back_what_is_left,

@@ -257,6 +257,7 @@ pub async fn load_facts(
             None => 0,
         },
         sequence_number: tx.sequence_value(policy::FIRST_DECISIONS).await? + 1,
+        unproven_referrer: tx.unproven_referrer(aff).await?,
     };
     Ok(Facts {
         state: tx.commission_state(b.id).await?,

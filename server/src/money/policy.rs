@@ -60,6 +60,9 @@ pub struct FraudFacts {
     pub events_from_domain: i64,
     /// The number this booking's first decision takes in [`FIRST_DECISIONS`].
     pub sequence_number: i64,
+    /// The affiliate signed up at `/refer` and has neither a booking of its own (by its
+    /// customer id) nor an earned referral yet.
+    pub unproven_referrer: bool,
 }
 
 /// A commission line to write.
@@ -363,6 +366,9 @@ fn refused(r: RefusalReason, f: &Facts, currency: &str, month: &str) -> Decision
 /// The fraud rules that hold a booking's first commission for a review.
 fn fraud_hold(ev: &Event, b: &Booking, f: &Facts, p: &ProgramConfig) -> Option<HoldReason> {
     let rules = &p.fraud;
+    if f.fraud.unproven_referrer {
+        return Some(HoldReason::ReferredBeforeBooking);
+    }
     if b.click_ip_hash.is_some() {
         if f.fraud.ip_is_affiliates {
             return Some(HoldReason::SameIpAsAffiliate);
@@ -672,6 +678,12 @@ mod tests {
                 paid(20_000),
                 Box::new(|f| f.fraud.bookings_from_ip = 3),
                 (O::Held, Some("ip_burst"), "held", vec![2000]),
+            ),
+            (
+                "a referrer who signed up and never booked is held",
+                paid(20_000),
+                Box::new(|f| f.fraud.unproven_referrer = true),
+                (O::Held, Some("referred_before_booking"), "held", vec![2000]),
             ),
             (
                 "every 4th first decision is sampled",

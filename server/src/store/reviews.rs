@@ -156,6 +156,21 @@ impl MoneyTx {
         .try_get("n")?)
     }
 
+    /// Whether the affiliate signed up at `/refer` and has neither a booking of its own
+    /// (by its customer id) nor an earned commission yet.
+    pub async fn unproven_referrer(&mut self, affiliate_id: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "SELECT 1 AS one FROM affiliates a WHERE a.id = $1 AND a.signup_key IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM commissions c WHERE c.affiliate_id = a.id AND c.status = 'earned') \
+             AND NOT EXISTS (SELECT 1 FROM bookings b WHERE a.customer_id IS NOT NULL \
+                             AND b.program_id = a.program_id AND b.customer_id = a.customer_id)",
+        )
+        .bind(affiliate_id)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .is_some())
+    }
+
     /// Whether a hashed IP is known as the affiliate's own.
     pub async fn affiliate_ip_known(
         &mut self,

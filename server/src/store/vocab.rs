@@ -184,6 +184,9 @@ vocab! {
         EmailDomainBulk = "email_domain_bulk",
         /// The every-Nth sample of first decisions.
         ReviewSample = "review_sample",
+        /// A referrer who signed up at `/refer` refers before any booking of their own
+        /// is known and before any referral of theirs was approved.
+        ReferredBeforeBooking = "referred_before_booking",
     }
 }
 
