@@ -8,7 +8,7 @@
 pub mod browser;
 
 use std::ffi::CString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -889,4 +889,76 @@ pub fn sql(database: &Database, dir: &std::path::Path, query: &str) -> Vec<Strin
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// Python's SMTP server process, printing each message it receives to `out`.
+pub fn smtp_server(out: &Path) -> (KillOnDrop, u16) {
+    let port = free_port();
+    let child = Command::new("python3")
+        .args([
+            "-u",
+            "-W",
+            "ignore",
+            "-m",
+            "smtpd",
+            "-n",
+            "-c",
+            "DebuggingServer",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::fs::File::create(out).expect("the SMTP output file can be created"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs its SMTP server");
+    let p = KillOnDrop(child);
+    wait_listening(&format!("127.0.0.1:{port}"), "the SMTP server");
+    (p, port)
+}
+
+/// The recipients of the messages the SMTP server received, in order.
+pub fn mail_recipients(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("b'To: "))
+        .map(|l| l.trim_end_matches('\'').to_owned())
+        .collect()
+}
+
+/// The messages the SMTP server received, as text: each message's lines, with
+/// quoted-printable soft breaks undone as a mail client does.
+pub fn mail_text(out: &Path) -> String {
+    let raw = std::fs::read_to_string(out).unwrap_or_default();
+    let lines: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("b'").or_else(|| l.strip_prefix("b\"")))
+        .map(|l| l.trim_end_matches(['\'', '"']))
+        .collect();
+    lines.join("\n").replace("=\n", "").replace("=3D", "=")
+}
+
+/// The booking site's page: shows what its JavaScript sees of the cookies.
+pub const BOOKING_PAGE: &str = "<!doctype html><html lang=en><head><title>Book</title></head>\
+<body><h1>Book a detail</h1><p id=seen></p>\
+<script>document.getElementById('seen').textContent = document.cookie;</script></body></html>";
+
+/// A stand-in for the brand's booking site on a free port: every path answers
+/// [`BOOKING_PAGE`].
+pub fn booking_site() -> u16 {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port for the booking site");
+    let port = listener.local_addr().expect("a bound port").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BOOKING_PAGE}",
+                BOOKING_PAGE.len()
+            );
+            let _ = std::io::Write::write_all(&mut s, resp.as_bytes());
+        }
+    });
+    port
 }

@@ -8,36 +8,11 @@
 //! scripts/test.sh), where that is a failure.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tapkit_e2e::browser::{Driver, ONE_BROWSER};
 use tapkit_e2e::{Kiosk, Server, bin, eventually, http_request, kiosk_server_config, zbar};
-
-/// The booking site's page: shows what its JavaScript sees of the cookies.
-const BOOKING_PAGE: &str = "<!doctype html><html lang=en><head><title>Book</title></head>\
-<body><h1>Book a detail</h1><p id=seen></p>\
-<script>document.getElementById('seen').textContent = document.cookie;</script></body></html>";
-
-fn booking_site() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut s) = conn else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BOOKING_PAGE}",
-                BOOKING_PAGE.len()
-            );
-            let _ = s.write_all(resp.as_bytes());
-        }
-    });
-    port
-}
 
 /// One browser at a time: two chromedrivers started together on this 2-core machine
 /// race for ports and time out.
@@ -50,7 +25,7 @@ fn chromium_stores_the_cookie_pair_as_specified() {
     let Some(driver) = Driver::start() else {
         return;
     };
-    let site = booking_site();
+    let site = tapkit_e2e::booking_site();
     let dir = std::env::temp_dir().join(format!("tapkit-browser-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("tapkit.toml");

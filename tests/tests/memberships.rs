@@ -20,14 +20,12 @@
 //! at the SMTP server.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tapkit_e2e::{
     BookingApp, Database, KillOnDrop, Server, clock_at, drop_postgres_database, eventually,
-    free_port, http_request, postgres_database, sql, wait_listening,
+    free_port, http_request, mail_recipients, postgres_database, smtp_server, sql,
 };
 
 const WEBHOOK_SECRET: &str = "e2e-memberships-webhook-secret";
@@ -91,40 +89,6 @@ update_payment_url = "https://book.example.com/account/card?customer={{customer_
 backoff_ms = 50
 "#
     )
-}
-
-/// Python's SMTP server process, printing each message it receives to `out`.
-fn smtp_server(out: &Path) -> (KillOnDrop, u16) {
-    let port = free_port();
-    let child = Command::new("python3")
-        .args([
-            "-u",
-            "-W",
-            "ignore",
-            "-m",
-            "smtpd",
-            "-n",
-            "-c",
-            "DebuggingServer",
-        ])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(std::fs::File::create(out).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 runs its SMTP server");
-    let p = KillOnDrop(child);
-    wait_listening(&format!("127.0.0.1:{port}"), "the SMTP server");
-    (p, port)
-}
-
-/// The recipients of the messages the SMTP server received, in order.
-fn mail_recipients(out: &Path) -> Vec<String> {
-    std::fs::read_to_string(out)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.strip_prefix("b'To: "))
-        .map(|l| l.trim_end_matches('\'').to_owned())
-        .collect()
 }
 
 struct World {
