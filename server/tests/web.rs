@@ -1084,6 +1084,11 @@ async fn a_member_card_opens_the_members_page(backend: Backend) {
             fraud: common::quiet_fraud(),
             membership,
             domain: "book.example.com".into(),
+            rewards: Some(tapkit_server::rewards::catalogue::RewardsConfig {
+                expires_days: 30,
+                vouchers: Default::default(),
+                friend_offer: None,
+            }),
             ..ProgramConfig::default()
         },
     )
@@ -1203,6 +1208,50 @@ async fn a_member_card_opens_the_members_page(backend: Backend) {
     ] {
         assert!(page.body.contains(want), "{want:?} missing:\n{}", page.body);
     }
+    assert!(
+        !page.body.contains("Your rewards"),
+        "no rewards before she refers"
+    );
+    // Ada also refers friends (a referral link with her email): her rewards show here too.
+    let (st, referrer) = s
+        .admin(
+            Method::POST,
+            "/api/admin/referrers",
+            r#"{"email":"ada@example.com","kind":"customer","name":"Ada"}"#,
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{referrer}");
+    let (aff, code) = (
+        referrer["id"].as_i64().unwrap(),
+        referrer["code"].as_str().unwrap().to_owned(),
+    );
+    let now = now_ms();
+    let t = s.click_at(aff, &code, now - 60_000, "h-ada").await;
+    s.deliver(common::event(
+        "booking_paid",
+        "ada-friend",
+        now - 1000,
+        Some(&t),
+    ))
+    .await;
+    s.deliver(common::event(
+        "booking_serviced",
+        "ada-friend",
+        now - 900,
+        None,
+    ))
+    .await;
+    let page = ada.get(&s, &path).await;
+    let rewards = page
+        .body
+        .split_once("Your rewards")
+        .map(|(_, r)| r)
+        .unwrap_or_else(|| panic!("no rewards on the member page: {}", page.body));
+    assert!(
+        rewards.contains("10.00 USD credit: any booking"),
+        "{rewards}"
+    );
+    assert!(rewards.contains("ready to use"), "{rewards}");
     // Another member's page is not hers: the signed-out view.
     let (_, other) = s
         .admin(

@@ -169,9 +169,23 @@ async fn card_page(
                 .member_checkins(m.id, 10)
                 .await
                 .map_err(WebError::internal)?;
+            // A member who also refers friends (a referral link with the same email).
+            let rewards = match s
+                .store
+                .live_referrer(s.program.id, &m.email, crate::store::now_ms())
+                .await
+                .map_err(WebError::internal)?
+            {
+                Some(a) => s
+                    .store
+                    .rewards_of(a.id, 100)
+                    .await
+                    .map_err(WebError::internal)?,
+                None => Vec::new(),
+            };
             Ok(respond(
                 StatusCode::OK,
-                &member_page(&s, &m, &checkins, &sess.csrf),
+                &member_page(&s, &m, &checkins, &rewards, &sess.csrf),
             ))
         }
         _ => {
@@ -236,6 +250,10 @@ fn member_page(
     s: &AppState,
     m: &Member,
     checkins: &[crate::store::checkins::CheckIn],
+    rewards: &[(
+        crate::store::rewards::Reward,
+        Vec<crate::store::rewards::Redemption>,
+    )],
     csrf: &str,
 ) -> Markup {
     let cfg = &s.config.program.membership;
@@ -280,6 +298,10 @@ fn member_page(
                     }
                 }
             }
+        }
+        @if !rewards.is_empty() { (super::portal::rewards_table(s, rewards)) }
+        @if s.config.program.referrer_signups_per_day > 0 {
+            p { a href="/refer" { "Refer a friend" } ": get your own link, and a reward when they book." }
         }
         p.muted { "Member since " (date(m.created_at)) "." }
     };

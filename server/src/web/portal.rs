@@ -255,6 +255,35 @@ async fn tier_progress(s: &AppState, a: &Affiliate) -> Result<Markup, String> {
 
 // ---------------------------------------------------------------- earnings
 
+/// A referrer's rewards with what is left and each use (the portal's earnings page and
+/// the member's page).
+pub(crate) fn rewards_table(
+    s: &AppState,
+    rewards: &[(
+        crate::store::rewards::Reward,
+        Vec<crate::store::rewards::Redemption>,
+    )],
+) -> Markup {
+    let currency = &s.config.program.commission.currency;
+    html! {
+        h2 { "Your rewards" }
+        p.muted { "Issued the moment a referral is serviced. Give the code at checkout; a credit can be used over several visits." }
+        div.scroll tabindex="0" role="region" aria-label="Your rewards" { table {
+            thead { tr { th scope="col" { "Code" } th scope="col" { "For" } th.n scope="col" { "Left" } th scope="col" { "Status" } th scope="col" { "History" } } }
+            tbody { @for (r, uses) in rewards { tr {
+                th scope="row" { code { (r.code) } }
+                td { (crate::rewards::notify::worth_text(r, currency)) }
+                td.n { (money(r.balance, &r.unit)) }
+                td { (reward_status(r)) }
+                td {
+                    "issued " (date(r.issued_at)) "; use by " (date(r.expires_at))
+                    @for u in uses { br; "used " (date(u.redeemed_at)) ": " (money(u.discount_minor, currency)) " off" @if u.reversed_at.is_some() { " (refunded, given back)" } }
+                }
+            } } }
+        } }
+    }
+}
+
 fn reward_status(r: &crate::store::rewards::Reward) -> &'static str {
     match r.closed_reason.as_deref() {
         Some("refunded") => "withdrawn (the referral was refunded)",
@@ -343,23 +372,7 @@ async fn earnings(
                 } } }
             } }
         }
-        @if !rewards.is_empty() {
-            h2 { "Your rewards" }
-            p.muted { "Issued the moment a referral is serviced. Give the code at checkout; a credit can be used over several visits." }
-            div.scroll tabindex="0" role="region" aria-label="Your rewards" { table {
-                thead { tr { th scope="col" { "Code" } th scope="col" { "For" } th.n scope="col" { "Left" } th scope="col" { "Status" } th scope="col" { "History" } } }
-                tbody { @for (r, uses) in &rewards { tr {
-                    th scope="row" { code { (r.code) } }
-                    td { (crate::rewards::notify::worth_text(r, &s.config.program.commission.currency)) }
-                    td.n { (money(r.balance, &r.unit)) }
-                    td { (reward_status(r)) }
-                    td {
-                        "issued " (date(r.issued_at)) "; use by " (date(r.expires_at))
-                        @for u in uses { br; "used " (date(u.redeemed_at)) ": " (money(u.discount_minor, &s.config.program.commission.currency)) " off" @if u.reversed_at.is_some() { " (refunded, given back)" } }
-                    }
-                } } }
-            } }
-        }
+        @if !rewards.is_empty() { (rewards_table(&s, &rewards)) }
         h2 { "Payouts" }
         @if payouts.is_empty() { p.muted { "No payout yet: months are closed at the start of the next month." } } @else {
             div.scroll { table {
