@@ -641,47 +641,86 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// Runs one random sequence on a fresh server, checking the ledger after every step.
+async fn run_steps(backend: Backend, steps: &[Step]) -> Result<(), TestCaseError> {
+    let Some(s) = server_with(backend, program()).await else {
+        return Ok(()); // no PostgreSQL here, and not required
+    };
+    let (carla, code) = s.affiliate("Carla", "customer").await;
+    let mut referred = 0u32;
+    let mut refunded = std::collections::HashSet::new();
+    let mut clock = now_ms();
+    for st in steps {
+        match st {
+            Step::Earn => {
+                referred += 1;
+                referred_booking(
+                    &s,
+                    &code,
+                    &format!("friend-{referred}"),
+                    &format!("cust-{referred}"),
+                )
+                .await;
+            }
+            Step::Redeem {
+                reward,
+                booking,
+                amount,
+            } => {
+                let codes = codes_of(&s, carla).await;
+                if let Some(c) = codes.get(usize::from(*reward) % codes.len().max(1)) {
+                    let (st, v) = redeem(&s, c, &format!("shop-{booking}"), *amount).await;
+                    prop_assert!(
+                        st == StatusCode::OK || st == StatusCode::CONFLICT,
+                        "{} {}",
+                        st,
+                        v
+                    );
+                }
+            }
+            Step::Refund {
+                booking,
+                referred: r,
+            } => {
+                let id = if *r {
+                    format!("friend-{}", booking % 3 + 1)
+                } else {
+                    format!("shop-{booking}")
+                };
+                if refunded.insert(id.clone()) {
+                    clock += 1;
+                    s.deliver(event("booking_refunded", &id, clock.min(now_ms()), None))
+                        .await;
+                }
+            }
+            Step::Expire => {
+                tapkit_server::rewards::expire_due(&s.state, now_ms() + 40 * 86_400_000)
+                    .await
+                    .unwrap();
+            }
+        }
+        check_ledger_agrees(&s).await;
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
     /// Random issue / redeem / refund / expire sequences keep every balance at or above
-    /// zero, the ledger balanced, and the ledger and the rewards in agreement.
+    /// zero, the ledger balanced, and the ledger and the rewards in agreement (SQLite).
     #[test]
-    fn balances_stay_whole(steps in proptest::collection::vec(step(), 1..14)) {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let s = server_with(Backend::Sqlite, program()).await.unwrap();
-            let (carla, code) = s.affiliate("Carla", "customer").await;
-            let mut referred = 0u32;
-            let mut refunded = std::collections::HashSet::new();
-            let mut clock = now_ms();
-            for st in &steps {
-                match st {
-                    Step::Earn => {
-                        referred += 1;
-                        referred_booking(&s, &code, &format!("friend-{referred}"), &format!("cust-{referred}")).await;
-                    }
-                    Step::Redeem { reward, booking, amount } => {
-                        let codes = codes_of(&s, carla).await;
-                        if let Some(c) = codes.get(usize::from(*reward) % codes.len().max(1)) {
-                            let (st, v) = redeem(&s, c, &format!("shop-{booking}"), *amount).await;
-                            prop_assert!(st == StatusCode::OK || st == StatusCode::CONFLICT, "{} {}", st, v);
-                        }
-                    }
-                    Step::Refund { booking, referred: r } => {
-                        let id = if *r { format!("friend-{}", booking % 3 + 1) } else { format!("shop-{booking}") };
-                        if refunded.insert(id.clone()) {
-                            clock += 1;
-                            s.deliver(event("booking_refunded", &id, clock.min(now_ms()), None)).await;
-                        }
-                    }
-                    Step::Expire => {
-                        tapkit_server::rewards::expire_due(&s.state, now_ms() + 40 * 86_400_000).await.unwrap();
-                    }
-                }
-                check_ledger_agrees(&s).await;
-            }
-            Ok(())
-        })?;
+    fn balances_stay_whole_on_sqlite(steps in proptest::collection::vec(step(), 1..14)) {
+        tokio::runtime::Runtime::new().unwrap().block_on(run_steps(Backend::Sqlite, &steps))?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+
+    /// The same on PostgreSQL (fewer cases: each makes a database).
+    #[test]
+    fn balances_stay_whole_on_postgres(steps in proptest::collection::vec(step(), 1..14)) {
+        tokio::runtime::Runtime::new().unwrap().block_on(run_steps(Backend::Postgres, &steps))?;
     }
 }
