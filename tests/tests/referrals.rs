@@ -26,29 +26,51 @@ use tapkit_e2e::{
 
 const SECRET: &str = "e2e-referrals-webhook-secret";
 
-/// A signed request of the brand's checkout (HMAC-SHA256 computed by Python's hmac, an
-/// implementation independent of the server's).
-fn signed(server: &Server, path: &str, body: &Value) -> (u16, Value) {
-    let body = body.to_string();
-    let out = std::process::Command::new("python3")
+/// `Tapkit-Signature` values for `bodies`, computed by Python's hmac (an implementation
+/// independent of the server's), valid for the server's tolerance (300 s).
+fn signatures(bodies: &[String]) -> Vec<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
         .args([
             "-c",
-            "import hashlib, hmac, sys, time; t = str(int(time.time())); \
-             print(f't={t},v1=' + hmac.new(sys.argv[1].encode(), t.encode() + b'.' + sys.argv[2].encode(), hashlib.sha256).hexdigest())",
+            r#"
+import hashlib, hmac, sys, time
+t = str(int(time.time()))
+for line in sys.stdin:
+    body = line.rstrip("\n").encode()
+    mac = hmac.new(sys.argv[1].encode(), t.encode() + b"." + body, hashlib.sha256)
+    print(f"t={t},v1={mac.hexdigest()}")
+"#,
             SECRET,
-            &body,
         ])
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let sig = String::from_utf8(out.stdout).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for b in bodies {
+        writeln!(stdin, "{b}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let sigs: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(sigs.len(), bodies.len(), "python3 signed every body");
+    sigs
+}
+
+/// A signed request of the brand's checkout.
+fn signed(server: &Server, path: &str, body: &Value) -> (u16, Value) {
+    let body = body.to_string();
+    let sig = signatures(std::slice::from_ref(&body)).remove(0);
     let (status, _, text) = http_request(
         &server.addr,
         "POST",
         path,
-        &format!(
-            "Content-Type: application/json\r\nTapkit-Signature: {}\r\n",
-            sig.trim()
-        ),
+        &format!("Tapkit-Signature: {sig}\r\n"),
         Some(&body),
     );
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -288,5 +310,205 @@ rewards = [{{ unit = "voucher", voucher = "free-basic-service" }}]
     if let Some((url, base)) = &pg {
         drop_postgres_database(url, base);
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One POST over a fresh connection, without panicking when the server is gone: the
+/// status, or `None` when no answer came (the server was killed).
+fn try_post(addr: &str, path: &str, sig: &str, body: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTapkit-Signature: {sig}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut head = Vec::new();
+    s.read_to_end(&mut head).ok()?;
+    let text = String::from_utf8_lossy(&head);
+    text.split(' ').nth(1)?.parse().ok()
+}
+
+/// SIGKILL under a stream of redemptions of one credit: after the restart, every
+/// redemption the checkout got a 200 for is stored, none is stored twice, the credit's
+/// balance is what was issued minus what is stored, and the ledger agrees.
+#[test]
+fn redemptions_survive_a_crash_exactly_once() {
+    let site = tapkit_e2e::booking_site();
+    let dir = std::env::temp_dir().join(format!("tapkit-rewards-crash-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tapkit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[program]
+name = "Glow Salon"
+domain = "book.example.com"
+booking_url = "http://127.0.0.1:{site}/book"
+
+[program.fraud]
+min_seconds_after_click = 0
+review_every = 0
+max_per_ip_per_day = 0
+
+[program.rewards]
+
+[[program.commission.rules]]
+on = "booking"
+affiliate_kind = "customer"
+rewards = [{{ unit = "credit", fixed_minor = 100000 }}]
+"#
+        ),
+    )
+    .unwrap();
+    let mut server = Server::start(
+        "rewards-crash",
+        None,
+        &[
+            ("TAPKIT_CONFIG", config.to_str().unwrap()),
+            ("TAPKIT_WEBHOOK_SECRET", SECRET),
+            ("TAPKIT_RATE_LIMIT_PER_HOUR", "0"),
+        ],
+    );
+    let (st, a) = server.api(
+        "POST",
+        "/api/admin/referrers",
+        Some(r#"{"email": "carla@example.com", "kind": "customer", "name": "Carla"}"#),
+    );
+    assert_eq!(st, 201, "{a}");
+    let code = a["code"].as_str().unwrap();
+    let (st, head, _) = http_request(
+        &server.addr,
+        "GET",
+        &format!("/r/{code}"),
+        "User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1\r\n",
+        None,
+    );
+    assert_eq!(st, 302);
+    let token = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: tapkit_ref_js=")
+                .or_else(|| l.strip_prefix("Set-Cookie: tapkit_ref_js="))
+        })
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no cookie in {head}"))
+        .to_owned();
+    // The booking comes after the tap (event times are whole seconds).
+    std::thread::sleep(Duration::from_millis(1200));
+    let at = tapkit_core::date::rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    for (kind, extra) in [
+        (
+            "booking_paid",
+            json!({ "amount_minor": 9000, "currency": "USD", "attribution": token }),
+        ),
+        ("booking_serviced", json!({})),
+    ] {
+        let mut e = json!({ "event_id": format!("e-{kind}"), "kind": kind, "booking_id": "F-1", "occurred_at": at, "customer_id": "friend" });
+        e.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (st, v) = signed(&server, "/api/conversions", &e);
+        assert_eq!(st, 200, "{v}");
+        if kind == "booking_serviced" {
+            assert_eq!(v["outcome"], "earned", "{v}");
+        }
+    }
+    let database = tapkit_e2e::Database::Sqlite;
+    let reward = tapkit_e2e::sql(&database, &server.dir, "SELECT code FROM rewards").remove(0);
+
+    let bodies: Vec<String> = (0..400)
+        .map(|i| {
+            json!({ "code": reward, "booking_id": format!("B-{i}"), "amount_minor": 7 }).to_string()
+        })
+        .collect();
+    let sigs = signatures(&bodies);
+    let answers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sender = {
+        let (addr, answers) = (server.addr.clone(), answers.clone());
+        let (bodies, sigs) = (bodies.clone(), sigs.clone());
+        std::thread::spawn(move || {
+            for (i, (b, sig)) in bodies.iter().zip(&sigs).enumerate() {
+                let Some(st) = try_post(&addr, "/api/rewards/redeem", sig, b) else {
+                    break; // killed
+                };
+                answers.lock().unwrap().push((i, st));
+            }
+        })
+    };
+    assert!(eventually(Duration::from_secs(30), || answers
+        .lock()
+        .unwrap()
+        .len()
+        >= 60));
+    server.kill();
+    sender.join().unwrap();
+    server.spawn();
+
+    let acked: Vec<String> = answers
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, st)| *st == 200)
+        .map(|(i, _)| format!("B-{i}"))
+        .collect();
+    assert!(acked.len() >= 60, "{} acknowledged", acked.len());
+    let stored = tapkit_e2e::sql(
+        &database,
+        &server.dir,
+        "SELECT booking_id FROM reward_redemptions ORDER BY id",
+    );
+    eprintln!(
+        "{} answered 200 before the kill, {} stored after the restart",
+        acked.len(),
+        stored.len()
+    );
+    let unique: std::collections::BTreeSet<&String> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "a redemption stored twice");
+    for b in &acked {
+        assert!(unique.contains(b), "{b} was answered 200 but is not stored");
+    }
+    let balance: i64 = tapkit_e2e::sql(&database, &server.dir, "SELECT balance FROM rewards")[0]
+        .parse()
+        .unwrap();
+    assert_eq!(balance, 100_000 - 7 * i64::try_from(stored.len()).unwrap());
+    assert!(
+        tapkit_e2e::sql(
+            &database,
+            &server.dir,
+            "SELECT unit FROM ledger_postings GROUP BY unit HAVING SUM(amount_minor) <> 0"
+        )
+        .is_empty(),
+        "the ledger balances"
+    );
+    let outstanding: i64 = tapkit_e2e::sql(
+        &database,
+        &server.dir,
+        "SELECT -SUM(amount_minor) FROM ledger_postings WHERE account = 'rewards_outstanding'",
+    )[0]
+    .parse()
+    .unwrap();
+    assert_eq!(
+        outstanding, balance,
+        "the ledger holds what the reward holds"
+    );
+    // The checkout retries what it had no answer for, and what it had: each once.
+    let (st, again) = signed(
+        &server,
+        "/api/rewards/redeem",
+        &json!({ "code": reward, "booking_id": acked[0], "amount_minor": 7 }),
+    );
+    assert_eq!(
+        (st, again["status"].as_str()),
+        (200, Some("duplicate")),
+        "{again}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
