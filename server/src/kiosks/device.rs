@@ -428,4 +428,15 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("unknown field `battery`"), "{e}");
     }
+
+    #[test]
+    fn whole_numbers_written_as_floats_parse_exactly() {
+        // A schemathesis find: without serde_json's float_roundtrip this read as
+        // -2251799813685247.2, not a whole number, and the heartbeat was refused.
+        let h: Heartbeat = serde_json::from_str(
+            r#"{"clock_ms": -2251799813685247.0, "uptime_secs": 1.0, "last_error": null, "config_version": "x", "version": "v"}"#,
+        )
+        .unwrap();
+        assert_eq!((h.clock_ms, h.uptime_secs), (-2_251_799_813_685_247, 1));
+    }
 }
