@@ -247,6 +247,10 @@ rewards = [{{ unit = "voucher", voucher = "free-basic-service" }}]
     );
 
     // 4. The booking is paid (8000 - 1200) and serviced: the referrer's voucher is issued.
+    // The booking comes after the tap: event times are whole seconds, so wait for the
+    // next one (a busy CI machine ran the tap and the events in the same second, and a
+    // booking stamped before its click is refused as too fast).
+    std::thread::sleep(Duration::from_millis(1200));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
