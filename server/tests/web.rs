@@ -525,20 +525,13 @@ async fn smtp_sink_of(n: usize) -> (u16, tokio::task::JoinHandle<String>) {
 #[tokio::test]
 async fn a_partner_asks_for_a_link_by_email_and_it_arrives_over_smtp() {
     let (port, sink) = smtp_sink().await;
-    // SAFETY of the test: only this test sets the SMTP URL, read once at config load.
-    let s = {
-        let mut s = server_with(Backend::Sqlite, ProgramConfig::default())
-            .await
-            .unwrap();
-        let mut config = s.state.config.clone();
-        config.smtp_url = Some(tapkit_server::config::Secret(
-            format!("smtp://127.0.0.1:{port}").into_bytes(),
-        ));
-        s.state = tapkit_server::AppState::new(config, common::SECRET)
-            .await
-            .unwrap();
-        s
-    };
+    let s = common::server_with_mail(
+        Backend::Sqlite,
+        ProgramConfig::default(),
+        Some(format!("smtp://127.0.0.1:{port}")),
+    )
+    .await
+    .unwrap();
     let (a_id, _) = s.affiliate("Shine Auto Detailing", "business").await;
     s.admin(
         Method::PATCH,
@@ -1454,17 +1447,13 @@ async fn a_customer_gets_a_referral_link_at_refer() {
         }),
         ..ProgramConfig::default()
     };
-    let s = {
-        let mut s = server_with(Backend::Sqlite, program).await.unwrap();
-        let mut config = s.state.config.clone();
-        config.smtp_url = Some(tapkit_server::config::Secret(
-            format!("smtp://127.0.0.1:{port}").into_bytes(),
-        ));
-        s.state = tapkit_server::AppState::new(config, common::SECRET)
-            .await
-            .unwrap();
-        s
-    };
+    let s = common::server_with_mail(
+        Backend::Sqlite,
+        program,
+        Some(format!("smtp://127.0.0.1:{port}")),
+    )
+    .await
+    .unwrap();
     let mut b = Browser::default();
     let form = b.get(&s, "/refer").await;
     assert_eq!(form.status, StatusCode::OK);
@@ -1580,17 +1569,13 @@ async fn a_referrer_is_told_of_the_booking_and_the_reward_and_can_unsubscribe() 
         }),
         ..ProgramConfig::default()
     };
-    let s = {
-        let mut s = server_with(Backend::Sqlite, program).await.unwrap();
-        let mut config = s.state.config.clone();
-        config.smtp_url = Some(tapkit_server::config::Secret(
-            format!("smtp://127.0.0.1:{port}").into_bytes(),
-        ));
-        s.state = tapkit_server::AppState::new(config, common::SECRET)
-            .await
-            .unwrap();
-        s
-    };
+    let s = common::server_with_mail(
+        Backend::Sqlite,
+        program,
+        Some(format!("smtp://127.0.0.1:{port}")),
+    )
+    .await
+    .unwrap();
     let (a, code) = s.affiliate("Carla", "customer").await;
     s.admin(
         Method::PATCH,

@@ -15,16 +15,18 @@ pub fn worth_text(r: &Reward, currency: &str) -> String {
     let off = match r.kind {
         RewardKind::Credit => money(r.issued_minor, &r.unit),
         RewardKind::Fixed => format!("{} off", money(r.value_minor.unwrap_or(0), currency)),
-        RewardKind::Percent => {
-            let bp = r.percent_bp.unwrap_or(0);
-            match bp % 100 {
-                0 => format!("{} % off", bp / 100),
-                rest => format!("{}.{rest:02} % off", bp / 100),
-            }
-        }
+        RewardKind::Percent => format!("{} off", percent_text(r.percent_bp.unwrap_or(0))),
         RewardKind::Free => "free".to_owned(),
     };
     format!("{off}: {}", r.applies_to)
+}
+
+/// Basis points as people read a percentage: `15 %`, `12.50 %`.
+pub fn percent_text(bp: i64) -> String {
+    match bp % 100 {
+        0 => format!("{} %", bp / 100),
+        rest => format!("{}.{rest:02} %", bp / 100),
+    }
 }
 
 /// The unsubscribe link of an affiliate's referral emails.

@@ -75,6 +75,35 @@ fn reward(r: &AnyRow) -> Result<Reward, StoreError> {
     })
 }
 
+/// The reward with this code in a program: one query for a money transaction and for the
+/// pool.
+async fn by_code<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    program_id: i64,
+    code: &str,
+) -> Result<Option<Reward>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLS} FROM rewards WHERE program_id = $1 AND code = $2"
+    ))
+    .bind(program_id)
+    .bind(code)
+    .fetch_optional(db)
+    .await?;
+    row.as_ref().map(reward).transpose()
+}
+
+/// The friend's offer written for a click, if any (transaction or pool).
+async fn of_click<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    click_id: i64,
+) -> Result<Option<Reward>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLS} FROM rewards WHERE click_id = $1"))
+        .bind(click_id)
+        .fetch_optional(db)
+        .await?;
+    row.as_ref().map(reward).transpose()
+}
+
 /// A reward to write (its terms come from [`crate::rewards::catalogue::Terms`]).
 #[derive(Debug, Clone)]
 pub struct NewReward<'a> {
@@ -203,23 +232,12 @@ impl MoneyTx {
 
     /// The reward with this code, in this program.
     pub async fn reward_by_code(&mut self, code: &str) -> Result<Option<Reward>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLS} FROM rewards WHERE program_id = $1 AND code = $2"
-        ))
-        .bind(self.program_id)
-        .bind(code)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.as_ref().map(reward).transpose()
+        by_code(&mut *self.tx, self.program_id, code).await
     }
 
     /// The friend's offer written for a click, if it was redeemed before.
     pub async fn reward_of_click(&mut self, click_id: i64) -> Result<Option<Reward>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLS} FROM rewards WHERE click_id = $1"))
-            .bind(click_id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.as_ref().map(reward).transpose()
+        of_click(&mut *self.tx, click_id).await
     }
 
     /// Open rewards issued for a booking's commission.
@@ -395,23 +413,12 @@ impl Store {
         program_id: i64,
         code: &str,
     ) -> Result<Option<Reward>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLS} FROM rewards WHERE program_id = $1 AND code = $2"
-        ))
-        .bind(program_id)
-        .bind(code)
-        .fetch_optional(self.pool())
-        .await?;
-        row.as_ref().map(reward).transpose()
+        by_code(self.pool(), program_id, code).await
     }
 
     /// The friend's offer written for a click, outside any transaction.
     pub async fn reward_of_click(&self, click_id: i64) -> Result<Option<Reward>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLS} FROM rewards WHERE click_id = $1"))
-            .bind(click_id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(reward).transpose()
+        of_click(self.pool(), click_id).await
     }
 
     /// A referrer's rewards, newest first (at most `limit`), each with its uses.

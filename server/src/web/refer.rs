@@ -16,7 +16,7 @@ use axum::response::Response;
 use axum::routing::get;
 use maud::{Markup, html};
 
-use super::auth::{EMAILED_LINK_MS, Role, make_link, send_link};
+use super::auth::Role;
 use super::{Fields, page, respond_setting, signin};
 use crate::AppState;
 use crate::store::{StoreError, now_ms};
@@ -96,8 +96,7 @@ pub(crate) fn offer_text(s: &AppState) -> Option<String> {
     let offer = s.config.program.rewards.as_ref()?.friend_offer.as_ref()?;
     let currency = &s.config.program.commission.currency;
     let worth = match (offer.percent_bp, offer.fixed_minor) {
-        (Some(bp), _) if bp % 100 == 0 => format!("{} % off", bp / 100),
-        (Some(bp), _) => format!("{}.{:02} % off", bp / 100, bp % 100),
+        (Some(bp), _) => format!("{} off", crate::rewards::notify::percent_text(bp)),
         (None, Some(v)) => format!("{} off", super::money(v, currency)),
         (None, None) => return None,
     };
@@ -242,7 +241,7 @@ async fn sign_up(
 }
 
 /// Finds the address's live referral link, or makes one, and emails a sign-in link to
-/// it (at most 3 an hour, as for every emailed link).
+/// it (the portal's own sending, at most 3 an hour).
 async fn link_referrer(s: &AppState, name: &str, email: &str, key: &str) -> Result<(), StoreError> {
     let now = now_ms();
     let a = match s.store.live_referrer(s.program.id, email, now).await? {
@@ -257,26 +256,5 @@ async fn link_referrer(s: &AppState, name: &str, email: &str, key: &str) -> Resu
             a
         }
     };
-    if s.store
-        .links_since(Role::Partner.as_str(), a.id, now - 3_600_000)
-        .await?
-        >= 3
-    {
-        tracing::warn!(
-            affiliate = a.id,
-            "referrer link not sent: 3 already sent this hour"
-        );
-        return Ok(());
-    }
-    let url = make_link(s, Role::Partner, a.id, EMAILED_LINK_MS).await?;
-    match send_link(s, Role::Partner, email, &a.name, &url).await {
-        Ok(true) => tracing::info!(affiliate = a.id, "referrer sign-in link emailed"),
-        Ok(false) => {
-            tracing::info!(affiliate = a.id, link = %url, "referrer sign-in link; no mail server configured (TAPKIT_SMTP_URL), so it is only in this log");
-        }
-        Err(e) => {
-            tracing::error!(affiliate = a.id, error = %e, "referrer link could not be emailed")
-        }
-    }
-    Ok(())
+    signin::send_sign_in_link(s, Role::Partner, a.id, &a.name, email).await
 }

@@ -266,6 +266,19 @@ async fn email_link(s: &AppState, role: Role, email: &str) -> Result<(), StoreEr
         );
         return Ok(());
     };
+    send_sign_in_link(s, role, id, &name, email).await
+}
+
+/// Emails `id` of `role` (called `name`, at `email`) a one-time sign-in link, at most
+/// [`LINKS_PER_HOUR`] an hour; what happened is logged, never shown.
+pub async fn send_sign_in_link(
+    s: &AppState,
+    role: Role,
+    id: i64,
+    name: &str,
+    email: &str,
+) -> Result<(), StoreError> {
+    let role_name = role.as_str();
     if s.store
         .links_since(role_name, id, now_ms() - 3_600_000)
         .await?
@@ -279,7 +292,7 @@ async fn email_link(s: &AppState, role: Role, email: &str) -> Result<(), StoreEr
         return Ok(());
     }
     let url = make_link(s, role, id, EMAILED_LINK_MS).await?;
-    match send_link(s, role, email, &name, &url).await {
+    match send_link(s, role, email, name, &url).await {
         Ok(true) => tracing::info!(role = role_name, subject = id, "sign-in link emailed"),
         Ok(false) => {
             tracing::info!(role = role_name, subject = id, link = %url, "sign-in link requested; no mail server configured (TAPKIT_SMTP_URL), so it is only in this log");
