@@ -38,6 +38,10 @@ step "PostgreSQL on 127.0.0.1:5432 (the store suite runs on it and on SQLite)"
 TAPKIT_TEST_PG_URL=$(scripts/ensure-postgres.sh)
 export TAPKIT_TEST_PG_URL TAPKIT_REQUIRE_PG=1
 
+# A debug build of every test binary takes a few GiB; say how much room there is, so a
+# "No space left on device" from rustc later is not a mystery.
+echo "free disk for target/: $(df -h --output=avail . | tail -1 | xargs)"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
