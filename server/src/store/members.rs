@@ -231,14 +231,8 @@ impl Store {
         program_id: i64,
         event_id: &str,
     ) -> Result<Option<Member>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLS} FROM members WHERE program_id = $1 AND event_id = $2"
-        ))
-        .bind(program_id)
-        .bind(event_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(member).transpose()?)
+        self.member_where(program_id, "event_id = $2", event_id)
+            .await
     }
 
     /// The member whose page code is `code`.
@@ -247,14 +241,7 @@ impl Store {
         program_id: i64,
         code: &str,
     ) -> Result<Option<Member>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLS} FROM members WHERE program_id = $1 AND code = $2"
-        ))
-        .bind(program_id)
-        .bind(code)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(member).transpose()?)
+        self.member_where(program_id, "code = $2", code).await
     }
 
     /// The newest member with a page code whose email is `email` (case ignored): whom a
@@ -264,15 +251,8 @@ impl Store {
         program_id: i64,
         email: &str,
     ) -> Result<Option<Member>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLS} FROM members WHERE program_id = $1 AND lower(email) = lower($2) \
-             AND code IS NOT NULL ORDER BY id DESC LIMIT 1"
-        ))
-        .bind(program_id)
-        .bind(email.trim())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(member).transpose()?)
+        let filter = "lower(email) = lower($2) AND code IS NOT NULL ORDER BY id DESC LIMIT 1";
+        self.member_where(program_id, filter, email.trim()).await
     }
 
     /// A member by id.
@@ -290,12 +270,23 @@ impl Store {
         program_id: i64,
         customer_id: &str,
     ) -> Result<Option<Member>, StoreError> {
+        let filter = "customer_id = $2 AND status IN ('active', 'past_due', 'paused')";
+        self.member_where(program_id, filter, customer_id).await
+    }
+
+    /// The first member of the program that `filter` finds: a condition on `$2` (`value`),
+    /// optionally followed by an ORDER BY.
+    async fn member_where(
+        &self,
+        program_id: i64,
+        filter: &str,
+        value: &str,
+    ) -> Result<Option<Member>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLS} FROM members WHERE program_id = $1 AND customer_id = $2 \
-             AND status IN ('active', 'past_due', 'paused')"
+            "SELECT {MEMBER_COLS} FROM members WHERE program_id = $1 AND {filter}"
         ))
         .bind(program_id)
-        .bind(customer_id)
+        .bind(value)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(member).transpose()?)

@@ -7,11 +7,10 @@
 //! kiosk's check-in uses a visit.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use maud::{Markup, html};
 
 use super::auth::{Role, Session};
@@ -25,31 +24,26 @@ use crate::web::WebError;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/m", get(home))
-        .route("/m/sign-in", get(sign_in_form).post(request_link))
-        .route("/m/sign-out", post(sign_out))
-        .route("/m/link/{token}", get(open_link).post(use_link))
         .route("/m/{code}", get(card_page))
+        .merge(signin::routes(Role::Member))
+        .merge(signin::link_sign_in_routes(Role::Member, sign_in_page))
 }
 
 fn code_ok(code: &str) -> bool {
     !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-fn sign_in_box(s: &AppState, csrf: &str, sent_to: Option<&str>, error: Option<&str>) -> Markup {
+/// What a member is told a sign-in link was sent to `to`.
+fn sent_text(s: &AppState, to: &str) -> Markup {
     html! {
-        @if let Some(e) = error { p.notice.bad role="alert" { (e) } }
-        @if let Some(to) = sent_to {
-            p.notice.ok role="status" {
-                "If " strong { (to) } " is the email of a " (s.program.name) " membership, a sign-in link is on its way. It works once, for 30 minutes. No email? Check the spam folder, or ask at the front desk."
-            }
-        }
+        "If " strong { (to) } " is the email of a " (s.program.name) " membership, a sign-in link is on its way. It works once, for 30 minutes. No email? Check the spam folder, or ask at the front desk."
+    }
+}
+
+fn sign_in_box(csrf: &str) -> Markup {
+    html! {
         p { "Enter the email address of your membership; we send you a one-time sign-in link. No password needed." }
-        form method="post" action="/m/sign-in" {
-            input type="hidden" name="csrf" value=(csrf);
-            label for="email" { "Email" }
-            input id="email" name="email" type="email" autocomplete="email" required;
-            p { button type="submit" { "Email me a sign-in link" } }
-        }
+        (signin::email_form(Role::Member, csrf))
     }
 }
 
@@ -63,51 +57,11 @@ fn sign_in_page(
     let body = html! {
         div.signin {
             h1 { "Your membership" }
-            @if let Some(n) = note { p.notice.ok role="status" { (n) } }
-            (sign_in_box(s, csrf, sent_to, error))
+            (signin::notices(note, error, sent_to.map(|to| sent_text(s, to))))
+            (sign_in_box(csrf))
         }
     };
     page(s, Role::Member, "Sign in", "", None, body)
-}
-
-async fn sign_in_form(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    signin::form(&s, Role::Member, &headers, q, |csrf, note| {
-        sign_in_page(&s, csrf, None, None, note)
-    })
-    .await
-}
-
-async fn request_link(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    signin::request_link(&s, Role::Member, &headers, &body, sign_in_page).await
-}
-
-async fn open_link(
-    State(s): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    signin::open(&s, Role::Member, &token, &headers).await
-}
-
-async fn use_link(
-    State(s): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WebError> {
-    signin::use_link(&s, Role::Member, &token, &headers, &body).await
-}
-
-async fn sign_out(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WebError> {
-    signin::sign_out(&s, Role::Member, &headers, &body).await
 }
 
 /// `GET /m`: the signed-in member's page, or the sign-in form.
@@ -196,7 +150,7 @@ async fn card_page(
                     p { "Show this card at the front desk to check in: tap it on the reader by the screen." }
                     h2 { "Is it yours?" }
                     p { "Sign in to see your plan, the visits you have left and your next renewal." }
-                    (sign_in_box(&s, &csrf, None, None))
+                    (sign_in_box(&csrf))
                 }
             };
             Ok(respond_setting(

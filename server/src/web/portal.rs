@@ -4,11 +4,10 @@
 //! never from the URL, so no id in a URL can show another partner's data.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use maud::{Markup, PreEscaped, html};
 
 use super::auth::{PartnerSession, Role};
@@ -28,16 +27,12 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/portal", get(home))
         .route("/portal/", get(|| async { Redirect::permanent("/portal") }))
-        .route("/portal/sign-in", get(sign_in_form).post(request_link))
-        .route("/portal/sign-out", post(signin::portal_sign_out))
-        .route(
-            "/portal/link/{token}",
-            get(signin::portal_open).post(signin::portal_use),
-        )
         .route("/portal/earnings", get(earnings))
         .route("/portal/qr.png", get(qr_png))
         .route("/portal/qr.svg", get(qr_svg))
         .route("/portal/card.pdf", get(card_pdf))
+        .merge(signin::routes(Role::Partner))
+        .merge(signin::link_sign_in_routes(Role::Partner, sign_in_page))
 }
 
 fn suspended_notice(a: &Affiliate) -> Markup {
@@ -60,41 +55,18 @@ fn sign_in_page(
     error: Option<&str>,
     note: Option<&str>,
 ) -> Markup {
+    let sent = sent_to.map(|to| html! {
+        "If " strong { (to) } " belongs to a partner of " (s.program.name) ", a sign-in link is on its way. It works once, for 30 minutes. No email? Check the spam folder, or ask the program's admin for a link."
+    });
     let body = html! {
         div.signin {
             h1 { "Partner sign-in" }
-            @if let Some(n) = note { p.notice.ok role="status" { (n) } }
-            @if let Some(e) = error { p.notice.bad role="alert" { (e) } }
-            @if let Some(to) = sent_to {
-                p.notice.ok role="status" {
-                    "If " strong { (to) } " belongs to a partner of " (s.program.name) ", a sign-in link is on its way. It works once, for 30 minutes. No email? Check the spam folder, or ask the program's admin for a link."
-                }
-            }
+            (signin::notices(note, error, sent))
             p { "Enter the email address the program has for you; we send you a one-time sign-in link. No password needed." }
-            form method="post" action="/portal/sign-in" {
-                input type="hidden" name="csrf" value=(csrf);
-                label for="email" { "Email" }
-                input id="email" name="email" type="email" autocomplete="email" required;
-                p { button type="submit" { "Email me a sign-in link" } }
-            }
+            (signin::email_form(Role::Partner, csrf))
         }
     };
     page(s, Role::Partner, "Sign in", "", None, body)
-}
-
-async fn sign_in_form(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    signin::form(&s, Role::Partner, &headers, q, |csrf, note| {
-        sign_in_page(&s, csrf, None, None, note)
-    })
-    .await
-}
-
-async fn request_link(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    signin::request_link(&s, Role::Partner, &headers, &body, sign_in_page).await
 }
 
 // ---------------------------------------------------------------- home

@@ -110,16 +110,13 @@ fn refer_page(
     error: Option<&str>,
     note: Option<&str>,
 ) -> Markup {
+    let sent = sent_to.map(|to| html! {
+        "A sign-in link is on its way to " strong { (to) } ". It works once, for 30 minutes, and opens your referral link, ready to share. No email? Check the spam folder."
+    });
     let body = html! {
         div.signin {
             h1 { "Refer a friend to " (s.program.name) }
-            @if let Some(n) = note { p.notice.ok role="status" { (n) } }
-            @if let Some(e) = error { p.notice.bad role="alert" { (e) } }
-            @if let Some(to) = sent_to {
-                p.notice.ok role="status" {
-                    "A sign-in link is on its way to " strong { (to) } ". It works once, for 30 minutes, and opens your referral link, ready to share. No email? Check the spam folder."
-                }
-            }
+            (signin::notices(note, error, sent))
             p { "Get your own link to share by text message, WhatsApp or email. When a friend books through it and their visit is done, you get a reward at once." }
             @if let Some(o) = offer_text(s) { p { "Your friends get " strong { (o) } "." } }
             form method="post" action="/refer" {

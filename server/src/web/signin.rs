@@ -200,6 +200,52 @@ const LINKS_PER_HOUR: i64 = 3;
 /// error, note)`.
 pub type LinkForm = fn(&AppState, &str, Option<&str>, Option<&str>, Option<&str>) -> maud::Markup;
 
+/// The notices above a sign-in form: the signed-out `note`, the `error`, and what was
+/// `sent` (in the area's own words).
+pub fn notices(
+    note: Option<&str>,
+    error: Option<&str>,
+    sent: Option<maud::Markup>,
+) -> maud::Markup {
+    html! {
+        @if let Some(n) = note { p.notice.ok role="status" { (n) } }
+        @if let Some(e) = error { p.notice.bad role="alert" { (e) } }
+        @if let Some(m) = sent { p.notice.ok role="status" { (m) } }
+    }
+}
+
+/// The email-me-a-link form of an area, posting to its `…/sign-in`.
+pub fn email_form(role: Role, csrf: &str) -> maud::Markup {
+    html! {
+        form method="post" action={(role.base()) "/sign-in"} {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="email" { "Email" }
+            input id="email" name="email" type="email" autocomplete="email" required;
+            p { button type="submit" { "Email me a sign-in link" } }
+        }
+    }
+}
+
+/// `GET|POST {base}/sign-in` of an area that signs in by emailed link, its page drawn by
+/// `render`.
+pub fn link_sign_in_routes(role: Role, render: LinkForm) -> axum::Router<AppState> {
+    let show = move |State(s): State<AppState>,
+                     headers: HeaderMap,
+                     axum::extract::RawQuery(q): axum::extract::RawQuery| async move {
+        form(&s, role, &headers, q, |csrf, note| {
+            render(&s, csrf, None, None, note)
+        })
+        .await
+    };
+    let post = move |State(s): State<AppState>, headers: HeaderMap, body: Bytes| async move {
+        request_link(&s, role, &headers, &body, render).await
+    };
+    axum::Router::new().route(
+        &format!("{}/sign-in", role.base()),
+        axum::routing::get(show).post(post),
+    )
+}
+
 /// `POST …/sign-in` of an area that signs in by emailed link (the portal, the member's
 /// page): checks the form and the address, and answers at once, the same way whether or
 /// not the address is known; the lookup, the link and the email happen after the answer
@@ -331,58 +377,28 @@ pub async fn sign_out(
     }
 }
 
-/// Route adapters.
-pub async fn admin_open(
-    State(s): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    open(&s, Role::Admin, &token, &headers).await
-}
-
-/// Route adapters.
-pub async fn admin_use(
-    State(s): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WebError> {
-    use_link(&s, Role::Admin, &token, &headers, &body).await
-}
-
-/// Route adapters.
-pub async fn portal_open(
-    State(s): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    open(&s, Role::Partner, &token, &headers).await
-}
-
-/// Route adapters.
-pub async fn portal_use(
-    State(s): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WebError> {
-    use_link(&s, Role::Partner, &token, &headers, &body).await
-}
-
-/// Route adapters.
-pub async fn admin_sign_out(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WebError> {
-    sign_out(&s, Role::Admin, &headers, &body).await
-}
-
-/// Route adapters.
-pub async fn portal_sign_out(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WebError> {
-    sign_out(&s, Role::Partner, &headers, &body).await
+/// The routes every area that signs in shares, under its base: `GET|POST …/link/{token}`
+/// (open an emailed link, then use it) and `POST …/sign-out`.
+pub fn routes(role: Role) -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    let base = role.base();
+    let open_link = move |State(s): State<AppState>,
+                          Path(token): Path<String>,
+                          headers: HeaderMap| async move {
+        open(&s, role, &token, &headers).await
+    };
+    let use_it =
+        move |State(s): State<AppState>,
+              Path(token): Path<String>,
+              headers: HeaderMap,
+              body: Bytes| async move { use_link(&s, role, &token, &headers, &body).await };
+    let out = move |State(s): State<AppState>, headers: HeaderMap, body: Bytes| async move {
+        sign_out(&s, role, &headers, &body).await
+    };
+    axum::Router::new()
+        .route(
+            &format!("{base}/link/{{token}}"),
+            get(open_link).post(use_it),
+        )
+        .route(&format!("{base}/sign-out"), post(out))
 }

@@ -52,11 +52,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin", get(overview))
         .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
         .route("/admin/sign-in", get(sign_in_form).post(sign_in))
-        .route("/admin/sign-out", post(signin::admin_sign_out))
-        .route(
-            "/admin/link/{token}",
-            get(signin::admin_open).post(signin::admin_use),
-        )
         .route("/admin/affiliates", get(affiliates).post(create))
         .route("/admin/affiliates/{id}", get(affiliate))
         .route("/admin/affiliates/{id}/{action}", post(affiliate_action))
@@ -73,6 +68,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/exports", get(exports))
         .route("/admin/exports/{file}", get(export))
         .route("/admin/program", get(program))
+        .merge(signin::routes(super::auth::Role::Admin))
 }
 
 pub(super) fn csrf_field(sess: &Session) -> Markup {
