@@ -11,7 +11,8 @@
 //! - [`json_int`]: integers in JSON bodies read as JSON Schema reads them (`2.0` is 2);
 //! - [`qr`]: QR symbols as module matrices (rectangles, raster, SVG);
 //! - [`kiosk`]: the counter display's rotating, signed QR token;
-//! - [`kiosk_wire`]: the JSON bodies the counter display and the server exchange.
+//! - [`kiosk_wire`]: the JSON bodies the counter display and the server exchange;
+//! - [`ntag424`]: NTAG 424 DNA's SUN messages, EV2 secure messaging and keys per card.
 
 pub mod apdu;
 pub mod base64;
@@ -23,6 +24,7 @@ pub mod kiosk;
 pub mod kiosk_wire;
 pub mod ndef;
 pub mod ntag;
+pub mod ntag424;
 pub mod qr;
 pub mod type2;
 
