@@ -189,6 +189,38 @@ pub enum CliError {
         #[source]
         error: PrintError,
     },
+    /// `keys new` would overwrite a file.
+    #[error("{} already exists; a key file is never overwritten", path.display())]
+    KeyFileExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key file cannot be read or written.
+    #[error("cannot {doing} the key file {}", path.display())]
+    KeyFileIo {
+        /// `read` or `write`.
+        doing: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The key file is not one.
+    #[error("{} is not a usable key file", path.display())]
+    KeyFileBad {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        error: tapkit_core::ntag424::keyfile::KeyFileError,
+    },
+    /// The key file has all 255 versions.
+    #[error("{} already holds key version 255, the last one", path.display())]
+    KeyVersionsFull {
+        /// The file.
+        path: PathBuf,
+    },
     /// The emulated card could not be served to vpcd.
     #[error("the emulated card could not be served to vpcd at {addr}")]
     Vpcd {
@@ -210,9 +242,10 @@ impl CliError {
                 ServerError::Config(_) => ExitStatus::Usage,
                 _ => ExitStatus::Failed,
             },
-            Self::PartnersLeft { .. } | Self::RegistrationPending { .. } | Self::Vpcd { .. } => {
-                ExitStatus::Failed
-            }
+            Self::PartnersLeft { .. }
+            | Self::RegistrationPending { .. }
+            | Self::Vpcd { .. }
+            | Self::KeyFileIo { .. } => ExitStatus::Failed,
             Self::BadUrl { .. }
             | Self::SimImage { .. }
             | Self::CardScript { .. }
@@ -224,7 +257,10 @@ impl CliError {
             | Self::UrlsTooLong { .. }
             | Self::Journal { .. }
             | Self::Template { .. }
-            | Self::Print { .. } => ExitStatus::Usage,
+            | Self::Print { .. }
+            | Self::KeyFileExists { .. }
+            | Self::KeyFileBad { .. }
+            | Self::KeyVersionsFull { .. } => ExitStatus::Usage,
         }
     }
 
@@ -272,6 +308,20 @@ impl CliError {
             Self::Vpcd { .. } => Some(
                 "pcscd must run with the vpcd driver (package vsmartcard-vpcd) listening on --vpcd; scripts/with-pcscd.sh starts one"
                     .into(),
+            ),
+            Self::KeyFileExists { .. } => Some(
+                "give another --out, or add a key version to that file with `provisioner keys rotate --keys FILE`"
+                    .into(),
+            ),
+            Self::KeyFileIo { .. } => {
+                Some("check the file and its folder's permissions".into())
+            }
+            Self::KeyFileBad { .. } => Some(
+                "give the file `provisioner keys new` made (--keys FILE); a changed key line makes its cards unverifiable"
+                    .into(),
+            ),
+            Self::KeyVersionsFull { .. } => Some(
+                "start a new key file with `provisioner keys new --out FILE` for new cards, and give the server both".into(),
             ),
             Self::NoUsableRows { .. }
             | Self::BadDomain { .. }

@@ -192,6 +192,9 @@ pub enum Command {
         #[arg(long, default_value_t = 1500)]
         reinsert_ms: u64,
     },
+    /// The brand's NTAG 424 DNA master keys (the SUN key file).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Try it out: generate referral codes for sample partners, write their URLs onto
     /// emulated cards, read them back and show the result.
     Demo {
@@ -264,4 +267,28 @@ fn parse_pack(s: &str) -> Result<[u8; 2], String> {
     let b = crate::hex::decode(s).map_err(|_| "the PACK is 4 hex digits, e.g. 0000".to_owned())?;
     b.try_into()
         .map_err(|_| "the PACK is 4 hex digits, e.g. 0000".to_owned())
+}
+
+/// `provisioner keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new key file with one fresh random master key (version 1), readable by
+    /// its owner only. Cards keyed with it (`write --sun --keys FILE`) verify on a
+    /// server that reads the same file (TAPKIT_SUN_KEYS_FILE). The key is never printed.
+    ///
+    /// Keep the file as you keep the server's other secrets: lose it and no card keyed
+    /// with it can be re-keyed; leak it and its cards can be copied.
+    New {
+        /// The file to create; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Add the next key version to a key file (rotation): new cards are keyed with it,
+    /// cards keyed under older versions still verify. Copy the file to the server, then
+    /// restart it.
+    Rotate {
+        /// The key file to add a version to.
+        #[arg(long)]
+        keys: PathBuf,
+    },
 }

@@ -4,9 +4,10 @@
 
 mod batch;
 mod card;
+mod keys;
 mod sim;
 
-use crate::cli::{Cli, CliError, Command};
+use crate::cli::{Cli, CliError, Command, KeysCommand};
 use crate::driver::WriteOptions;
 
 /// Runs a parsed command line.
@@ -93,6 +94,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             reinsert_ms,
         } => (false, sim::sim_card(vpcd, tag, image, fault, reinsert_ms)),
         Command::Demo { domain } => (false, sim::demo(&domain)),
+        Command::Keys(KeysCommand::New { out }) => (false, keys::new(&out)),
+        Command::Keys(KeysCommand::Rotate { keys: path }) => (false, keys::rotate(&path)),
     };
     if let Err(e) = &result
         && json_out
