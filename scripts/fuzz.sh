@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fuzzes the tag-memory / NDEF decoder with cargo-fuzz (libFuzzer) for a while.
+# Fuzzes the decoders of outside input with cargo-fuzz (libFuzzer), each for a while:
+# the tag-memory / NDEF decoder, and the NTAG 424 DNA SUN parameters and key file.
 #   scripts/fuzz.sh [SECONDS]      default 60
 # cargo-fuzz needs nightly-only compiler flags; RUSTC_BOOTSTRAP=1 lets the stable
-# toolchain accept them. Crashes land in fuzz/artifacts/ndef_decode/.
+# toolchain accept them. Crashes land in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
@@ -14,5 +15,11 @@ mkdir -p fuzz/corpus/ndef_decode
 # Seed with the golden vectors: the worked example and a factory NTAG213 data area.
 printf '\x03\x19\xd1\x01\x15\x55\x04example.com/r/ABC123\xfe' > fuzz/corpus/ndef_decode/worked-example
 printf '\x01\x03\xa0\x0c\x34\x03\x00\xfe' > fuzz/corpus/ndef_decode/ntag213-factory
-echo "fuzz: running ndef_decode for ${secs}s"
-RUSTC_BOOTSTRAP=1 cargo fuzz run ndef_decode fuzz/corpus/ndef_decode -- -max_total_time="$secs" -max_len=1024
+mkdir -p fuzz/corpus/sun_params
+# A valid SUN pair ([A] Table 3, zero keys) and a key file.
+printf 'EF963FF7828658A599F3041510671E88&94EED9EE65337086' > fuzz/corpus/sun_params/an12196-t3
+printf '# tapkit-sun-keys 1\n1 00112233445566778899AABBCCDDEEFF\n' > fuzz/corpus/sun_params/keyfile
+for target in ndef_decode sun_params; do
+  echo "fuzz: running $target for ${secs}s"
+  RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "fuzz/corpus/$target" -- -max_total_time="$secs" -max_len=1024
+done

@@ -146,6 +146,15 @@ mod tests {
         assert!(back.version(3).is_none());
     }
 
+    proptest::proptest! {
+        /// Any text is a key file or an error naming what is wrong, never a panic.
+        #[test]
+        fn any_text_is_answered(body in "\\PC{0,200}") {
+            let _ = KeyFile::parse(&body);
+            let _ = KeyFile::parse(&format!("{HEADER}\n{body}"));
+        }
+    }
+
     #[test]
     fn bad_files_name_the_line() {
         assert_eq!(KeyFile::parse("1 00"), Err(KeyFileError::Header));

@@ -267,6 +267,40 @@ mod tests {
         assert_eq!(check_mac(&[3; 16], &picc, &c, b""), Err(SunError::BadMac));
     }
 
+    proptest::proptest! {
+        /// Any text in `e` and `c` (what a URL can carry) is an answer, never a panic.
+        #[test]
+        fn any_parameters_are_answered(e in "\\PC{0,60}", c in "\\PC{0,30}") {
+            let z = [0u8; 16];
+            if let Ok(p) = decrypt_picc(&z, &e) {
+                let _ = check_mac(&z, &p, &c, e.as_bytes());
+            }
+            let _ = check_mac(&z, &Picc { uid: [0; 7], counter: 0 }, &c, b"");
+        }
+
+        /// Every tap the card side makes verifies, and any one digit changed in `c` does
+        /// not.
+        #[test]
+        fn made_taps_verify_and_changed_ones_do_not(
+            k_meta: [u8; 16],
+            k_file: [u8; 16],
+            uid: [u8; 7],
+            counter in 0u32..0x0100_0000,
+            random: [u8; 5],
+            at in 0usize..16,
+        ) {
+            let picc = Picc { uid, counter };
+            let e = hex::encode(&encrypt_picc(&k_meta, &picc, random));
+            let c = hex::encode(&sdm_mac(&k_file, &picc, b""));
+            proptest::prop_assert_eq!(decrypt_picc(&k_meta, &e), Ok(picc));
+            proptest::prop_assert_eq!(check_mac(&k_file, &picc, &c, b""), Ok(()));
+            let mut bad = c.into_bytes();
+            bad[at] = if bad[at] == b'F' { b'E' } else { b'F' };
+            let bad = String::from_utf8(bad).unwrap_or_default();
+            proptest::prop_assert_eq!(check_mac(&k_file, &picc, &bad, b""), Err(SunError::BadMac));
+        }
+    }
+
     #[test]
     fn bad_parameters_say_what_is_wrong() {
         let z = [0u8; 16];
