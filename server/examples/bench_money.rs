@@ -51,6 +51,7 @@ async fn state(url: &str, sync: tapkit_server::store::SqliteSync) -> AppState {
             ..ProgramConfig::default()
         },
         webhook_secret: Some(Secret(WEBHOOK.to_vec())),
+        sun_keys: None,
         public_url: "http://127.0.0.1".into(),
         smtp_url: None,
         mail_from: "Tapkit <no-reply@example.com>".into(),

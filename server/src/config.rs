@@ -170,6 +170,9 @@ pub struct Config {
     /// The default program's webhook signing secret (`TAPKIT_WEBHOOK_SECRET` or the
     /// file named by `TAPKIT_WEBHOOK_SECRET_FILE`); none: `/api/conversions` answers 503.
     pub webhook_secret: Option<Secret>,
+    /// The brand's NTAG 424 DNA master keys by version (`TAPKIT_SUN_KEYS_FILE`, the
+    /// provisioner's key file); none: SUN taps (`?e=…&c=…`) earn nothing.
+    pub sun_keys: Option<std::sync::Arc<crate::tap::sun::SunKeys>>,
     /// Origin of sign-in links (no trailing slash).
     pub public_url: String,
     /// SMTP server for sign-in emails (`TAPKIT_SMTP_URL` or the file named by
@@ -333,6 +336,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, String> {
         sqlite_synchronous,
         program: file.program,
         webhook_secret,
+        sun_keys: crate::tap::sun::SunKeys::from_env()?.map(std::sync::Arc::new),
     })
 }
 

@@ -381,6 +381,7 @@ async fn webhooks_without_a_configured_secret_say_how_to_turn_them_on() {
         sqlite_synchronous: Default::default(),
         program: ProgramConfig::default(),
         webhook_secret: None,
+        sun_keys: None,
         public_url: "http://127.0.0.1".into(),
         smtp_url: None,
         mail_from: "Tapkit <no-reply@example.com>".into(),

@@ -79,6 +79,8 @@ pub(crate) async fn analytics(
                 "visitors": c.visitors,
                 "taps": c.taps,
                 "flagged": c.flagged,
+                "key_version": c.key_version,
+                "verified": c.verified,
             })
         })
         .collect();

@@ -71,9 +71,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => Self::NotFound(what),
-            e @ (StoreError::CardBound { .. } | StoreError::MemberCardBound { .. }) => {
-                Self::Conflict(e.to_string())
-            }
+            e @ (StoreError::CardBound { .. }
+            | StoreError::CardRekeyed { .. }
+            | StoreError::MemberCardBound { .. }) => Self::Conflict(e.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -235,6 +235,9 @@ pub(crate) struct NewCard {
     #[serde(deserialize_with = "tapkit_core::json_int::whole")]
     affiliate_id: i64,
     uid: String,
+    /// NTAG 424 DNA: the key version the card was keyed under.
+    #[serde(default, deserialize_with = "tapkit_core::json_int::whole_opt")]
+    key_version: Option<i64>,
 }
 
 /// A 7-byte NTAG UID as 14 hex digits, upper case (at most 64 characters as sent).
@@ -266,7 +269,32 @@ pub(crate) async fn register_card(
     Body(b): Body<NewCard>,
 ) -> Result<impl IntoResponse, ApiError> {
     let uid = normalise_uid(&b.uid)?;
-    let (card, new) = s.store.register_card(b.affiliate_id, &uid).await?;
+    if let Some(v) = b.key_version {
+        if !(1..=255).contains(&v) {
+            return Err(ApiError::field(
+                "key_version",
+                format!(
+                    "key_version {v} is not 1 to 255: use the version `provisioner write --sun` keyed the card with"
+                ),
+            ));
+        }
+        // A key version the server has no key for would make every tap of the card
+        // fail; it is a deployment setting, so the request is fine but refused (409).
+        let known = s
+            .config
+            .sun_keys
+            .as_deref()
+            .is_some_and(|k| k.has_version(v));
+        if !known {
+            return Err(ApiError::Conflict(format!(
+                "this server has no SUN key of version {v}: set TAPKIT_SUN_KEYS_FILE to the key file the card was keyed with (it lists version {v})"
+            )));
+        }
+    }
+    let (card, new) = s
+        .store
+        .register_card_keyed(b.affiliate_id, &uid, b.key_version)
+        .await?;
     s.directory.reload().await?;
     Ok((
         if new {

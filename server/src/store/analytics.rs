@@ -44,8 +44,13 @@ pub struct CardDay {
     pub visitors: i64,
     /// Real taps.
     pub taps: i64,
-    /// Flagged taps (replayed counter, revoked card …).
+    /// Flagged taps (replayed counter, revoked card, bad SUN signature …).
     pub flagged: i64,
+    /// NTAG 424 DNA: the key version of the binding (`None`: an NTAG21x card).
+    pub key_version: Option<i64>,
+    /// Verified chip taps: attributed taps of a 424 DNA card, each one's SUN signature
+    /// checked (an NTAG21x card's mirror can be copied; these cannot).
+    pub verified: i64,
 }
 
 /// One campaign's traffic over a range: the links' `utm_*` tags as stored.
@@ -147,7 +152,7 @@ impl Store {
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         let sql = format!(
-            "SELECT c.at / 86400000 AS day, k.id AS card_id, k.uid AS uid, k.affiliate_id AS affiliate_id,              COUNT(DISTINCT CASE WHEN {REAL} THEN {VISITOR} END) AS visitors,              SUM(CASE WHEN {REAL} THEN 1 ELSE 0 END) AS taps,              SUM(CASE WHEN c.outcome = 'flagged' THEN 1 ELSE 0 END) AS flagged              FROM clicks c JOIN cards k ON k.id = c.card_id              WHERE c.at >= $1 AND c.at < $2{}              GROUP BY c.at / 86400000, k.id, k.uid, k.affiliate_id ORDER BY day, card_id",
+            "SELECT c.at / 86400000 AS day, k.id AS card_id, k.uid AS uid, k.affiliate_id AS affiliate_id,              COUNT(DISTINCT CASE WHEN {REAL} THEN {VISITOR} END) AS visitors,              SUM(CASE WHEN {REAL} THEN 1 ELSE 0 END) AS taps,              SUM(CASE WHEN c.outcome = 'flagged' THEN 1 ELSE 0 END) AS flagged,              k.key_version AS key_version,              SUM(CASE WHEN c.outcome = 'attributed' AND k.key_version IS NOT NULL THEN 1 ELSE 0 END) AS verified              FROM clicks c JOIN cards k ON k.id = c.card_id              WHERE c.at >= $1 AND c.at < $2{}              GROUP BY c.at / 86400000, k.id, k.uid, k.affiliate_id, k.key_version ORDER BY day, card_id",
             if affiliate_id.is_some() {
                 " AND k.affiliate_id = $3"
             } else {

@@ -56,6 +56,8 @@ pub struct DirectoryCard {
     pub affiliate_id: i64,
     /// `active`, `lost` or `retired`.
     pub status: String,
+    /// NTAG 424 DNA: the key version it was keyed under (`None`: NTAG21x).
+    pub key_version: Option<i64>,
 }
 
 impl Store {
@@ -120,7 +122,7 @@ impl Store {
                 .map(|r| Ok((r.try_get("affiliate_id")?, r.try_get("channel")?)))
                 .collect::<Result<_, sqlx::Error>>()?;
         let cards = sqlx::query_as::<_, DirectoryCard>(
-            "SELECT c.id, c.uid, c.affiliate_id, c.status FROM cards c \
+            "SELECT c.id, c.uid, c.affiliate_id, c.status, c.key_version FROM cards c \
              JOIN affiliates a ON a.id = c.affiliate_id WHERE a.program_id = $1 ORDER BY c.id",
         )
         .bind(program_id)

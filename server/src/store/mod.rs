@@ -80,6 +80,19 @@ pub enum StoreError {
         /// Its card id.
         card_id: i64,
     },
+    /// The card is bound to this affiliate under another chip or key version: it was
+    /// re-keyed, and its counter restarted, so it needs a binding of its own.
+    #[error(
+        "card {uid} is registered to this affiliate as {was}; a re-keyed card starts its counter again, so retire the old binding first (POST /api/admin/cards/{card_id}/retire), then register it again"
+    )]
+    CardRekeyed {
+        /// The card UID.
+        uid: String,
+        /// What the binding says: `an NTAG21x card` or `key version N`.
+        was: String,
+        /// Its card id.
+        card_id: i64,
+    },
     /// The card is a member's card (`provision --members` bound it).
     #[error(
         "card {uid} is member {member_id}'s membership card; revoke it first (POST /api/admin/member-cards/{card_id}/revoke)"

@@ -66,6 +66,8 @@ pub struct Card {
     pub ended_at: Option<i64>,
     /// Highest tap counter seen.
     pub last_counter: Option<i64>,
+    /// NTAG 424 DNA (SUN): the key version it was keyed under; `None`: an NTAG21x card.
+    pub key_version: Option<i64>,
 }
 
 fn affiliate(r: &AnyRow) -> Result<Affiliate, sqlx::Error> {
@@ -79,7 +81,32 @@ fn card(r: &AnyRow) -> Result<Card, sqlx::Error> {
 const AFFILIATE_COLS: &str =
     "id, program_id, name, kind, status, code, tier, contact, created_at, expires_at";
 
-const CARD_COLS: &str = "id, uid, affiliate_id, status, provisioned_at, ended_at, last_counter";
+const CARD_COLS: &str =
+    "id, uid, affiliate_id, status, provisioned_at, ended_at, last_counter, key_version";
+
+/// An active binding found where a new one was asked for: the same one (affiliate and
+/// key version), or why not.
+fn same_binding(c: Card, affiliate_id: i64, key_version: Option<i64>) -> Result<Card, StoreError> {
+    if c.affiliate_id != affiliate_id {
+        return Err(StoreError::CardBound {
+            uid: c.uid,
+            affiliate_id: c.affiliate_id,
+            card_id: c.id,
+        });
+    }
+    if c.key_version != key_version {
+        let was = c.key_version.map_or_else(
+            || "an NTAG21x card".to_owned(),
+            |v| format!("key version {v}"),
+        );
+        return Err(StoreError::CardRekeyed {
+            uid: c.uid,
+            was,
+            card_id: c.id,
+        });
+    }
+    Ok(c)
+}
 
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
@@ -334,12 +361,24 @@ impl Store {
         Ok(affiliate(&row)?)
     }
 
-    /// Binds a card UID to an affiliate. Registering the same binding again returns it;
-    /// a UID bound to someone else is refused until that card is retired.
+    /// Binds an NTAG21x card UID to an affiliate ([`Self::register_card_keyed`]).
     pub async fn register_card(
         &self,
         affiliate_id: i64,
         uid: &str,
+    ) -> Result<(Card, bool), StoreError> {
+        self.register_card_keyed(affiliate_id, uid, None).await
+    }
+
+    /// Binds a card UID to an affiliate; `key_version` for an NTAG 424 DNA card keyed
+    /// under that version. Registering the same binding again returns it; a UID bound to
+    /// someone else is refused until that card is retired, and so is one bound to this
+    /// affiliate under another key version (it was re-keyed: its counter restarted).
+    pub async fn register_card_keyed(
+        &self,
+        affiliate_id: i64,
+        uid: &str,
+        key_version: Option<i64>,
     ) -> Result<(Card, bool), StoreError> {
         let a = self.affiliate(affiliate_id).await?;
         if let Some(m) = sqlx::query(
@@ -357,21 +396,15 @@ impl Store {
             });
         }
         if let Some(c) = self.active_card(uid).await? {
-            if c.affiliate_id == affiliate_id {
-                return Ok((c, false));
-            }
-            return Err(StoreError::CardBound {
-                uid: uid.to_owned(),
-                affiliate_id: c.affiliate_id,
-                card_id: c.id,
-            });
+            return same_binding(c, affiliate_id, key_version).map(|c| (c, false));
         }
         let r = sqlx::query(&format!(
-            "INSERT INTO cards (uid, affiliate_id, status, provisioned_at) VALUES ($1, $2, 'active', $3) RETURNING {CARD_COLS}"
+            "INSERT INTO cards (uid, affiliate_id, status, provisioned_at, key_version) VALUES ($1, $2, 'active', $3, $4) RETURNING {CARD_COLS}"
         ))
         .bind(uid)
         .bind(affiliate_id)
         .bind(now_ms())
+        .bind(key_version)
         .fetch_one(&self.pool)
         .await;
         match r {
@@ -386,15 +419,7 @@ impl Store {
                     .active_card(uid)
                     .await?
                     .ok_or(StoreError::NotFound("card"))?;
-                if c.affiliate_id == affiliate_id {
-                    Ok((c, false))
-                } else {
-                    Err(StoreError::CardBound {
-                        uid: uid.to_owned(),
-                        affiliate_id: c.affiliate_id,
-                        card_id: c.id,
-                    })
-                }
+                same_binding(c, affiliate_id, key_version).map(|c| (c, false))
             }
             Err(e) => Err(e.into()),
         }

@@ -40,6 +40,8 @@ pub struct ListedCard {
     pub affiliate_id: i64,
     /// Still bound (not lost or retired).
     pub active: bool,
+    /// NTAG 424 DNA: the key version its taps verify under (`None`: NTAG21x).
+    pub key_version: Option<u8>,
 }
 
 /// A kiosk as the tap needs it to check its QR tokens.
@@ -101,11 +103,12 @@ pub struct Directory {
 
 impl ListedCard {
     /// A card binding as the tap sees it (`status` as stored: only `active` is bound).
-    pub fn new(id: i64, affiliate_id: i64, status: &str) -> Self {
+    pub fn new(id: i64, affiliate_id: i64, status: &str, key_version: Option<i64>) -> Self {
         Self {
             id,
             affiliate_id,
             active: status == "active",
+            key_version: key_version.and_then(|v| u8::try_from(v).ok()),
         }
     }
 }
@@ -237,8 +240,10 @@ impl Directory {
         }
         // Ordered by id: a UID's later binding replaces its earlier ones.
         for c in rows.cards {
-            snap.cards
-                .insert(c.uid, ListedCard::new(c.id, c.affiliate_id, &c.status));
+            snap.cards.insert(
+                c.uid,
+                ListedCard::new(c.id, c.affiliate_id, &c.status, c.key_version),
+            );
         }
         for k in rows.kiosks {
             snap.kiosks.insert(

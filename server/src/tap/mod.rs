@@ -11,6 +11,7 @@ pub mod client_ip;
 pub mod directory;
 pub mod ip_keys;
 pub mod redirect;
+pub mod sun;
 pub mod writer;
 
 use axum::Router;

@@ -87,6 +87,10 @@ pub struct Params {
     s: Option<String>,
     /// Kiosk token (the counter display's rotating QR).
     k: Option<String>,
+    /// NTAG 424 DNA SUN: the encrypted PICCData (32 hex digits).
+    e: Option<String>,
+    /// NTAG 424 DNA SUN: the read's MAC (16 hex digits).
+    c: Option<String>,
     /// `utm_source`, `utm_medium`, `utm_campaign`, when the link carried any.
     utm: Option<Box<Utm>>,
 }
@@ -104,6 +108,8 @@ impl Params {
                 "m" if p.m.is_none() => p.m = Some(short()),
                 "s" if p.s.is_none() => p.s = Some(short()),
                 "k" if p.k.is_none() => p.k = Some(short()),
+                "e" if p.e.is_none() => p.e = Some(short()),
+                "c" if p.c.is_none() => p.c = Some(short()),
                 "utm_source" | "utm_medium" | "utm_campaign" => {
                     let utm = p.utm.get_or_insert_with(Box::default);
                     let slot = match k {
@@ -239,7 +245,7 @@ pub async fn tap(
         at: now,
         code: stored_code(&raw),
         affiliate_id: None,
-        channel: if params.m.is_some() {
+        channel: if params.m.is_some() || params.e.is_some() || params.c.is_some() {
             "nfc"
         } else if params.k.is_some() {
             "kiosk"
@@ -325,6 +331,9 @@ pub async fn tap(
         Some("link_expired")
     } else if s.directory.killed(aff.id, click.channel) {
         Some("channel_killed")
+    } else if params.e.is_some() || params.c.is_some() {
+        let (e, c) = (params.e.as_deref(), params.c.as_deref());
+        sun_check(&s, &mut click, aff.id, e.unwrap_or(""), c.unwrap_or("")).await?
     } else if let Some(m) = &params.m {
         nfc_check(&s, &mut click, aff.id, m).await?
     } else if let Some(k) = &params.k {
@@ -343,7 +352,12 @@ pub async fn tap(
         click.reason = Some(r);
         if matches!(
             r,
-            "replayed_counter" | "card_not_registered" | "card_of_another_affiliate"
+            "replayed_counter"
+                | "card_not_registered"
+                | "card_of_another_affiliate"
+                | "bad_sun_mac"
+                | "bad_sun_data"
+                | "card_needs_sun"
         ) {
             click.outcome = "flagged";
         }
@@ -383,24 +397,7 @@ async fn nfc_check(
     };
     let uid_hex = tapkit_core::hex::encode(&uid);
     click.counter = Some(i64::from(counter));
-    // The directory first; the database for a card registered elsewhere just now.
-    let card = match s.directory.card(&uid_hex) {
-        Some(c) => Some(c),
-        None if s.directory.known_missing(Miss::Card, &uid_hex) => None,
-        None => {
-            let epoch = s.directory.epoch();
-            s.directory.looked_up();
-            let found = s
-                .store
-                .latest_card(&uid_hex)
-                .await?
-                .map(|c| ListedCard::new(c.id, c.affiliate_id, &c.status));
-            if found.is_none() {
-                s.directory.note_missing(Miss::Card, &uid_hex, epoch);
-            }
-            found
-        }
-    };
+    let card = find_card(s, &uid_hex).await?;
     let Some(card) = card else {
         return Ok(Some("card_not_registered"));
     };
@@ -411,10 +408,82 @@ async fn nfc_check(
     if !card.active {
         return Ok(Some("card_revoked"));
     }
+    if card.key_version.is_some() {
+        // A 424 card signs its taps; a plain mirror naming its UID was made up.
+        return Ok(Some("card_needs_sun"));
+    }
     // The counter is checked and advanced by the click writer, in the transaction that
     // stores this click (exact across batches and replicas).
     click.check_counter = true;
     Ok(None)
+}
+
+/// A card binding by UID: the directory first, the database for a card registered
+/// elsewhere just now.
+async fn find_card(s: &AppState, uid_hex: &str) -> Result<Option<ListedCard>, ApiError> {
+    if let Some(c) = s.directory.card(uid_hex) {
+        return Ok(Some(c));
+    }
+    if s.directory.known_missing(Miss::Card, uid_hex) {
+        return Ok(None);
+    }
+    let epoch = s.directory.epoch();
+    s.directory.looked_up();
+    let found = s
+        .store
+        .latest_card(uid_hex)
+        .await?
+        .map(|c| ListedCard::new(c.id, c.affiliate_id, &c.status, c.key_version));
+    if found.is_none() {
+        s.directory.note_missing(Miss::Card, uid_hex, epoch);
+    }
+    Ok(found)
+}
+
+/// Checks an NTAG 424 DNA tap's SUN (`e`, `c`: [`crate::tap::sun`]): a card registered
+/// to this affiliate under the key version `e` decrypts with, a MAC that verifies, and
+/// (in the writer) a counter that rises. Returns the reason to withhold attribution.
+async fn sun_check(
+    s: &AppState,
+    click: &mut NewClick,
+    affiliate_id: i64,
+    e: &str,
+    c: &str,
+) -> Result<Option<&'static str>, ApiError> {
+    let Some(keys) = s.config.sun_keys.as_deref() else {
+        // No keys: the tap cannot be checked, so it earns nothing (and says why).
+        return Ok(Some("sun_keys_missing"));
+    };
+    let Ok(found) = keys.decrypt(e) else {
+        return Ok(Some("bad_sun_data"));
+    };
+    if found.is_empty() {
+        // Not this brand's keys: another deployment's card, or a forged URL.
+        return Ok(Some("bad_sun_data"));
+    }
+    for (version, picc) in found {
+        let uid_hex = tapkit_core::hex::encode(&picc.uid);
+        let Some(card) = find_card(s, &uid_hex).await? else {
+            continue;
+        };
+        if card.key_version != Some(version) {
+            continue;
+        }
+        click.card_id = Some(card.id);
+        click.counter = Some(i64::from(picc.counter));
+        if !keys.mac_ok(version, &picc, c) {
+            return Ok(Some("bad_sun_mac"));
+        }
+        if card.affiliate_id != affiliate_id {
+            return Ok(Some("card_of_another_affiliate"));
+        }
+        if !card.active {
+            return Ok(Some("card_revoked"));
+        }
+        click.check_counter = true;
+        return Ok(None);
+    }
+    Ok(Some("card_not_registered"))
 }
 
 #[cfg(test)]

@@ -151,6 +151,7 @@ pub async fn server_with_mail(
         sqlite_synchronous: Default::default(),
         program,
         webhook_secret: Some(Secret(WEBHOOK.to_vec())),
+        sun_keys: None,
         public_url: "http://127.0.0.1".into(),
         smtp_url: smtp_url.map(|u| Secret(u.into_bytes())),
         mail_from: "Tapkit <no-reply@example.com>".into(),

@@ -188,6 +188,10 @@ pub(super) fn reason_text(r: &str) -> String {
         "rate_limited" => "Too many clicks from one address (rate limit)".into(),
         "replayed_counter" => "Card tap counter did not increase (copied or replayed URL)".into(),
         "preview" | "" => "Link preview or crawler".into(),
+        "bad_sun_mac" => "Signed card tap whose signature did not verify (altered or forged URL)".into(),
+        "bad_sun_data" => "Signed card tap under keys this server does not hold (another deployment's card, or forged)".into(),
+        "card_needs_sun" => "Plain card URL naming a signed NTAG 424 DNA card (made up)".into(),
+        "sun_keys_missing" => "Signed card tap, but the server has no SUN key file (TAPKIT_SUN_KEYS_FILE)".into(),
         other => other.replace('_', " "),
     }
 }
