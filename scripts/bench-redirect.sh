@@ -13,8 +13,13 @@
 #   - NFC taps (`?m=UIDxCOUNTER`) of 1,000 registered cards, each with a rising counter,
 #     as phones send them (scripts/bench/nfc.lua), checked afterwards: no NFC click of the
 #     run may be flagged as a replay;
+#   - NFC taps of 1,000 NTAG 424 DNA cards (`?e=…&c=…`, SUN), each counter rising, the
+#     URLs made ahead with the card's algorithm (server/examples/sun_bench.rs,
+#     scripts/bench/sun.lua) and every signature checked by the server: none of its clicks
+#     may be anything but attributed;
 #   - kiosk QR scans (`?k=<token>`) of an enrolled kiosk, the token made as the kiosk
 #     makes it.
+# Last, the SUN check alone (sun_bench verify): nanoseconds per tap, no HTTP.
 # Every row reports the server's CPU per request: its utime+stime over the run (from
 # /proc) divided by the requests wrk counted. It does not depend on wrk's share of the
 # cores, so it compares rows better than req/s does.
@@ -28,7 +33,8 @@ cd "$(dirname "$0")/.."
 secs=${1:-15}
 command -v wrk >/dev/null || { sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo; $sudo apt-get install -y -qq wrk >/dev/null; }
 pg_admin=$(scripts/ensure-postgres.sh)
-cargo build --release -p tapkit-server --bin tapkit-server --example bare_302
+cargo build --release -p tapkit-server --bin tapkit-server --example bare_302 --example sun_bench
+cargo build -q -p tapkit-provisioner --bin provisioner
 work=$(mktemp -d)
 pids=()
 pgdb=tapkit_bench_$$
@@ -39,6 +45,10 @@ cleanup() {
 }
 trap cleanup EXIT
 export RUST_LOG=warn TAPKIT_RATE_LIMIT_PER_HOUR=0
+# The brand's NTAG 424 DNA keys, made as an admin makes them; every server of the run
+# reads them.
+./target/debug/provisioner keys new --out "$work/sun-keys" >/dev/null
+export TAPKIT_SUN_KEYS_FILE=$work/sun-keys
 results=()
 
 cpu_ticks() { # pid: utime+stime in clock ticks
@@ -112,6 +122,25 @@ tapkit() { # name port database_url sync [extra rows: nfc+kiosk]
     not_attributed=$(q "SELECT COUNT(*) FROM clicks WHERE channel = 'nfc' AND outcome <> 'attributed'")
     echo "NFC clicks: $(( $(q "SELECT COUNT(*) FROM clicks WHERE channel = 'nfc'") - nfc_before )), flagged as replays: $replays, not attributed: $not_attributed" >&2
     nfc_note="NFC row: $replays of its clicks flagged as replays, $not_attributed not attributed (both must be 0)."
+    # 1,000 NTAG 424 DNA cards of the partner under key version 1, and the URLs they
+    # send, made ahead (enough for 40,000 taps a second for the whole run).
+    for i in $(seq 0 999); do
+      printf '{"affiliate_id":%s,"uid":"04%012X","key_version":1}\n' "$aff" "$((0x5000000000 + i))"
+    done | while read -r body; do
+      curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -d "$body" "http://127.0.0.1:$2/api/admin/cards"
+    done
+    ./target/release/examples/sun_bench urls "$TAPKIT_SUN_KEYS_FILE" "$code" "$work" $((secs * 40))
+    sed "s|@DIR@|$work|" scripts/bench/sun.lua > "$work/sun.lua"
+    sleep 1.2
+    local sun_before
+    sun_before=$(q "SELECT COUNT(*) FROM clicks WHERE channel = 'nfc'")
+    row "$1, NFC tap, NTAG 424 DNA SUN (1,000 cards, rising counters, signatures checked)" "http://127.0.0.1:$2" "$work/sun.lua"
+    local sun_bad sun_replays
+    sun_replays=$(q "SELECT COUNT(*) FROM clicks WHERE channel = 'nfc' AND reason = 'replayed_counter'")
+    sun_bad=$(q "SELECT COUNT(*) FROM clicks c JOIN cards k ON k.id = c.card_id WHERE k.key_version IS NOT NULL AND c.outcome <> 'attributed'")
+    echo "SUN clicks: $(( $(q "SELECT COUNT(*) FROM clicks WHERE channel = 'nfc'") - sun_before )), not attributed: $sun_bad" >&2
+    sun_note="NFC SUN row: $sun_bad of its clicks not attributed, replays in both NFC rows: $sun_replays (both must be 0)."
     # A kiosk of the partner, enrolled as display-kiosk does; its current QR token.
     local enroll kiosk
     enroll=$(curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
@@ -133,6 +162,7 @@ print(f"{kid}.{step}.{mac.hex()}")' "$kiosk")
 }
 nfc_note=""
 kiosk_note=""
+sun_note=""
 
 BARE_LISTEN=127.0.0.1:8090 ./target/release/examples/bare_302 & pids+=($!)
 sleep 0.5
@@ -163,3 +193,6 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${results[@]}"
 [[ -n $nfc_note ]] && echo "$nfc_note"
 [[ -n $kiosk_note ]] && echo "$kiosk_note"
+[[ -n $sun_note ]] && echo "$sun_note"
+echo
+./target/release/examples/sun_bench verify "$TAPKIT_SUN_KEYS_FILE" 1000000
