@@ -123,14 +123,14 @@ tapkit() { # name port database_url sync [extra rows: nfc+kiosk]
     echo "NFC clicks: $(( $(q "SELECT COUNT(*) FROM clicks WHERE channel = 'nfc'") - nfc_before )), flagged as replays: $replays, not attributed: $not_attributed" >&2
     nfc_note="NFC row: $replays of its clicks flagged as replays, $not_attributed not attributed (both must be 0)."
     # 1,000 NTAG 424 DNA cards of the partner under key version 1, and the URLs they
-    # send, made ahead (enough for 40,000 taps a second for the whole run).
+    # send, made ahead (enough for 60,000 taps a second for the whole run: past its end a thread would replay).
     for i in $(seq 0 999); do
       printf '{"affiliate_id":%s,"uid":"04%012X","key_version":1}\n' "$aff" "$((0x5000000000 + i))"
     done | while read -r body; do
       curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
         -d "$body" "http://127.0.0.1:$2/api/admin/cards"
     done
-    ./target/release/examples/sun_bench urls "$TAPKIT_SUN_KEYS_FILE" "$code" "$work" $((secs * 40))
+    ./target/release/examples/sun_bench urls "$TAPKIT_SUN_KEYS_FILE" "$code" "$work" $((secs * 60))
     sed "s|@DIR@|$work|" scripts/bench/sun.lua > "$work/sun.lua"
     sleep 1.2
     local sun_before
