@@ -24,7 +24,8 @@ for i in $(seq 0 999); do api /api/admin/cards "{\"affiliate_id\":$aff,\"uid\":\
 rounds=$((secs * 60))
 ./target/release/examples/sun_bench urls "$work/keys" "$code" "$work" $rounds
 for half in 0 1; do
-  awk -v h=$half -v code=$code -v r=$rounds 'BEGIN{for(c=1;c<=r;c++) for(k=h*500;k<h*500+500;k++) printf "/r/%s?m=04%012Xx%06X\n", code, k, c}' > $work/m-$half.txt
+  # Counters above the counter-Lua row's, which tapped the same cards first.
+  awk -v h=$half -v code=$code -v r=$rounds 'BEGIN{for(c=1;c<=r;c++) for(k=h*500;k<h*500+500;k++) printf "/r/%s?m=04%012Xx%06X\n", code, k, 1000000 + c}' > $work/m-$half.txt
 done
 sed "s|@DIR@/sun-|$work/m-|" scripts/bench/sun.lua > $work/mfile.lua
 sed "s|@DIR@|$work|" scripts/bench/sun.lua > $work/sun.lua
