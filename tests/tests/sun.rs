@@ -81,6 +81,22 @@ fn clicks(server: &Server, pg: Option<&str>) -> Vec<(String, String, String, Str
         .collect()
 }
 
+/// Registers a 424 DNA card (`uid`, upper-case hex) to `affiliate_id` under `version`.
+fn register(
+    server: &Server,
+    affiliate_id: i64,
+    uid: &str,
+    version: u8,
+) -> (u16, serde_json::Value) {
+    server.api(
+        "POST",
+        "/api/admin/cards",
+        Some(&format!(
+            r#"{{"affiliate_id": {affiliate_id}, "uid": "{uid}", "key_version": {version}}}"#
+        )),
+    )
+}
+
 fn affiliate(server: &Server, name: &str) -> (i64, String) {
     let (status, a) = server.api(
         "POST",
@@ -110,22 +126,10 @@ fn journey(tag: &str, pg: Option<&str>) {
     let uid = tapkit_core::hex::encode(&UID);
 
     // A key version the server does not hold is refused with what to do.
-    let (status, e) = server.api(
-        "POST",
-        "/api/admin/cards",
-        Some(&format!(
-            r#"{{"affiliate_id": {gym}, "uid": "{uid}", "key_version": 9}}"#
-        )),
-    );
+    let (status, e) = register(&server, gym, &uid, 9);
     assert_eq!(status, 409, "{e}");
     assert!(e.to_string().contains("TAPKIT_SUN_KEYS_FILE"), "{e}");
-    let (status, card) = server.api(
-        "POST",
-        "/api/admin/cards",
-        Some(&format!(
-            r#"{{"affiliate_id": {gym}, "uid": "{uid}", "key_version": 1}}"#
-        )),
-    );
+    let (status, card) = register(&server, gym, &uid, 1);
     assert_eq!(status, 201, "{card}");
     assert_eq!(card["key_version"], 1);
 
@@ -206,35 +210,16 @@ fn journey(tag: &str, pg: Option<&str>) {
     let mut server = server;
     server.terminate();
     server.spawn();
-    let (status, e) = server.api(
-        "POST",
-        "/api/admin/cards",
-        Some(&format!(
-            r#"{{"affiliate_id": {gym}, "uid": "{uid}", "key_version": 2}}"#
-        )),
-    );
+    let (status, e) = register(&server, gym, &uid, 2);
     assert_eq!(status, 409, "re-keyed while still bound: {e}");
     assert!(e.to_string().contains("retire"), "{e}");
     let card_id = card["id"].as_i64().unwrap();
     let (status, _) = server.api("POST", &format!("/api/admin/cards/{card_id}/retire"), None);
     assert_eq!(status, 200);
-    let (status, _) = server.api(
-        "POST",
-        "/api/admin/cards",
-        Some(&format!(
-            r#"{{"affiliate_id": {gym}, "uid": "{uid}", "key_version": 2}}"#
-        )),
-    );
+    let (status, _) = register(&server, gym, &uid, 2);
     assert_eq!(status, 201);
     let old = [0x04, 1, 1, 1, 1, 1, 1];
-    let (status, _) = server.api(
-        "POST",
-        "/api/admin/cards",
-        Some(&format!(
-            r#"{{"affiliate_id": {other}, "uid": "{}", "key_version": 1}}"#,
-            tapkit_core::hex::encode(&old)
-        )),
-    );
+    let (status, _) = register(&server, other, &tapkit_core::hex::encode(&old), 1);
     assert_eq!(status, 201);
     let (e2, c2) = sun(&file, 2, UID, 1);
     assert!(
@@ -293,14 +278,7 @@ fn one_sun_url_at_two_replicas_is_attributed_once() {
     let a = Server::start("sun-replica-a", Some(&url), &env);
     let b = Server::start("sun-replica-b", Some(&url), &env);
     let (gym, code) = affiliate(&a, "Iron Gym");
-    let (status, card) = a.api(
-        "POST",
-        "/api/admin/cards",
-        Some(&format!(
-            r#"{{"affiliate_id": {gym}, "uid": "{}", "key_version": 1}}"#,
-            tapkit_core::hex::encode(&UID)
-        )),
-    );
+    let (status, card) = register(&a, gym, &tapkit_core::hex::encode(&UID), 1);
     assert_eq!(status, 201, "{card}");
     for round in 1..=5u32 {
         let (e, c) = sun(&file, 1, UID, round * 10);

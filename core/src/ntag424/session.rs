@@ -203,6 +203,44 @@ impl Session {
         mac_t(&self.mac, &m)
     }
 
+    /// `E(K_enc, iv, pad(data))`; nothing for no data.
+    fn seal(&self, iv: &Block, data: &[u8]) -> Vec<u8> {
+        let mut ct = if data.is_empty() {
+            Vec::new()
+        } else {
+            pad(data)
+        };
+        let _ = cbc_encrypt(&self.enc, iv, &mut ct);
+        ct
+    }
+
+    /// Opens `data ‖ MACt` of either direction in `mode`: checks the MAC against
+    /// `expected_mac(data)` and, in Full mode, decrypts `data` with `iv`.
+    fn open_sealed(
+        &self,
+        mode: CommMode,
+        sealed: &[u8],
+        iv: &Block,
+        expected_mac: impl FnOnce(&[u8]) -> [u8; 8],
+    ) -> Result<Vec<u8>, SmError> {
+        if mode == CommMode::Plain {
+            return Ok(sealed.to_vec());
+        }
+        let Some(split) = sealed.len().checked_sub(8) else {
+            return Err(SmError::Length { got: sealed.len() });
+        };
+        let (data, mac) = sealed.split_at(split);
+        if !ct_eq(&expected_mac(data), mac) {
+            return Err(SmError::BadMac);
+        }
+        if mode == CommMode::Mac || data.is_empty() {
+            return Ok(data.to_vec());
+        }
+        let mut d = data.to_vec();
+        cbc_decrypt(&self.enc, iv, &mut d).ok_or(SmError::Length { got: data.len() })?;
+        Ok(unpad(&d).ok_or(SmError::BadPadding)?.to_vec())
+    }
+
     /// The reader's command data field in `mode`: `header ‖ data ‖ [MAC]` (Plain, Mac)
     /// or `header ‖ E(data) ‖ MAC` (Full). The counter moves on when the response is
     /// opened ([`Self::open_response`]).
@@ -215,12 +253,7 @@ impl Session {
                 out.extend_from_slice(&self.command_mac(cmd, header, data));
             }
             CommMode::Full => {
-                let mut ct = if data.is_empty() {
-                    Vec::new()
-                } else {
-                    pad(data)
-                };
-                let _ = cbc_encrypt(&self.enc, &self.command_iv(), &mut ct);
+                let ct = self.seal(&self.command_iv(), data);
                 out.extend_from_slice(&ct);
                 out.extend_from_slice(&self.command_mac(cmd, header, &ct));
             }
@@ -235,26 +268,8 @@ impl Session {
         if self.cmd_ctr == u16::MAX {
             return Err(SmError::CounterExhausted);
         }
-        let plain = match mode {
-            CommMode::Plain => resp.to_vec(),
-            CommMode::Mac | CommMode::Full => {
-                let Some(split) = resp.len().checked_sub(8) else {
-                    return Err(SmError::Length { got: resp.len() });
-                };
-                let (data, mac) = resp.split_at(split);
-                if !ct_eq(&self.response_mac(0x00, data), mac) {
-                    return Err(SmError::BadMac);
-                }
-                if mode == CommMode::Mac || data.is_empty() {
-                    data.to_vec()
-                } else {
-                    let mut d = data.to_vec();
-                    cbc_decrypt(&self.enc, &self.response_iv(), &mut d)
-                        .ok_or(SmError::Length { got: data.len() })?;
-                    unpad(&d).ok_or(SmError::BadPadding)?.to_vec()
-                }
-            }
-        };
+        let iv = self.response_iv();
+        let plain = self.open_sealed(mode, resp, &iv, |data| self.response_mac(0x00, data))?;
         self.cmd_ctr += 1;
         Ok(plain)
     }
@@ -276,26 +291,8 @@ impl Session {
             return Err(SmError::CounterExhausted);
         }
         let (header, rest) = field.split_at(header_len);
-        let data = match mode {
-            CommMode::Plain => rest.to_vec(),
-            CommMode::Mac | CommMode::Full => {
-                let Some(split) = rest.len().checked_sub(8) else {
-                    return Err(SmError::Length { got: field.len() });
-                };
-                let (data, mac) = rest.split_at(split);
-                if !ct_eq(&self.command_mac(cmd, header, data), mac) {
-                    return Err(SmError::BadMac);
-                }
-                if mode == CommMode::Mac || data.is_empty() {
-                    data.to_vec()
-                } else {
-                    let mut d = data.to_vec();
-                    cbc_decrypt(&self.enc, &self.command_iv(), &mut d)
-                        .ok_or(SmError::Length { got: data.len() })?;
-                    unpad(&d).ok_or(SmError::BadPadding)?.to_vec()
-                }
-            }
-        };
+        let iv = self.command_iv();
+        let data = self.open_sealed(mode, rest, &iv, |data| self.command_mac(cmd, header, data))?;
         Ok((header.to_vec(), data))
     }
 
@@ -310,12 +307,7 @@ impl Session {
                 v
             }
             CommMode::Full => {
-                let mut ct = if data.is_empty() {
-                    Vec::new()
-                } else {
-                    pad(data)
-                };
-                let _ = cbc_encrypt(&self.enc, &self.response_iv(), &mut ct);
+                let mut ct = self.seal(&self.response_iv(), data);
                 let mac = self.response_mac(0x00, &ct);
                 ct.extend_from_slice(&mac);
                 ct
