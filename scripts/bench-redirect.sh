@@ -105,13 +105,17 @@ tapkit() { # name port database_url sync [extra rows: nfc+kiosk]
   if [[ ${5:-} == nfc+kiosk ]]; then
     local aff
     aff=$(q "SELECT id FROM affiliates WHERE code = '$code'")
-    # 1,000 cards of the partner, registered through the API as the provisioner does.
-    for i in $(seq 0 999); do
-      printf '{"affiliate_id":%s,"uid":"04%012X"}\n' "$aff" "$i"
-    done | while read -r body; do
-      curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-        -d "$body" "http://127.0.0.1:$2/api/admin/cards"
-    done
+    # 1,000 cards of the partner, registered through the API as the provisioner does:
+    # UIDs 04 + 12 hex digits of $1 + 0..999, each body ending with $2.
+    register_cards() {
+      for i in $(seq 0 999); do
+        printf '{"affiliate_id":%s,"uid":"04%012X"%s}\n' "$aff" "$(($1 + i))" "$2"
+      done | while read -r body; do
+        curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+          -d "$body" "http://127.0.0.1:$port/api/admin/cards"
+      done
+    }
+    register_cards 0 ""
     sleep 1.2   # the directory's poll has picked the cards up (the API reloaded it already)
     sed "s/@CODE@/$code/" scripts/bench/nfc.lua > "$work/nfc.lua"
     local nfc_before
@@ -124,12 +128,7 @@ tapkit() { # name port database_url sync [extra rows: nfc+kiosk]
     nfc_note="NFC row: $replays of its clicks flagged as replays, $not_attributed not attributed (both must be 0)."
     # 1,000 NTAG 424 DNA cards of the partner under key version 1, and the URLs they
     # send, made ahead (enough for 60,000 taps a second for the whole run: past its end a thread would replay).
-    for i in $(seq 0 999); do
-      printf '{"affiliate_id":%s,"uid":"04%012X","key_version":1}\n' "$aff" "$((0x5000000000 + i))"
-    done | while read -r body; do
-      curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-        -d "$body" "http://127.0.0.1:$2/api/admin/cards"
-    done
+    register_cards $((0x5000000000)) ',"key_version":1'
     ./target/release/examples/sun_bench urls "$TAPKIT_SUN_KEYS_FILE" "$code" "$work" $((secs * 60))
     sed "s|@DIR@|$work|" scripts/bench/sun.lua > "$work/sun.lua"
     sleep 1.2
