@@ -111,7 +111,7 @@ impl TagType {
                 "MIFARE Ultralight EV1 has no NDEF capability container, UID mirror or tap counter mirror; use an NTAG213, 215 or 216 card",
             ),
             Self::Ntag424Dna => Some(
-                "NTAG 424 DNA is a Type 4 tag with encrypted SUN messages, which Tapkit does not provision yet; use an NTAG213, 215 or 216 card",
+                "NTAG 424 DNA signs every tap (SUN) and is written with the brand's keys, not as a plain URL; for a plain URL use an NTAG213, 215 or 216 card",
             ),
             Self::Unknown => Some(
                 "this tag did not identify itself as an NTAG213, 215 or 216; use one of those cards",
@@ -344,7 +344,7 @@ mod tests {
             TagType::Ntag424Dna
                 .unsupported_reason()
                 .unwrap()
-                .contains("NTAG213")
+                .contains("SUN")
         );
         assert!(TagType::Ntag215.unsupported_reason().is_none());
     }

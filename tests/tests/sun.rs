@@ -9,7 +9,10 @@ use std::process::Command;
 use tapkit_core::ntag424::keyfile::KeyFile;
 use tapkit_core::ntag424::keys::FILE_SLOT;
 use tapkit_core::ntag424::sun::{Picc, decrypt_picc, encrypt_picc, sdm_mac};
-use tapkit_e2e::{Server, http_request, postgres_database, provisioner, stderr, stdout};
+use tapkit_e2e::{
+    Server, SimCard, http_request, pcsc_env, postgres_database, provisioner, stderr, stdout,
+    wait_card,
+};
 
 const UID: [u8; 7] = [0x04, 0x5A, 0x11, 0x22, 0x33, 0x44, 0x55];
 const BROWSER: &str = "User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X)\r\n";
@@ -303,4 +306,232 @@ fn one_sun_url_at_two_replicas_is_attributed_once() {
     drop((a, b));
     tapkit_e2e::drop_postgres_database(&url, &base);
     let _ = std::fs::remove_dir_all(keys_path.parent().unwrap());
+}
+
+/// One tap of the card on the reader by the independent client (pyscard + ndeflib, the
+/// phone's Type 4 read): the URL it read.
+fn phone_read(reader: &str) -> String {
+    let python = std::env::var("TAPKIT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/pcsc_read_t4t.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(reader)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["url"].as_str().unwrap_or_default().to_owned()
+}
+
+fn write_sun(reader: &str, keys: &str, journal: &str, url: &str) -> std::process::Output {
+    provisioner(&[
+        "write",
+        "--reader",
+        reader,
+        "--json",
+        "--wait",
+        "5",
+        "--sun",
+        "--keys",
+        keys,
+        "--journal",
+        journal,
+        url,
+    ])
+}
+
+fn json_of(o: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(o), stderr(o)))
+}
+
+/// The path of a card URL, for tapping the test server.
+fn path_of(url: &str) -> &str {
+    url.strip_prefix("https://book.example.com").unwrap()
+}
+
+/// Through real pcscd + vpcd: `provisioner write --sun` on a blank emulated NTAG 424 DNA;
+/// the independent client reads it twice, the server accepts both taps, a changed digit
+/// and a replayed URL are flagged; then `reset` gives the card back its factory keys.
+#[test]
+fn a_sun_card_written_through_pcscd_verifies_at_the_server() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let (keys_path, _) = key_file("pcsc");
+    let keys = keys_path.to_str().unwrap().to_owned();
+    let journal = keys_path.with_file_name("journal.jsonl");
+    let journal = journal.to_str().unwrap();
+    let server = Server::start(
+        "sunpcsc",
+        None,
+        &[
+            ("TAPKIT_SUN_KEYS_FILE", keys.as_str()),
+            ("TAPKIT_RATE_LIMIT_PER_HOUR", "0"),
+        ],
+    );
+    let (gym, code) = affiliate(&server, "Iron Gym");
+    let base = format!("https://book.example.com/r/{code}");
+    let _card = SimCard::start(&env.reader0, env.port0, &["--tag", "ntag424"]);
+
+    let o = write_sun(&env.reader0, &keys, journal, &base);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = json_of(&o);
+    assert_eq!(report["type"], "NTAG424DNA");
+    assert_eq!(report["key_version"], 1);
+    assert_eq!(report["keys_changed"], 5);
+    let uid = report["uid"].as_str().unwrap().to_owned();
+    // Every key change was journaled first, with its slot and versions and no key.
+    let lines = std::fs::read_to_string(journal).unwrap();
+    let slots: Vec<u64> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["slot"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(slots, vec![1, 2, 3, 4, 0]);
+    for line in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let fields: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(
+            fields,
+            [
+                "at_ms",
+                "event",
+                "from_version",
+                "op",
+                "slot",
+                "to_version",
+                "uid"
+            ],
+            "no key in the journal: {line}"
+        );
+        assert_eq!(v["uid"], uid.as_str());
+    }
+
+    let (status, card) = register(&server, gym, &uid, 1);
+    assert_eq!(status, 201, "{card}");
+    let first = phone_read(&env.reader0);
+    let second = phone_read(&env.reader0);
+    for u in [&first, &second] {
+        assert!(u.starts_with(&format!("{base}?e=")), "{u}");
+    }
+    assert_ne!(first, second, "every tap is signed afresh");
+    assert!(tap(&server, path_of(&first)), "the first tap is attributed");
+    assert!(
+        tap(&server, path_of(&second)),
+        "the second tap is attributed"
+    );
+    assert!(!tap(&server, path_of(&second)), "a replayed URL is not");
+    let third = phone_read(&env.reader0);
+    let mut forged = third.clone().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
+    assert!(!tap(&server, path_of(&String::from_utf8(forged).unwrap())));
+    let got: Vec<(String, String)> = clicks(&server, None)
+        .into_iter()
+        .map(|(_, outcome, reason, _)| (outcome, reason))
+        .collect();
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        got,
+        vec![
+            pair("attributed", ""),
+            pair("attributed", ""),
+            pair("flagged", "replayed_counter"),
+            pair("flagged", "bad_sun_mac"),
+        ]
+    );
+
+    // Writing it again verifies and writes nothing; reset returns it to the factory.
+    let again = json_of(&write_sun(&env.reader0, &keys, journal, &base));
+    assert_eq!(again["already_written"], true, "{again}");
+    let o = provisioner(&[
+        "reset",
+        "--reader",
+        &env.reader0,
+        "--json",
+        "--keys",
+        &keys,
+        "--journal",
+        journal,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["keys_changed"], 5);
+    let o = provisioner(&["read", "--reader", &env.reader0, "--json"]);
+    let info = json_of(&o);
+    assert_eq!(info["sun_keys"]["state"], "factory", "{info}");
+    assert!(info["url"].is_null(), "{info}");
+}
+
+/// A card torn away during its third key change, through pcscd: the write fails with
+/// "put it back", `read` shows the half-changed keys, and the same command again finishes
+/// the card, whose taps then verify at the server.
+#[test]
+fn a_sun_card_torn_during_change_key_is_finished_on_the_next_placement() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let (keys_path, _) = key_file("pcsctear");
+    let keys = keys_path.to_str().unwrap().to_owned();
+    let journal = keys_path.with_file_name("journal.jsonl");
+    let journal = journal.to_str().unwrap();
+    let server = Server::start(
+        "sunpcsctear",
+        None,
+        &[
+            ("TAPKIT_SUN_KEYS_FILE", keys.as_str()),
+            ("TAPKIT_RATE_LIMIT_PER_HOUR", "0"),
+        ],
+    );
+    let (gym, code) = affiliate(&server, "Iron Gym");
+    let base = format!("https://book.example.com/r/{code}");
+    let _card = SimCard::start(
+        &env.reader0,
+        env.port0,
+        &[
+            "--tag",
+            "ntag424",
+            "--fault",
+            "tear-at-change:3",
+            "--reinsert-ms",
+            "600",
+        ],
+    );
+    let o = write_sun(&env.reader0, &keys, journal, &base);
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "exit 5 = put the card back; {}",
+        stderr(&o)
+    );
+    assert!(json_of(&o)["retry"] == true, "{}", stdout(&o));
+    assert!(wait_card(
+        &env.reader0,
+        true,
+        std::time::Duration::from_secs(10)
+    ));
+    let info = json_of(&provisioner(&["read", "--reader", &env.reader0, "--json"]));
+    assert_eq!(info["sun_keys"]["state"], "partial", "{info}");
+
+    let o = write_sun(&env.reader0, &keys, journal, &base);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = json_of(&o);
+    assert_eq!(report["resumed"], true, "{report}");
+    // Slots 1 and 2 were changed by the first run (the tear hit slot 2's change after
+    // the settings), so the second changes 3, 4 and 0.
+    assert_eq!(report["keys_changed"], 3, "{report}");
+    let uid = report["uid"].as_str().unwrap().to_owned();
+    let (status, card) = register(&server, gym, &uid, 1);
+    assert_eq!(status, 201, "{card}");
+    assert!(tap(&server, path_of(&phone_read(&env.reader0))));
+    let journal_lines = std::fs::read_to_string(journal).unwrap().lines().count();
+    assert_eq!(
+        journal_lines,
+        2 + 3,
+        "each change journaled once, the torn one included"
+    );
 }

@@ -64,6 +64,8 @@ pub enum CardOp {
     Write,
     /// `lock`.
     Lock,
+    /// `reset`.
+    Reset,
     /// A card of a `provision` batch.
     Provision,
     /// The `demo` on emulated cards.
@@ -448,6 +450,7 @@ fn card_hint(op: CardOp, reader: &str, e: &DriverError) -> Option<String> {
         CardOp::Read => "read",
         CardOp::Write => "write",
         CardOp::Lock => "lock",
+        CardOp::Reset => "reset",
         CardOp::Provision => "provision",
         CardOp::Demo => "demo",
     };
@@ -460,6 +463,21 @@ fn card_hint(op: CardOp, reader: &str, e: &DriverError) -> Option<String> {
             Some("give the card's password with --password or TAPKIT_TAG_PASSWORD".into())
         }
         DriverError::NeedsConfirmation => Some("add --permanent to lock this card".into()),
+        DriverError::Unsupported {
+            tag: tapkit_core::ntag::TagType::Ntag424Dna,
+            ..
+        } if op == CardOp::Write => Some(
+            "write it with --sun --keys FILE (the brand's key file, made once by `provisioner keys new --out FILE`)"
+                .into(),
+        ),
+        DriverError::SunKeys { detail } if detail.contains("already a Tapkit SUN card") => Some(
+            "to give it another URL, reset it first (`provisioner reset --keys FILE`), retire its binding on the server, then write it again"
+                .into(),
+        ),
+        DriverError::Journal(_) => Some(
+            "check the journal file and its folder's permissions, or give another --journal file"
+                .into(),
+        ),
         DriverError::Nak { .. } | DriverError::Protocol { .. } if reader != "sim" => Some(format!(
             "`provisioner read --reader {reader:?}` shows the card's lock and password state"
         )),

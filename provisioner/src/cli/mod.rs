@@ -63,8 +63,22 @@ pub enum Command {
         reader: ReaderArgs,
         /// Append `?m=<UID>x<counter>` filled in by the chip on every tap, so the server
         /// knows which card was tapped and can spot copied URLs.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "sun")]
         mirror: bool,
+        /// NTAG 424 DNA: a URL every tap of which is signed (`?e=…&c=…`, SUN), so it
+        /// cannot be copied. The card's keys become Tapkit's per-card keys from --keys;
+        /// two test taps are verified with the server's algorithm. A card pulled midway
+        /// is finished by running the same command again. Register the card with the key
+        /// version printed.
+        #[arg(long, requires = "keys", conflicts_with_all = ["password", "set_password", "overwrite"])]
+        sun: bool,
+        /// With --sun: the brand's key file (made by `provisioner keys new`).
+        #[arg(long, value_name = "FILE")]
+        keys: Option<PathBuf>,
+        /// With --sun: append-only record of every key change, made durable before the
+        /// change is sent.
+        #[arg(long, default_value = "sun-key-journal.jsonl", value_name = "FILE")]
+        journal: PathBuf,
         /// Replace a different URL (or unreadable data) already on the card.
         #[arg(long)]
         overwrite: bool,
@@ -83,6 +97,24 @@ pub enum Command {
         json: bool,
         /// The URL to write, e.g. https://book.example.com/r/IRONGYM-7K2M9Q
         url: String,
+    },
+    /// Return an NTAG 424 DNA written with --sun to factory keys and settings, with an
+    /// empty NDEF file, so it can be written again (for example under a new key
+    /// version). Interrupted, it resumes when run again. Retire the card's binding on the
+    /// server: its taps stop verifying.
+    Reset {
+        /// Which reader.
+        #[command(flatten)]
+        reader: ReaderArgs,
+        /// The key file the card was keyed with.
+        #[arg(long, value_name = "FILE")]
+        keys: PathBuf,
+        /// Append-only record of every key change.
+        #[arg(long, default_value = "sun-key-journal.jsonl", value_name = "FILE")]
+        journal: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Make the card permanently read-only (URL, mirror and configuration frozen).
     Lock {
@@ -185,7 +217,10 @@ pub enum Command {
         #[arg(long)]
         image: Option<PathBuf>,
         /// Inject a fault: pull-at-write:N, tear-at-write:N, nak-at:N, slow-ms:MS,
-        /// reset-after:N (repeatable).
+        /// reset-after:N; for ntag424 tear-at-change:N (the N-th ChangeKey or
+        /// ChangeFileSettings is made, then the card is torn away), wrong-key:SLOT (a key
+        /// nobody knows), replay-response:N (the N-th secured answer is the previous one
+        /// again). Repeatable.
         #[arg(long)]
         fault: Vec<Fault>,
         /// After a pulled or torn card, present it again after this many milliseconds.

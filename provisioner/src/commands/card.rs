@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::cli::{CardOp, CliError, ReaderArgs};
+use crate::driver::sun::KeyStep;
 use crate::driver::{DriverError, LockState, TagDriver, TagInfo, WriteOptions, WriteReport};
 use crate::reader::pcsc::{self, PcscTransport};
 use crate::reader::sim::{self, SimTag, SimTransport};
@@ -130,6 +131,20 @@ fn describe(info: &TagInfo) -> String {
         },
     );
     s += &format!("URL      {}\n", info.url.as_deref().unwrap_or("(none)"));
+    if let Some(k) = &info.sun_keys {
+        s += &format!(
+            "Keys     {}\n",
+            match k {
+                crate::driver::sun::KeyState::Factory =>
+                    "factory (blank: write it with --sun --keys FILE)".to_owned(),
+                crate::driver::sun::KeyState::Tapkit { version } =>
+                    format!("Tapkit's, key version {version}; every tap is signed (SUN)"),
+                crate::driver::sun::KeyState::Partial { version, .. } => format!(
+                    "half changed to key version {version} (a write was interrupted: run the same write again to finish it)"
+                ),
+            }
+        );
+    }
     if let Some(e) = &info.content_error {
         s += &format!("Problem  {e}\n");
     }
@@ -235,6 +250,136 @@ pub(super) fn lock(
         println!(
             "Locked {} {} for good ({} pages written).",
             r.tag_type, r.uid, r.pages_written
+        );
+    }
+    Ok(())
+}
+
+/// An append-only JSON-lines record of key changes: each line is made durable (fsync)
+/// before the change it announces is sent to the card.
+fn key_journal(
+    path: &std::path::Path,
+) -> Result<impl FnMut(&KeyStep) -> Result<(), String>, CliError> {
+    use std::io::Write;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|error| CliError::Journal {
+            error: crate::journal::JournalError::Io {
+                path: path.display().to_string(),
+                source: error,
+            },
+        })?;
+    let shown = path.display().to_string();
+    Ok(move |step: &KeyStep| {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let mut line = serde_json::json!({ "at_ms": at, "event": "change_key" });
+        if let (Some(obj), Ok(serde_json::Value::Object(s))) =
+            (line.as_object_mut(), serde_json::to_value(step))
+        {
+            obj.extend(s);
+        }
+        let mut f = &file;
+        writeln!(f, "{line}")
+            .and_then(|()| f.sync_data())
+            .map_err(|e| format!("{shown}: {e}"))
+    })
+}
+
+/// `provisioner write --sun --keys FILE URL`.
+pub(super) fn write_sun(
+    args: &ReaderArgs,
+    url: &str,
+    keys: &std::path::Path,
+    journal: &std::path::Path,
+    json_out: bool,
+) -> Result<(), CliError> {
+    check_url(url)?;
+    let keyfile = super::keys::load(keys)?;
+    let mut record = key_journal(journal)?;
+    let report = with_driver(args, CardOp::Write, "write", |d| {
+        let tag = d.read_type()?;
+        if tag != tapkit_core::ntag::TagType::Ntag424Dna {
+            return Err(DriverError::Unsupported {
+                tag,
+                reason: format!(
+                    "--sun needs an NTAG 424 DNA card and this is {tag}; write NTAG21x cards without --sun (--mirror gives them a tap counter)"
+                ),
+            });
+        }
+        d.write_sun(url, &keyfile, &mut record)
+    })?;
+    if json_out {
+        print_json(&report);
+        return Ok(());
+    }
+    if report.already_written {
+        println!(
+            "{} {} is already a Tapkit SUN card for this URL (key version {}); two test taps verified, nothing written.",
+            report.tag_type, report.uid, report.key_version
+        );
+    } else {
+        println!(
+            "Wrote {} to {} {}{}, keyed it with key version {} ({} keys changed, {} APDUs), and verified two test taps.",
+            report.url,
+            report.tag_type,
+            report.uid,
+            if report.resumed {
+                " (finishing a run that was interrupted)"
+            } else {
+                ""
+            },
+            report.key_version,
+            report.keys_changed,
+            report.apdus
+        );
+    }
+    println!(
+        "A phone now reads: {}",
+        report.urls_as_read.last().map_or("", String::as_str)
+    );
+    println!(
+        "Register it: POST /api/admin/cards {{\"affiliate_id\": …, \"uid\": \"{}\", \"key_version\": {}}}",
+        report.uid, report.key_version
+    );
+    Ok(())
+}
+
+/// `provisioner reset --keys FILE`.
+pub(super) fn reset(
+    args: &ReaderArgs,
+    keys: &std::path::Path,
+    journal: &std::path::Path,
+    json_out: bool,
+) -> Result<(), CliError> {
+    let keyfile = super::keys::load(keys)?;
+    let mut record = key_journal(journal)?;
+    let report = with_driver(args, CardOp::Reset, "reset", |d| {
+        let tag = d.read_type()?;
+        if tag != tapkit_core::ntag::TagType::Ntag424Dna {
+            return Err(DriverError::Unsupported {
+                tag,
+                reason: format!(
+                    "reset returns NTAG 424 DNA cards to factory keys and this is {tag}; rewrite NTAG21x cards with `provisioner write --overwrite`"
+                ),
+            });
+        }
+        d.reset_sun(&keyfile, &mut record)
+    })?;
+    if json_out {
+        print_json(&report);
+    } else if report.was_version == 0 && report.keys_changed == 0 {
+        println!(
+            "NTAG 424 DNA {} had factory keys already; its NDEF file is now empty.",
+            report.uid
+        );
+    } else {
+        println!(
+            "NTAG 424 DNA {} is back to factory keys and settings ({} keys changed; it was key version {}), with an empty NDEF file.\nRetire its binding on the server: POST /api/admin/cards/{{id}}/retire",
+            report.uid, report.keys_changed, report.was_version
         );
     }
     Ok(())

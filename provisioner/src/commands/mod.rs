@@ -17,6 +17,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Read { reader, json } => (json, card::read(&reader, json)),
         Command::Write {
             reader,
+            sun: true,
+            keys: Some(keys),
+            journal,
+            json,
+            url,
+            ..
+        } => (json, card::write_sun(&reader, &url, &keys, &journal, json)),
+        Command::Write {
+            reader,
             mirror,
             overwrite,
             password,
@@ -24,6 +33,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             pack,
             json,
             url,
+            ..
         } => {
             let opts = WriteOptions {
                 mirror,
@@ -34,6 +44,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             };
             (json, card::write(&reader, &url, &opts, json))
         }
+        Command::Reset {
+            reader,
+            keys,
+            journal,
+            json,
+        } => (json, card::reset(&reader, &keys, &journal, json)),
         Command::Lock {
             reader,
             permanent,

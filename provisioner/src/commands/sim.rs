@@ -20,6 +20,14 @@ pub(super) fn sim_card(
     faults: Vec<sim::Fault>,
     reinsert_ms: u64,
 ) -> Result<(), CliError> {
+    if let (SimTagKind::Ntag424, Some(path)) = (kind, &image) {
+        return Err(CliError::SimImage {
+            error: sim::ImageError::Invalid {
+                path: path.clone(),
+                reason: "--image keeps NTAG21x memory only; an emulated NTAG 424 DNA lives as long as its sim-card process".into(),
+            },
+        });
+    }
     let tag = match &image {
         Some(path) => SimTransport::with_image(path, kind, Vec::new())
             .map_err(|error| CliError::SimImage { error })?

@@ -100,6 +100,44 @@ pub enum DriverError {
         /// Hex found.
         found: String,
     },
+    /// An NTAG 424 DNA refused a command.
+    #[error(
+        "the NTAG 424 DNA card refused to {op} (status {status}); take it off the reader, put it back and try again"
+    )]
+    SunRefused {
+        /// Which step.
+        op: &'static str,
+        /// The status word.
+        status: String,
+    },
+    /// An NTAG 424 DNA's secure-messaging answer did not verify: a corrupted or replayed
+    /// answer. Nothing more was sent to the card.
+    #[error(
+        "the card's answer to {op} did not verify ({error}); nothing more was sent to it: take it off the reader, put it back and run the command again"
+    )]
+    SecureMessaging {
+        /// Which step.
+        op: &'static str,
+        /// What failed.
+        error: tapkit_core::ntag424::session::SmError,
+    },
+    /// The NTAG 424 DNA's keys are not what Tapkit can work with.
+    #[error("Tapkit will not change this NTAG 424 DNA card: {detail}")]
+    SunKeys {
+        /// What is wrong with them.
+        detail: String,
+    },
+    /// After provisioning, a tap did not verify.
+    #[error(
+        "the card was keyed but a test tap did not verify: {detail}; put it back and run the command again (it resumes), or reset it"
+    )]
+    SunVerify {
+        /// What did not verify.
+        detail: String,
+    },
+    /// The key-change journal could not be written, so no key was changed.
+    #[error("the key journal could not be written, so no key was changed: {0}")]
+    Journal(String),
     /// A permanent change was asked for without confirmation.
     #[error("locking is permanent and cannot be undone, so it needs a confirmation")]
     NeedsConfirmation,
@@ -120,6 +158,7 @@ impl DriverError {
                 | Self::WrongPassword
                 | Self::Mirror(_)
                 | Self::NeedsConfirmation
+                | Self::SunKeys { .. }
         )
     }
 
@@ -134,6 +173,9 @@ impl DriverError {
                         | TransportError::CardReset
                 )
                 | Self::VerifyFailed { .. }
+                | Self::SecureMessaging { .. }
+                | Self::SunRefused { .. }
+                | Self::SunVerify { .. }
         )
     }
 

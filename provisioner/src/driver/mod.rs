@@ -4,6 +4,7 @@
 mod error;
 mod io;
 mod lock;
+pub mod sun;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -65,6 +66,10 @@ pub struct TagInfo {
     pub unsupported: Option<String>,
     /// A problem with the card's content (e.g. corrupt NDEF), if any.
     pub content_error: Option<String>,
+    /// NTAG 424 DNA: whose keys it holds (factory, Tapkit's of a version, or half of
+    /// each after an interrupted write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sun_keys: Option<sun::KeyState>,
 }
 
 /// What the driver learned about a Type 2 card in one pass.
@@ -172,6 +177,31 @@ impl<T: Transport> TagDriver<T> {
     /// counter.
     pub fn read(&mut self) -> Result<TagInfo, DriverError> {
         let tag_type = self.identify_type()?;
+        if tag_type == TagType::Ntag424Dna {
+            let card = self.dna_card()?;
+            let state = card.key_state()?;
+            // A phone's read (it counts a tap when SDM is on).
+            self.transport_mut().reconnect()?;
+            let (url, content_error) = match self.read_ndef_uri() {
+                Ok(u) => (u, None),
+                Err(DriverError::Content(e)) => (None, Some(e)),
+                Err(e) => return Err(e),
+            };
+            return Ok(TagInfo {
+                tag_type,
+                uid: crate::hex::encode(&card.uid),
+                capacity: Some(254),
+                url,
+                lock: LockState::Unlocked,
+                password_protected: false,
+                config_locked: false,
+                mirror: card.sdm,
+                counter: None,
+                unsupported: None,
+                content_error,
+                sun_keys: Some(state),
+            });
+        }
         let Some(layout) = tag_type.layout() else {
             let uid = self.uid_from_reader().unwrap_or_default();
             return Ok(TagInfo {
@@ -186,6 +216,7 @@ impl<T: Transport> TagDriver<T> {
                 counter: None,
                 unsupported: tag_type.unsupported_reason().map(str::to_owned),
                 content_error: None,
+                sun_keys: None,
             });
         };
         let snap = self.snapshot(layout, 16)?;
@@ -215,7 +246,13 @@ impl<T: Transport> TagDriver<T> {
             counter,
             unsupported: None,
             content_error,
+            sun_keys: None,
         })
+    }
+
+    /// Identifies the card (type only).
+    pub fn read_type(&mut self) -> Result<TagType, DriverError> {
+        self.identify_type()
     }
 
     /// Reads the NDEF message, fetching more pages when the message is longer than the

@@ -2,6 +2,7 @@
 //! in-process ([`SimTransport`]) or served to the system's real `pcscd` through the
 //! vsmartcard vpcd driver ([`vpcd`]).
 
+pub mod ntag424;
 pub mod reader;
 pub mod tag;
 pub mod vpcd;
@@ -127,6 +128,11 @@ impl SimTransport {
     /// The emulated reader (to inspect the tag in tests).
     pub fn reader(&self) -> &SimReader {
         &self.reader
+    }
+
+    /// The emulated reader, to change its faults between placements.
+    pub fn reader_mut(&mut self) -> &mut SimReader {
+        &mut self.reader
     }
 
     /// Puts the (same) card back on the reader after a removal.

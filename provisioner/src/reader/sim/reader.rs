@@ -7,6 +7,7 @@ use std::time::Duration;
 use tapkit_core::apdu::StatusWord;
 use tapkit_core::ntag::cmd;
 
+use super::ntag424::Ntag424;
 use super::tag::{SimTag, SimTagKind, TagReply};
 
 /// A scripted fault. Write and APDU numbers count from 1 since the card was presented.
@@ -25,6 +26,15 @@ pub enum Fault {
     /// After n APDUs another client resets the card (in-process transport only: vpcd
     /// cannot push a reset to the client).
     ResetAfter(u32),
+    /// NTAG 424 DNA: the card is torn away during its n-th ChangeKey or
+    /// ChangeFileSettings: the change is made, no answer comes back, the card is gone.
+    TearAtChange(u32),
+    /// NTAG 424 DNA: the key in this slot is one nobody knows (a card keyed elsewhere);
+    /// its version still reads 0, as if factory-fresh.
+    WrongKey(u8),
+    /// NTAG 424 DNA: the n-th answer of a secure-messaging session is the previous one
+    /// again (a replayed response with a stale command counter).
+    ReplayResponse(u32),
 }
 
 impl std::str::FromStr for Fault {
@@ -38,6 +48,9 @@ impl std::str::FromStr for Fault {
             "nak-at" => Self::NakAt(n),
             "slow-ms" => Self::Slow(Duration::from_millis(u64::from(n))),
             "reset-after" => Self::ResetAfter(n),
+            "tear-at-change" => Self::TearAtChange(n),
+            "wrong-key" if n <= 4 => Self::WrongKey(n as u8),
+            "replay-response" => Self::ReplayResponse(n),
             _ => return Err(fault_help(s)),
         })
     }
@@ -45,7 +58,7 @@ impl std::str::FromStr for Fault {
 
 fn fault_help(s: &str) -> String {
     format!(
-        "unknown fault {s:?}; use pull-at-write:N, tear-at-write:N, nak-at:N, slow-ms:MS or reset-after:N"
+        "unknown fault {s:?}; use pull-at-write:N, tear-at-write:N, nak-at:N, slow-ms:MS, reset-after:N, or for ntag424 tear-at-change:N, wrong-key:SLOT (0-4), replay-response:N"
     )
 }
 
@@ -66,6 +79,11 @@ pub enum ReaderOutcome {
 #[derive(Debug)]
 pub struct SimReader {
     tag: SimTag,
+    /// The NTAG 424 DNA behind `tag` when it is one (its state outlives power cycles).
+    dna: Option<Box<Ntag424>>,
+    changes: u32,
+    secured: u32,
+    last_secured: Option<Vec<u8>>,
     faults: Vec<Fault>,
     apdus: u32,
     writes: u32,
@@ -77,8 +95,33 @@ pub struct SimReader {
 impl SimReader {
     /// A reader holding `tag`, with scripted `faults`.
     pub fn new(tag: SimTag, faults: Vec<Fault>) -> Self {
+        let dna = (tag.kind() == SimTagKind::Ntag424).then(|| {
+            let mut card = Ntag424::factory(
+                tag.uid(),
+                u64::from_le_bytes([
+                    tag.uid()[0],
+                    tag.uid()[1],
+                    tag.uid()[2],
+                    tag.uid()[3],
+                    tag.uid()[4],
+                    tag.uid()[5],
+                    tag.uid()[6],
+                    0x5A,
+                ]) ^ super::random_seed(),
+            );
+            for f in &faults {
+                if let Fault::WrongKey(slot) = f {
+                    card.set_unknown_key(*slot);
+                }
+            }
+            Box::new(card)
+        });
         Self {
             tag,
+            dna,
+            changes: 0,
+            secured: 0,
+            last_secured: None,
             faults,
             apdus: 0,
             writes: 0,
@@ -90,6 +133,11 @@ impl SimReader {
     /// The card.
     pub fn tag(&self) -> &SimTag {
         &self.tag
+    }
+
+    /// The NTAG 424 DNA, when the card is one.
+    pub fn ntag424(&self) -> Option<&Ntag424> {
+        self.dna.as_deref()
     }
 
     /// Replaces the faults (for example after a re-insertion, to retry cleanly).
@@ -105,6 +153,12 @@ impl SimReader {
     /// The card is (re)presented or the field is reset: counters restart.
     pub fn power_on(&mut self) {
         self.tag.power_on();
+        if let Some(d) = &mut self.dna {
+            d.power_on();
+        }
+        self.changes = 0;
+        self.secured = 0;
+        self.last_secured = None;
         self.apdus = 0;
         self.writes = 0;
     }
@@ -150,6 +204,9 @@ impl SimReader {
                 return ReaderOutcome::TornAway;
             }
         }
+        if self.dna.is_some() && apdu.first() != Some(&0xFF) {
+            return self.dna_command(apdu);
+        }
         if self.faults.contains(&Fault::NakAt(n)) {
             self.faults.retain(|f| *f != Fault::NakAt(n));
             self.tag.power_off(); // a NAK leaves the tag in IDLE
@@ -160,6 +217,36 @@ impl SimReader {
             });
         }
         ReaderOutcome::Reply(self.handle(apdu))
+    }
+
+    /// An ISO 7816 APDU for the NTAG 424 DNA, with its faults.
+    fn dna_command(&mut self, apdu: &[u8]) -> ReaderOutcome {
+        let Some(card) = self.dna.as_deref_mut() else {
+            return ReaderOutcome::Reply(StatusWord::UnsupportedInstruction.to_bytes().to_vec());
+        };
+        if matches!(apdu, [0x90, 0xC4 | 0x5F, ..]) {
+            self.changes += 1;
+            let n = self.changes;
+            if self.faults.contains(&Fault::TearAtChange(n)) {
+                self.faults.retain(|f| *f != Fault::TearAtChange(n));
+                let _ = card.command(apdu); // the change is written
+                return ReaderOutcome::TornAway;
+            }
+        }
+        let reply = card.command(apdu);
+        // A secure-messaging answer: data with a MAC and 91 00.
+        if reply.len() >= 10 && reply.ends_with(&[0x91, 0x00]) && apdu.len() > 5 {
+            self.secured += 1;
+            let n = self.secured;
+            let previous = self.last_secured.replace(reply.clone());
+            if self.faults.contains(&Fault::ReplayResponse(n))
+                && let Some(p) = previous
+            {
+                self.faults.retain(|f| *f != Fault::ReplayResponse(n));
+                return ReaderOutcome::Reply(p);
+            }
+        }
+        ReaderOutcome::Reply(reply)
     }
 
     fn tag_command(&mut self, frame: &[u8]) -> TagReply {
@@ -235,13 +322,6 @@ impl SimReader {
                 [0xD4, 0x40, 0x01, frame @ ..] => ok(self.pn532(0x41, frame)),
                 _ => StatusWord::NotSupported.to_bytes().to_vec(),
             },
-            // ISO 7816 APDUs go straight to an ISO 14443-4 card (NTAG 424 DNA GetVersion).
-            [0x90, 0x60, 0x00, 0x00, 0x00] if iso4 => {
-                vec![0x04, 0x04, 0x02, 0x30, 0x00, 0x11, 0x05, 0x91, 0xAF]
-            }
-            [0x90, 0xAF, 0x00, 0x00, 0x00] if iso4 => {
-                vec![0x04, 0x04, 0x02, 0x01, 0x02, 0x11, 0x05, 0x91, 0xAF]
-            }
             [0xFF, ..] => StatusWord::UnsupportedInstruction.to_bytes().to_vec(),
             _ if iso4 => vec![0x6D, 0x00],
             _ => StatusWord::UnsupportedInstruction.to_bytes().to_vec(),

@@ -128,6 +128,8 @@ pub struct SimTag {
     counted_this_power: bool,
     state: State,
     auth_failures: u32,
+    /// The UID of a card without Type 2 memory to hold it (NTAG 424 DNA, Classic).
+    uid: [u8; 7],
 }
 
 impl SimTag {
@@ -164,6 +166,7 @@ impl SimTag {
             counted_this_power: false,
             state: State::Idle,
             auth_failures: 0,
+            uid,
         }
     }
 
@@ -208,7 +211,7 @@ impl SimTag {
     pub fn uid(&self) -> [u8; 7] {
         let m = &self.mem;
         if m.len() < 8 {
-            return [0x04, 0x42, 0x44, 0x4E, 0x41, 0x00, 0x01];
+            return self.uid;
         }
         [m[0], m[1], m[2], m[4], m[5], m[6], m[7]]
     }
