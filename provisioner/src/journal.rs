@@ -57,6 +57,10 @@ pub struct Entry {
     pub server_registered: Option<bool>,
     /// Why, for refusals and failures.
     pub detail: Option<String>,
+    /// NTAG 424 DNA written with SUN: the key file's version its keys are (registered
+    /// with the card).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u8>,
 }
 
 impl Entry {
@@ -192,6 +196,39 @@ pub fn now_rfc3339() -> String {
 
 pub use tapkit_core::date::rfc3339;
 
+/// The record of NTAG 424 DNA key changes: an append-only JSON-lines file beside the
+/// journal, each line made durable (fsync) before the change it announces is sent to
+/// the card. It names slots and versions, never a key.
+pub fn key_step_recorder(
+    path: &std::path::Path,
+) -> Result<impl FnMut(&crate::driver::sun::KeyStep) -> Result<(), String> + use<>, JournalError> {
+    use std::io::Write;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| JournalError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let shown = path.display().to_string();
+    Ok(move |step: &crate::driver::sun::KeyStep| {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let mut line = serde_json::json!({ "at_ms": at, "event": "change_key" });
+        if let (Some(obj), Ok(serde_json::Value::Object(s))) =
+            (line.as_object_mut(), serde_json::to_value(step))
+        {
+            obj.extend(s);
+        }
+        let mut f = &file;
+        writeln!(f, "{line}")
+            .and_then(|()| f.sync_data())
+            .map_err(|e| format!("{shown}: {e}"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +248,7 @@ mod tests {
             locked: false,
             server_registered: None,
             detail: None,
+            key_version: None,
         }
     }
 

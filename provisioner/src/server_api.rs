@@ -412,15 +412,20 @@ impl ServerApi {
 
     /// `POST /api/admin/cards`: binds the card UID to the affiliate. Registering the same
     /// binding twice is fine; a UID bound to another affiliate is refused by the server.
-    pub fn register_card(&self, affiliate_id: i64, uid: &str) -> Result<(), ServerError> {
+    /// A SUN card (NTAG 424 DNA) is registered with its `key_version`.
+    pub fn register_card(
+        &self,
+        affiliate_id: i64,
+        uid: &str,
+        key_version: Option<u8>,
+    ) -> Result<(), ServerError> {
         let url = format!("{}/api/admin/cards", self.creds.base);
-        self.send(
-            &format!("card {uid}"),
-            self.http
-                .post(&url)
-                .json(&serde_json::json!({ "affiliate_id": affiliate_id, "uid": uid })),
-        )
-        .map(drop)
+        let mut body = serde_json::json!({ "affiliate_id": affiliate_id, "uid": uid });
+        if let Some(v) = key_version {
+            body["key_version"] = v.into();
+        }
+        self.send(&format!("card {uid}"), self.http.post(&url).json(&body))
+            .map(drop)
     }
 }
 
@@ -487,7 +492,7 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        let e = api.register_card(1, "04A1B2C3D4E5F6").unwrap_err();
+        let e = api.register_card(1, "04A1B2C3D4E5F6", None).unwrap_err();
         assert!(e.is_transient(), "{e}");
         assert!(e.to_string().contains("127.0.0.1:9"), "{e}");
     }

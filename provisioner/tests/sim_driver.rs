@@ -476,3 +476,40 @@ proptest! {
         }
     }
 }
+
+/// The same driver on an ACR1252U-class reader, which takes the tag's commands raw (no
+/// PN532 wrapper): the dialect is found, the mirror and counter work, a password guards
+/// writes.
+#[test]
+fn a_raw_dialect_reader_writes_mirrors_and_protects() {
+    let mut t = SimTransport::new(SimTag::with_seed(SimTagKind::Ntag215, 9), vec![]);
+    t.reader_mut().set_dialect(tapkit_core::apdu::Dialect::Raw);
+    let mut d = TagDriver::new(t);
+    let pwd = [9, 8, 7, 6];
+    let r = d
+        .write_url(
+            URL,
+            &WriteOptions {
+                mirror: true,
+                password: Some(pwd),
+                set_password: true,
+                ..plain()
+            },
+        )
+        .unwrap();
+    assert_eq!(r.tag_type, TagType::Ntag215, "GET_VERSION went through raw");
+    assert!(r.password_set);
+    d.transport_mut().reconnect().unwrap();
+    let info = d.read().unwrap();
+    assert!(info.mirror && info.password_protected);
+    assert!(info.counter.is_some(), "READ_CNT went through raw");
+    let over = WriteOptions {
+        overwrite: true,
+        ..plain()
+    };
+    assert_eq!(
+        d.write_url("https://book.example.com/r/X", &over)
+            .unwrap_err(),
+        DriverError::PasswordRequired
+    );
+}

@@ -11,6 +11,20 @@ use tapkit_e2e::{
 
 const URL: &str = "https://book.example.com/r/IRONGYM-7K2M9Q";
 
+/// The emulated readers: the ACR122U (PN532-wrapped direct transmit) and an
+/// ACR1252U-class reader (raw direct transmit). The NTAG21x tests run on both.
+const READERS: [&[&str]; 2] = [
+    &["--reader-kind", "acr122u"],
+    &["--reader-kind", "acr1252u"],
+];
+
+/// `sim-card` arguments: `args` on the reader `kind`.
+fn on(kind: &[&'static str], args: &[&'static str]) -> Vec<&'static str> {
+    let mut v = args.to_vec();
+    v.extend_from_slice(kind);
+    v
+}
+
 fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(o), stderr(o)))
@@ -64,29 +78,32 @@ fn write_then_read_back_with_an_independent_client() {
     let Some((env, _guard)) = pcsc_env() else {
         return;
     };
-    let _card = SimCard::start(&env.reader0, env.port0, &["--tag", "ntag215"]);
-    let o = write(&env, &[], URL);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let report = json(&o);
-    assert_eq!(report["type"], "NTAG215");
-    assert_eq!(report["already_written"], false);
+    for (raw, kind) in READERS.iter().enumerate() {
+        let _card = SimCard::start(&env.reader0, env.port0, &on(kind, &["--tag", "ntag215"]));
+        let o = write(&env, &[], URL);
+        assert!(o.status.success(), "{kind:?}: {}", stderr(&o));
+        let report = json(&o);
+        assert_eq!(report["type"], "NTAG215");
+        assert_eq!(report["already_written"], false);
 
-    let indep = independent_read(&env.reader0);
-    assert_eq!(indep["url"], URL, "{indep}");
-    assert_eq!(indep["uid"], report["uid"]);
-    assert_eq!(indep["cc"], "E1103E00");
+        let indep = independent_read(&env.reader0);
+        assert_eq!(indep["url"], URL, "{indep}");
+        assert_eq!(indep["uid"], report["uid"]);
+        assert_eq!(indep["cc"], "E1103E00");
 
-    let o = provisioner(&["read", "--reader", &env.reader0, "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let info = json(&o);
-    assert_eq!(info["type"], "NTAG215");
-    assert_eq!(info["uid"], report["uid"]);
-    assert_eq!(info["url"], URL);
+        let o = provisioner(&["read", "--reader", &env.reader0, "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let info = json(&o);
+        assert_eq!(info["type"], "NTAG215");
+        assert_eq!(info["uid"], report["uid"]);
+        assert_eq!(info["url"], URL);
 
-    // Writing the same URL again only reads.
-    let again = json(&write(&env, &[], URL));
-    assert_eq!(again["already_written"], true);
-    assert_eq!(again["apdus"], 3);
+        // Writing the same URL again only reads (a raw reader first declines the PN532
+        // wrapper: one APDU more).
+        let again = json(&write(&env, &[], URL));
+        assert_eq!(again["already_written"], true);
+        assert_eq!(again["apdus"], 3 + raw, "{kind:?}");
+    }
 }
 
 #[test]
@@ -94,26 +111,28 @@ fn the_mirror_shows_uid_and_counter_to_a_second_client() {
     let Some((env, _guard)) = pcsc_env() else {
         return;
     };
-    let _card = SimCard::start(&env.reader0, env.port0, &["--tag", "ntag216"]);
-    let o = write(&env, &["--mirror"], URL);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let uid = json(&o)["uid"].as_str().unwrap().to_owned();
-    let first = independent_read(&env.reader0)["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let second = independent_read(&env.reader0)["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for url in [&first, &second] {
-        assert!(url.starts_with(&format!("{URL}?m={uid}x")), "{url}");
+    for kind in READERS {
+        let _card = SimCard::start(&env.reader0, env.port0, &on(kind, &["--tag", "ntag216"]));
+        let o = write(&env, &["--mirror"], URL);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let uid = json(&o)["uid"].as_str().unwrap().to_owned();
+        let first = independent_read(&env.reader0)["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let second = independent_read(&env.reader0)["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for url in [&first, &second] {
+            assert!(url.starts_with(&format!("{URL}?m={uid}x")), "{url}");
+        }
+        let count = |u: &str| u32::from_str_radix(&u[u.len() - 6..], 16).unwrap();
+        assert!(
+            count(&second) > count(&first),
+            "{first} then {second}: each session powers the tag up and counts"
+        );
     }
-    let count = |u: &str| u32::from_str_radix(&u[u.len() - 6..], 16).unwrap();
-    assert!(
-        count(&second) > count(&first),
-        "{first} then {second}: each session powers the tag up and counts"
-    );
 }
 
 #[test]
@@ -121,49 +140,54 @@ fn a_card_torn_mid_write_gives_a_clear_error_and_a_retry_completes() {
     let Some((env, _guard)) = pcsc_env() else {
         return;
     };
-    let _card = SimCard::start(
-        &env.reader0,
-        env.port0,
-        &[
-            "--tag",
-            "ntag215",
-            "--fault",
-            "tear-at-write:4",
-            "--reinsert-ms",
-            "600",
-        ],
-    );
-    let o = write(&env, &[], URL);
-    assert_eq!(
-        o.status.code(),
-        Some(5),
-        "exit 5 = put the card back and retry; {}",
-        stderr(&o)
-    );
-    let err = stderr(&o);
-    assert!(err.contains("the card left the reader after 3 of"), "{err}");
-    assert!(
-        err.contains("put the same card back and run the command again"),
-        "{err}"
-    );
-    assert_eq!(err.lines().count(), 1, "one sentence, not a trace: {err}");
+    for kind in READERS {
+        let _card = SimCard::start(
+            &env.reader0,
+            env.port0,
+            &on(
+                kind,
+                &[
+                    "--tag",
+                    "ntag215",
+                    "--fault",
+                    "tear-at-write:4",
+                    "--reinsert-ms",
+                    "600",
+                ],
+            ),
+        );
+        let o = write(&env, &[], URL);
+        assert_eq!(
+            o.status.code(),
+            Some(5),
+            "exit 5 = put the card back and retry; {}",
+            stderr(&o)
+        );
+        let err = stderr(&o);
+        assert!(err.contains("the card left the reader after 3 of"), "{err}");
+        assert!(
+            err.contains("put the same card back and run the command again"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "one sentence, not a trace: {err}");
 
-    // The emulator presents the same card again; wait for pcscd to see it go and come.
-    wait_card(&env.reader0, false, Duration::from_secs(5));
-    assert!(wait_card(&env.reader0, true, Duration::from_secs(5)));
-    // Until the retry, the half-written card reads as empty, never as a wrong URL.
-    assert_eq!(
-        independent_read(&env.reader0)["url"],
-        serde_json::Value::Null
-    );
-    let o = write(&env, &[], URL);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(
-        json(&o)["pages_unchanged"],
-        4,
-        "pages that landed before the tear (the torn one too) are not written again"
-    );
-    assert_eq!(independent_read(&env.reader0)["url"], URL);
+        // The emulator presents the same card again; wait for pcscd to see it go and come.
+        wait_card(&env.reader0, false, Duration::from_secs(5));
+        assert!(wait_card(&env.reader0, true, Duration::from_secs(5)));
+        // Until the retry, the half-written card reads as empty, never as a wrong URL.
+        assert_eq!(
+            independent_read(&env.reader0)["url"],
+            serde_json::Value::Null
+        );
+        let o = write(&env, &[], URL);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            json(&o)["pages_unchanged"],
+            4,
+            "pages that landed before the tear (the torn one too) are not written again"
+        );
+        assert_eq!(independent_read(&env.reader0)["url"], URL);
+    }
 }
 
 #[test]
@@ -171,30 +195,35 @@ fn a_card_pulled_mid_write_is_reported_the_same_way() {
     let Some((env, _guard)) = pcsc_env() else {
         return;
     };
-    let _card = SimCard::start(
-        &env.reader0,
-        env.port0,
-        &[
-            "--tag",
-            "ntag213",
-            "--fault",
-            "pull-at-write:2",
-            "--reinsert-ms",
-            "600",
-        ],
-    );
-    let o = write(&env, &[], URL);
-    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("put the same card back"),
-        "{}",
-        stderr(&o)
-    );
-    wait_card(&env.reader0, false, Duration::from_secs(5));
-    assert!(wait_card(&env.reader0, true, Duration::from_secs(5)));
-    let o = write(&env, &[], URL);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(independent_read(&env.reader0)["url"], URL);
+    for kind in READERS {
+        let _card = SimCard::start(
+            &env.reader0,
+            env.port0,
+            &on(
+                kind,
+                &[
+                    "--tag",
+                    "ntag213",
+                    "--fault",
+                    "pull-at-write:2",
+                    "--reinsert-ms",
+                    "600",
+                ],
+            ),
+        );
+        let o = write(&env, &[], URL);
+        assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("put the same card back"),
+            "{}",
+            stderr(&o)
+        );
+        wait_card(&env.reader0, false, Duration::from_secs(5));
+        assert!(wait_card(&env.reader0, true, Duration::from_secs(5)));
+        let o = write(&env, &[], URL);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(independent_read(&env.reader0)["url"], URL);
+    }
 }
 
 #[test]
@@ -202,33 +231,123 @@ fn a_locked_tag_refuses_later_writes() {
     let Some((env, _guard)) = pcsc_env() else {
         return;
     };
-    let _card = SimCard::start(&env.reader0, env.port0, &["--tag", "ntag215"]);
-    assert!(write(&env, &["--mirror"], URL).status.success());
-    let o = provisioner(&["lock", "--reader", &env.reader0]);
-    assert_eq!(o.status.code(), Some(4));
-    assert!(stderr(&o).contains("add --permanent"), "{}", stderr(&o));
-    let o = provisioner(&["lock", "--reader", &env.reader0, "--permanent", "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let info = json(&provisioner(&["read", "--reader", &env.reader0, "--json"]));
-    assert_eq!(info["lock"], "read-only");
-    assert_eq!(info["config_locked"], true);
-    let o = write(
-        &env,
-        &["--overwrite"],
-        "https://book.example.com/r/GLOWDAYS-BBPEMY",
-    );
-    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("locked (read-only) and cannot be rewritten; use a new card"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        independent_read(&env.reader0)["url"]
-            .as_str()
-            .unwrap()
-            .starts_with(URL)
-    );
+    for kind in READERS {
+        let _card = SimCard::start(&env.reader0, env.port0, &on(kind, &["--tag", "ntag215"]));
+        assert!(write(&env, &["--mirror"], URL).status.success());
+        let o = provisioner(&["lock", "--reader", &env.reader0]);
+        assert_eq!(o.status.code(), Some(4));
+        assert!(stderr(&o).contains("add --permanent"), "{}", stderr(&o));
+        let o = provisioner(&["lock", "--reader", &env.reader0, "--permanent", "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let info = json(&provisioner(&["read", "--reader", &env.reader0, "--json"]));
+        assert_eq!(info["lock"], "read-only");
+        assert_eq!(info["config_locked"], true);
+        let o = write(
+            &env,
+            &["--overwrite"],
+            "https://book.example.com/r/GLOWDAYS-BBPEMY",
+        );
+        assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("locked (read-only) and cannot be rewritten; use a new card"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(
+            independent_read(&env.reader0)["url"]
+                .as_str()
+                .unwrap()
+                .starts_with(URL)
+        );
+    }
+}
+
+/// Password set and checked, and the permanent lock, through pcscd on both readers, each
+/// with a tear injected: the password's last write (AUTH0) torn away, then the lock's
+/// first. The card's memory is kept in an image file between the `sim-card` runs, so each
+/// fault counts the writes of one command.
+#[test]
+fn a_password_and_a_lock_survive_a_tear_through_pcscd() {
+    let Some((env, _guard)) = pcsc_env() else {
+        return;
+    };
+    let (flag, pwd) = ("--password", "1A2B3C4D");
+    for (i, kind) in READERS.iter().enumerate() {
+        let img =
+            std::env::temp_dir().join(format!("tapkit-pwdlock-{}-{i}.json", std::process::id()));
+        let _ = std::fs::remove_file(&img);
+        let img_s = img.to_str().unwrap().to_owned();
+        let image: &'static str = Box::leak(img_s.into_boxed_str());
+        let card = |fault: &[&'static str]| {
+            let mut args = vec!["--tag", "ntag215", "--image", image, "--reinsert-ms", "600"];
+            args.extend_from_slice(fault);
+            SimCard::start(&env.reader0, env.port0, &on(kind, &args))
+        };
+        let put_back = || {
+            wait_card(&env.reader0, false, Duration::from_secs(5));
+            assert!(wait_card(&env.reader0, true, Duration::from_secs(5)));
+        };
+        {
+            let _card = card(&[]);
+            assert!(write(&env, &[], URL).status.success());
+        }
+        {
+            // PWD, PACK, then AUTH0: the third write is torn away (it lands).
+            let _card = card(&["--fault", "tear-at-write:3"]);
+            let o = write(&env, &["--set-password", flag, pwd], URL);
+            assert_eq!(o.status.code(), Some(5), "{kind:?}: {}", stderr(&o));
+            put_back();
+            let o = write(&env, &["--set-password", flag, pwd], URL);
+            assert!(o.status.success(), "{kind:?}: {}", stderr(&o));
+            let info = json(&provisioner(&["read", "--reader", &env.reader0, "--json"]));
+            assert_eq!(info["password_protected"], true, "{kind:?}: {info}");
+            // Phones still read it; rewriting needs the password, and the right one.
+            assert_eq!(independent_read(&env.reader0)["url"], URL);
+            let other = "https://book.example.com/r/GLOWDAYS-BBPEMY";
+            let o = write(&env, &["--overwrite"], other);
+            assert_eq!(o.status.code(), Some(4), "{kind:?}: {}", stderr(&o));
+            assert!(stderr(&o).contains("password-protected"), "{}", stderr(&o));
+            let o = write(&env, &["--overwrite", flag, "00000000"], other);
+            assert_eq!(o.status.code(), Some(4), "{kind:?}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains("rejected the password"),
+                "{}",
+                stderr(&o)
+            );
+            assert_eq!(independent_read(&env.reader0)["url"], URL);
+        }
+        {
+            // The lock's first write torn away, then the lock finished.
+            let _card = card(&["--fault", "tear-at-write:1"]);
+            let lock = || {
+                provisioner(&[
+                    "lock",
+                    "--reader",
+                    &env.reader0,
+                    "--permanent",
+                    "--json",
+                    flag,
+                    pwd,
+                ])
+            };
+            let o = lock();
+            assert_eq!(
+                o.status.code(),
+                Some(5),
+                "{kind:?}: {}{}",
+                stdout(&o),
+                stderr(&o)
+            );
+            put_back();
+            let o = lock();
+            assert!(o.status.success(), "{kind:?}: {}", stderr(&o));
+            let info = json(&provisioner(&["read", "--reader", &env.reader0, "--json"]));
+            assert_eq!(info["lock"], "read-only", "{kind:?}: {info}");
+            assert_eq!(info["config_locked"], true, "{kind:?}: {info}");
+            assert_eq!(independent_read(&env.reader0)["url"], URL);
+        }
+        let _ = std::fs::remove_file(&img);
+    }
 }
 
 #[test]

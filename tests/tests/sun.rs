@@ -535,3 +535,132 @@ fn a_sun_card_torn_during_change_key_is_finished_on_the_next_placement() {
         "each change journaled once, the torn one included"
     );
 }
+
+/// The batch with `--sun` from the server's partner list: each NTAG 424 DNA is keyed,
+/// verified, journaled with its key version and registered with it; the first card is
+/// torn away during a ChangeKey and finished when put back; every key change is in the
+/// key journal before it was sent; the taps of both cards verify at the server; and the
+/// print shop's PDF is made from the same list.
+#[test]
+fn a_sun_batch_registers_each_card_with_its_key_version() {
+    let (keys_path, file) = key_file("batch");
+    let keys = keys_path.to_str().unwrap().to_owned();
+    let server = Server::start(
+        "sunbatch",
+        None,
+        &[
+            ("TAPKIT_SUN_KEYS_FILE", keys.as_str()),
+            ("TAPKIT_RATE_LIMIT_PER_HOUR", "0"),
+        ],
+    );
+    let (gym, gym_code) = affiliate(&server, "Iron Gym");
+    let (cafe, _) = affiliate(&server, "Cafe");
+    let journal = keys_path.with_file_name("batch.jsonl");
+    let run = |args: &[&str]| {
+        Command::new(tapkit_e2e::bin("provisioner"))
+            .args(args)
+            .env("TAPKIT_ADMIN_TOKEN", &server.token)
+            .env("XDG_CONFIG_HOME", journal.parent().unwrap())
+            .output()
+            .unwrap()
+    };
+    let url = server.url();
+    let o = run(&[
+        "provision",
+        "--server",
+        &url,
+        "--reader",
+        "sim",
+        "--sim-cards",
+        "ntag424+tear-at-change:4,ntag424",
+        "--sun",
+        "--keys",
+        &keys,
+        "--journal",
+        journal.to_str().unwrap(),
+        "--non-interactive",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The torn card's line, then its finish; then the second card.
+    let outcomes: Vec<(&str, bool)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["outcome"].as_str().unwrap(),
+                l["server_registered"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("failed", false), ("written", true), ("written", true)],
+        "{lines:?}"
+    );
+    assert!(
+        lines[0]["detail"].as_str().unwrap().contains("no answer"),
+        "{}",
+        lines[0]
+    );
+    for l in &lines[1..] {
+        assert_eq!(l["key_version"], 1, "{l}");
+        assert_eq!(l["tag_type"], "NTAG 424 DNA", "{l}");
+    }
+    let key_lines = std::fs::read_to_string(journal.with_file_name("batch.keys.jsonl")).unwrap();
+    let slots: Vec<u64> = key_lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["slot"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    // Card 1: 1, 2, 3 (torn: made), then 4 and 0 after the put-back; card 2: all five.
+    assert_eq!(slots, [1, 2, 3, 4, 0, 1, 2, 3, 4, 0]);
+
+    // The server holds both cards under key version 1, and their taps verify.
+    let (status, cards) = server.api("GET", "/api/admin/cards", None);
+    assert_eq!(status, 200, "{cards}");
+    let bound: Vec<(i64, i64)> = cards["cards"]
+        .as_array()
+        .or(cards.as_array())
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["affiliate_id"].as_i64().unwrap(),
+                c["key_version"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        bound.contains(&(gym, 1)) && bound.contains(&(cafe, 1)),
+        "{cards}"
+    );
+    let gym_uid = lines[1]["uid"].as_str().unwrap();
+    let uid: [u8; 7] = tapkit_core::hex::decode(gym_uid)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    // The card's counter is at 2 after the provisioner's two test taps.
+    let (e, c) = sun(&file, 1, uid, 3);
+    assert!(tap(&server, &format!("/r/{gym_code}?e={e}&c={c}")));
+
+    // The print shop's files come from the same list.
+    let pdf = keys_path.with_file_name("cards.pdf");
+    let o = run(&[
+        "print",
+        "--server",
+        &url,
+        "--all",
+        "--out",
+        pdf.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"));
+}

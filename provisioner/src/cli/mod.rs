@@ -169,6 +169,15 @@ pub enum Command {
         /// Show what each card would get and whether it fits, without a reader.
         #[arg(long)]
         dry_run: bool,
+        /// NTAG 424 DNA cards whose every tap is signed (SUN), keyed per card from
+        /// --keys; each is registered with its key version. Every key change is recorded
+        /// first in JOURNAL's sibling NAME.keys.jsonl; a card pulled midway is finished
+        /// when it is put back.
+        #[arg(long, requires = "keys", conflicts_with_all = ["members", "lock", "password"])]
+        sun: bool,
+        /// With --sun: the brand's key file (made by `provisioner keys new`).
+        #[arg(long, value_name = "FILE", requires = "sun")]
+        keys: Option<PathBuf>,
         /// JSON-lines events on stdout instead of a progress bar.
         #[arg(long)]
         json: bool,
@@ -226,6 +235,11 @@ pub enum Command {
         /// After a pulled or torn card, present it again after this many milliseconds.
         #[arg(long, default_value_t = 1500)]
         reinsert_ms: u64,
+        /// The emulated reader: acr122u (direct transmit wrapped in PN532
+        /// InCommunicateThru) or acr1252u (the tag's command raw, as ACR1252U-class
+        /// readers take it).
+        #[arg(long, value_enum, default_value = "acr122u")]
+        reader_kind: ReaderKind,
     },
     /// The brand's NTAG 424 DNA master keys (the SUN key file).
     #[command(subcommand)]
@@ -237,6 +251,15 @@ pub enum Command {
         #[arg(long, default_value = "book.example.com")]
         domain: String,
     },
+}
+
+/// Which reader `sim-card` emulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReaderKind {
+    /// ACR122U: PN532 InCommunicateThru (`FF 00 00 00 Lc D4 42 …`).
+    Acr122u,
+    /// ACR1252U and similar: the raw command (`FF 00 00 00 Lc …`).
+    Acr1252u,
 }
 
 /// The partner list: a CSV file (offline) or the Tapkit server.

@@ -27,6 +27,8 @@ pub(super) struct ProvisionArgs {
     pub max_attempts: u32,
     pub dry_run: bool,
     pub json: bool,
+    /// `--sun --keys FILE`: NTAG 424 DNA cards keyed per card.
+    pub sun_keys: Option<PathBuf>,
 }
 
 /// The partners of a batch or print job, the brand domain, and the server they came
@@ -229,6 +231,16 @@ fn feed_error(e: FeedError, script: &str) -> CliError {
     }
 }
 
+/// The SUN key journal of a batch: beside its journal, `NAME.keys.jsonl`.
+pub(super) fn key_journal_beside(journal: &Path) -> PathBuf {
+    let mut name = journal
+        .file_stem()
+        .map(|s| s.to_os_string())
+        .unwrap_or_default();
+    name.push(".keys.jsonl");
+    journal.with_file_name(name)
+}
+
 /// `provisioner provision`.
 pub(super) fn provision(a: &ProvisionArgs) -> Result<(), CliError> {
     let Partners {
@@ -242,9 +254,17 @@ pub(super) fn provision(a: &ProvisionArgs) -> Result<(), CliError> {
     if a.dry_run {
         return dry_run(&partners, &domain, a.json);
     }
+    let sun = match &a.sun_keys {
+        Some(path) => Some(batch::SunBatch {
+            keys: Arc::new(super::keys::load(path)?),
+            key_journal: key_journal_beside(&a.journal),
+        }),
+        None => None,
+    };
     let (mut journal, prior) =
         Journal::open(&a.journal).map_err(|error| CliError::Journal { error })?;
     let opts = BatchOptions {
+        sun,
         domain: domain.clone(),
         mirror: a.mirror,
         lock: a.lock,

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use crate::cli::{CardOp, CliError, ReaderArgs};
-use crate::driver::sun::KeyStep;
 use crate::driver::{DriverError, LockState, TagDriver, TagInfo, WriteOptions, WriteReport};
 use crate::reader::pcsc::{self, PcscTransport};
 use crate::reader::sim::{self, SimTag, SimTransport};
@@ -255,40 +254,6 @@ pub(super) fn lock(
     Ok(())
 }
 
-/// An append-only JSON-lines record of key changes: each line is made durable (fsync)
-/// before the change it announces is sent to the card.
-fn key_journal(
-    path: &std::path::Path,
-) -> Result<impl FnMut(&KeyStep) -> Result<(), String>, CliError> {
-    use std::io::Write;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|error| CliError::Journal {
-            error: crate::journal::JournalError::Io {
-                path: path.display().to_string(),
-                source: error,
-            },
-        })?;
-    let shown = path.display().to_string();
-    Ok(move |step: &KeyStep| {
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let mut line = serde_json::json!({ "at_ms": at, "event": "change_key" });
-        if let (Some(obj), Ok(serde_json::Value::Object(s))) =
-            (line.as_object_mut(), serde_json::to_value(step))
-        {
-            obj.extend(s);
-        }
-        let mut f = &file;
-        writeln!(f, "{line}")
-            .and_then(|()| f.sync_data())
-            .map_err(|e| format!("{shown}: {e}"))
-    })
-}
-
 /// `provisioner write --sun --keys FILE URL`.
 pub(super) fn write_sun(
     args: &ReaderArgs,
@@ -299,7 +264,8 @@ pub(super) fn write_sun(
 ) -> Result<(), CliError> {
     check_url(url)?;
     let keyfile = super::keys::load(keys)?;
-    let mut record = key_journal(journal)?;
+    let mut record =
+        crate::journal::key_step_recorder(journal).map_err(|error| CliError::Journal { error })?;
     let report = with_driver(args, CardOp::Write, "write", |d| {
         let tag = d.read_type()?;
         if tag != tapkit_core::ntag::TagType::Ntag424Dna {
@@ -356,7 +322,8 @@ pub(super) fn reset(
     json_out: bool,
 ) -> Result<(), CliError> {
     let keyfile = super::keys::load(keys)?;
-    let mut record = key_journal(journal)?;
+    let mut record =
+        crate::journal::key_step_recorder(journal).map_err(|error| CliError::Journal { error })?;
     let report = with_driver(args, CardOp::Reset, "reset", |d| {
         let tag = d.read_type()?;
         if tag != tapkit_core::ntag::TagType::Ntag424Dna {

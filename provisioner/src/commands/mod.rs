@@ -68,8 +68,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             max_attempts,
             dry_run,
             json,
+            sun: _,
+            keys,
         } => {
             let args = batch::ProvisionArgs {
+                sun_keys: keys,
                 source,
                 reader,
                 journal,
@@ -108,7 +111,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             image,
             fault,
             reinsert_ms,
-        } => (false, sim::sim_card(vpcd, tag, image, fault, reinsert_ms)),
+            reader_kind,
+        } => (
+            false,
+            sim::sim_card(vpcd, tag, image, fault, reinsert_ms, reader_kind),
+        ),
         Command::Demo { domain } => (false, sim::demo(&domain)),
         Command::Keys(KeysCommand::New { out }) => (false, keys::new(&out)),
         Command::Keys(KeysCommand::Rotate { keys: path }) => (false, keys::rotate(&path)),

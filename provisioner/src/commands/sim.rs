@@ -19,6 +19,7 @@ pub(super) fn sim_card(
     image: Option<PathBuf>,
     faults: Vec<sim::Fault>,
     reinsert_ms: u64,
+    reader_kind: crate::cli::ReaderKind,
 ) -> Result<(), CliError> {
     if let (SimTagKind::Ntag424, Some(path)) = (kind, &image) {
         return Err(CliError::SimImage {
@@ -47,8 +48,12 @@ pub(super) fn sim_card(
         crate::hex::encode(&tag.uid())
     );
     let stop = AtomicBool::new(false);
-    sim::vpcd::serve(sim::SimReader::new(tag, faults), &opts, &stop)
-        .map_err(|error| CliError::Vpcd { addr, error })
+    let mut reader = sim::SimReader::new(tag, faults);
+    reader.set_dialect(match reader_kind {
+        crate::cli::ReaderKind::Acr122u => tapkit_core::apdu::Dialect::Pn532,
+        crate::cli::ReaderKind::Acr1252u => tapkit_core::apdu::Dialect::Raw,
+    });
+    sim::vpcd::serve(reader, &opts, &stop).map_err(|error| CliError::Vpcd { addr, error })
 }
 
 /// `provisioner demo`.

@@ -66,6 +66,15 @@ impl<T: Transport> TagDriver<T> {
                     self.t.reconnect()?;
                     return Ok(None);
                 }
+                // A reader that does not speak PN532 passed the wrapper to the tag,
+                // which NAKed it (a one-byte answer, or 63 00) and fell back to IDLE:
+                // wake it for the raw probe. A reader that refused the APDU itself
+                // (6A 81) sent the tag nothing.
+                Some(DirectReply::Refused(StatusWord::Failed | StatusWord::Other(0)))
+                    if dialect == Dialect::Pn532 =>
+                {
+                    self.t.reconnect()?;
+                }
                 _ => {}
             }
         }

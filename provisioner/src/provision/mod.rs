@@ -38,6 +38,18 @@ pub struct BatchOptions {
     pub pack: [u8; 2],
     /// Cards tried per partner before giving up on it (refused cards, failures).
     pub max_attempts: u32,
+    /// NTAG 424 DNA cards written with SUN under these keys, each key change recorded
+    /// first in the key journal.
+    pub sun: Option<SunBatch>,
+}
+
+/// A SUN batch's keys and key journal.
+#[derive(Debug, Clone)]
+pub struct SunBatch {
+    /// The brand's key file.
+    pub keys: std::sync::Arc<tapkit_core::ntag424::keyfile::KeyFile>,
+    /// Where each key change is recorded before it is sent.
+    pub key_journal: std::path::PathBuf,
 }
 
 /// Counts at the end of a batch.
@@ -176,8 +188,44 @@ enum PartnerResult {
     Stopped,
 }
 
-/// Writes with the mirror when it fits, without it otherwise (an NTAG213 with a long URL).
+/// Writes with the mirror when it fits, without it otherwise (an NTAG213 with a long URL);
+/// with SUN, an NTAG 424 DNA keyed per card. The key version, for SUN.
 fn write_for<T: Transport>(
+    d: &mut TagDriver<T>,
+    url: &str,
+    opts: &BatchOptions,
+) -> Result<(WriteReport, Option<u8>), DriverError> {
+    let Some(sun) = &opts.sun else {
+        return write_plain(d, url, opts).map(|r| (r, None));
+    };
+    let tag = d.read_type()?;
+    if tag != tapkit_core::ntag::TagType::Ntag424Dna {
+        return Err(DriverError::Unsupported {
+            tag,
+            reason: format!(
+                "this batch writes NTAG 424 DNA cards with SUN and this is {tag}; place an NTAG 424 DNA"
+            ),
+        });
+    }
+    let mut record = crate::journal::key_step_recorder(&sun.key_journal)
+        .map_err(|e| DriverError::Journal(e.to_string()))?;
+    let r = d.write_sun(url, &sun.keys, &mut record)?;
+    let report = WriteReport {
+        tag_type: r.tag_type,
+        uid: r.uid,
+        url: r.url,
+        url_as_read: r.urls_as_read.last().cloned().unwrap_or_default(),
+        already_written: r.already_written,
+        pages_written: 0,
+        pages_unchanged: 0,
+        mirror: opts.mirror,
+        password_set: false,
+        apdus: r.apdus,
+    };
+    Ok((report, Some(r.key_version)))
+}
+
+fn write_plain<T: Transport>(
     d: &mut TagDriver<T>,
     url: &str,
     opts: &BatchOptions,
@@ -264,9 +312,11 @@ fn provision_one<F: CardFeed>(
             locked: false,
             server_registered: None,
             detail: None,
+            key_version: None,
         };
         match result {
-            Ok(r) => {
+            Ok((r, key_version)) => {
+                entry.key_version = key_version;
                 entry.uid = Some(r.uid.clone());
                 entry.tag_type = Some(r.tag_type.to_string());
                 entry.url = r.url.clone();
@@ -282,7 +332,7 @@ fn provision_one<F: CardFeed>(
                 }
                 let mut ok = true;
                 if let Some(reg) = reg.as_deref_mut() {
-                    match reg.register(partner, &r.uid) {
+                    match reg.register(partner, &r.uid, key_version) {
                         Registered::Yes => entry.server_registered = Some(true),
                         Registered::Pending(why) => {
                             entry.server_registered = Some(false);

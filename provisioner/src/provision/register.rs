@@ -12,12 +12,22 @@ use crate::journal::Outcome;
 
 /// Where verified cards are registered (the server's admin API; a fake in unit tests).
 pub trait Registrar {
-    /// Binds the card `uid` to `partner` on the server.
-    fn register(&mut self, partner: &Partner, uid: &str) -> Result<(), ServerError>;
+    /// Binds the card `uid` to `partner` on the server; a SUN card with its key version.
+    fn register(
+        &mut self,
+        partner: &Partner,
+        uid: &str,
+        key_version: Option<u8>,
+    ) -> Result<(), ServerError>;
 }
 
 impl Registrar for ServerApi {
-    fn register(&mut self, partner: &Partner, uid: &str) -> Result<(), ServerError> {
+    fn register(
+        &mut self,
+        partner: &Partner,
+        uid: &str,
+        key_version: Option<u8>,
+    ) -> Result<(), ServerError> {
         if let Some(member) = partner.member_id {
             return self.register_member_card(member, uid);
         }
@@ -27,7 +37,7 @@ impl Registrar for ServerApi {
                 partner.name
             ))
         })?;
-        self.register_card(id, uid)
+        self.register_card(id, uid, key_version)
     }
 }
 
@@ -51,7 +61,12 @@ pub(super) enum Registered {
 }
 
 impl Registration<'_> {
-    pub(super) fn register(&mut self, partner: &Partner, uid: &str) -> Registered {
+    pub(super) fn register(
+        &mut self,
+        partner: &Partner,
+        uid: &str,
+        key_version: Option<u8>,
+    ) -> Registered {
         if let Some(t) = self.offline_since
             && t.elapsed() < OFFLINE_BACKOFF
         {
@@ -59,7 +74,7 @@ impl Registration<'_> {
                 "not registered yet: the server was unreachable a moment ago; the next run retries it".into(),
             );
         }
-        match self.registrar.register(partner, uid) {
+        match self.registrar.register(partner, uid, key_version) {
             Ok(()) => {
                 self.offline_since = None;
                 Registered::Yes
@@ -133,7 +148,7 @@ pub(super) fn retry_pending(
             detail: None,
             ..(*e).clone()
         };
-        match reg.register(&partner, uid) {
+        match reg.register(&partner, uid, e.key_version) {
             Registered::Yes => {
                 line.outcome = Outcome::Registered;
                 sum.registered_late += 1;

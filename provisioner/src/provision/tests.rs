@@ -15,7 +15,12 @@ struct FakeServer {
 }
 
 impl Registrar for FakeServer {
-    fn register(&mut self, p: &Partner, uid: &str) -> Result<(), ServerError> {
+    fn register(
+        &mut self,
+        p: &Partner,
+        uid: &str,
+        _key_version: Option<u8>,
+    ) -> Result<(), ServerError> {
         self.calls += 1;
         if self.calls <= self.down_for {
             return Err(ServerError::Unreachable {
@@ -56,6 +61,7 @@ fn opts() -> BatchOptions {
         password: None,
         pack: [0, 0],
         max_attempts: 2,
+        sun: None,
     }
 }
 

@@ -1,10 +1,11 @@
-//! An emulated ACR122U-class PC/SC reader holding one [`SimTag`]: the PC/SC Part 3
-//! storage-card pseudo-APDUs, the PN532 direct-transmit wrapper, LED/buzzer and firmware
-//! escapes sent as APDUs, and scripted faults.
+//! An emulated PC/SC reader holding one [`SimTag`]: the PC/SC Part 3 storage-card
+//! pseudo-APDUs, direct transmit in either dialect (the ACR122U's PN532
+//! InCommunicateThru wrapper, or the raw command of ACR1252U-class readers), LED/buzzer
+//! and firmware escapes sent as APDUs, and scripted faults.
 
 use std::time::Duration;
 
-use tapkit_core::apdu::StatusWord;
+use tapkit_core::apdu::{Dialect, StatusWord};
 use tapkit_core::ntag::cmd;
 
 use super::ntag424::Ntag424;
@@ -88,6 +89,7 @@ pub struct SimReader {
     apdus: u32,
     writes: u32,
     led: u8,
+    dialect: Dialect,
     /// Set when the tag's memory changed since the last [`SimReader::take_dirty`].
     dirty: bool,
 }
@@ -126,6 +128,7 @@ impl SimReader {
             apdus: 0,
             writes: 0,
             led: 0,
+            dialect: Dialect::Pn532,
             dirty: false,
         }
     }
@@ -138,6 +141,13 @@ impl SimReader {
     /// The NTAG 424 DNA, when the card is one.
     pub fn ntag424(&self) -> Option<&Ntag424> {
         self.dna.as_deref()
+    }
+
+    /// Makes it an ACR1252U-class reader (`Dialect::Raw`: direct transmit carries the
+    /// tag's command as is, and answers its bytes with `90 00`, a 4-bit ACK/NAK as one
+    /// byte, silence as `63 00`) or the ACR122U (`Dialect::Pn532`, the default).
+    pub fn set_dialect(&mut self, dialect: Dialect) {
+        self.dialect = dialect;
     }
 
     /// Replaces the faults (for example after a re-insertion, to retry cleanly).
@@ -210,11 +220,13 @@ impl SimReader {
         if self.faults.contains(&Fault::NakAt(n)) {
             self.faults.retain(|f| *f != Fault::NakAt(n));
             self.tag.power_off(); // a NAK leaves the tag in IDLE
-            return ReaderOutcome::Reply(if apdu.starts_with(&[0xFF, 0x00, 0x00, 0x00]) {
-                vec![0xD5, 0x43, 0x01, 0x90, 0x00]
-            } else {
-                StatusWord::Failed.to_bytes().to_vec()
-            });
+            return ReaderOutcome::Reply(
+                if apdu.starts_with(&[0xFF, 0x00, 0x00, 0x00]) && self.dialect == Dialect::Pn532 {
+                    vec![0xD5, 0x43, 0x01, 0x90, 0x00]
+                } else {
+                    StatusWord::Failed.to_bytes().to_vec()
+                },
+            );
         }
         ReaderOutcome::Reply(self.handle(apdu))
     }
@@ -296,6 +308,21 @@ impl SimReader {
                     _ => failed,
                 }
             }
+            // ACR1252U-class readers take LED and buzzer commands as escapes, not APDUs.
+            [0xFF, 0x00, 0x40 | 0x48, ..] if self.dialect == Dialect::Raw => {
+                StatusWord::NotSupported.to_bytes().to_vec()
+            }
+            // Direct transmit, raw: the tag's command as is.
+            [0xFF, 0x00, 0x00, 0x00, lc, frame @ ..]
+                if usize::from(*lc) == frame.len() && self.dialect == Dialect::Raw =>
+            {
+                match self.tag_command(frame) {
+                    TagReply::Data(d) => ok(d),
+                    TagReply::Ack => ok(vec![0x0A]),
+                    TagReply::Nak(n) => ok(vec![n]),
+                    TagReply::Silent => failed,
+                }
+            }
             // LED / buzzer
             [0xFF, 0x00, 0x40, p2, 0x04, _, _, _, _] => {
                 let mask_r = p2 & 0x04 != 0;
@@ -343,7 +370,8 @@ fn is_page_write(apdu: &[u8]) -> bool {
     match apdu {
         [0xFF, 0xD6, ..] => true,
         [0xFF, 0x00, 0x00, 0x00, _, 0xD4, 0x42, c, ..]
-        | [0xFF, 0x00, 0x00, 0x00, _, 0xD4, 0x40, 0x01, c, ..] => *c == cmd::WRITE,
+        | [0xFF, 0x00, 0x00, 0x00, _, 0xD4, 0x40, 0x01, c, ..]
+        | [0xFF, 0x00, 0x00, 0x00, _, c, ..] => *c == cmd::WRITE,
         _ => false,
     }
 }
