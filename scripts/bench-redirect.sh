@@ -117,7 +117,7 @@ tapkit() { # name port database_url sync [extra rows: nfc+kiosk]
     }
     register_cards 0 ""
     sleep 1.2   # the directory's poll has picked the cards up (the API reloaded it already)
-    sed "s/@CODE@/$code/" scripts/bench/nfc.lua > "$work/nfc.lua"
+    sed "s/@CODE@/$code/; s/@ROUNDS@/$((secs * 60))/" scripts/bench/nfc.lua > "$work/nfc.lua"
     local nfc_before
     nfc_before=$(q "SELECT COUNT(*) FROM clicks WHERE channel = 'nfc'")
     row "$1, NFC tap (1,000 cards, rising counters)" "http://127.0.0.1:$2" "$work/nfc.lua"

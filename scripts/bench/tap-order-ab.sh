@@ -29,7 +29,7 @@ for half in 0 1; do
 done
 sed "s|@DIR@/sun-|$work/m-|" scripts/bench/sun.lua > $work/mfile.lua
 sed "s|@DIR@|$work|" scripts/bench/sun.lua > $work/sun.lua
-sed "s/@CODE@/$code/" scripts/bench/nfc.lua > $work/nfc.lua
+sed "s/@CODE@/$code/; s/@ROUNDS@/$((secs * 60))/" scripts/bench/nfc.lua > $work/nfc.lua
 sleep 1.2
 run() {
   local t0 t1 n
