@@ -19,7 +19,7 @@ const READERS: [&[&str]; 2] = [
 ];
 
 /// `sim-card` arguments: `args` on the reader `kind`.
-fn on(kind: &[&'static str], args: &[&'static str]) -> Vec<&'static str> {
+fn on<'a>(kind: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
     let mut v = args.to_vec();
     v.extend_from_slice(kind);
     v
@@ -276,9 +276,8 @@ fn a_password_and_a_lock_survive_a_tear_through_pcscd() {
         let img =
             std::env::temp_dir().join(format!("tapkit-pwdlock-{}-{i}.json", std::process::id()));
         let _ = std::fs::remove_file(&img);
-        let img_s = img.to_str().unwrap().to_owned();
-        let image: &'static str = Box::leak(img_s.into_boxed_str());
-        let card = |fault: &[&'static str]| {
+        let image = img.to_str().unwrap();
+        let card = |fault: &[&str]| {
             let mut args = vec!["--tag", "ntag215", "--image", image, "--reinsert-ms", "600"];
             args.extend_from_slice(fault);
             SimCard::start(&env.reader0, env.port0, &on(kind, &args))
@@ -386,10 +385,11 @@ fn the_image_keeps_the_card_between_sim_card_runs() {
         assert!(o.status.success(), "{}", stderr(&o));
         json(&o)["uid"].as_str().unwrap().to_owned()
     };
+    // Presented again, this time on the ACR1252U-class reader.
     let _card = SimCard::start(
         &env.reader0,
         env.port0,
-        &["--tag", "ntag213", "--image", image_s],
+        &on(READERS[1], &["--tag", "ntag213", "--image", image_s]),
     );
     let info = json(&provisioner(&["read", "--reader", &env.reader0, "--json"]));
     assert_eq!(info["url"], URL);
@@ -403,7 +403,11 @@ fn the_second_slot_works_independently() {
         return;
     };
     let _a = SimCard::start(&env.reader0, env.port0, &["--tag", "ntag215"]);
-    let _b = SimCard::start(&env.reader1, env.port1, &["--tag", "ntag213"]);
+    let _b = SimCard::start(
+        &env.reader1,
+        env.port1,
+        &on(READERS[1], &["--tag", "ntag213"]),
+    );
     let o = provisioner(&["write", "--reader", &env.reader1, "--json", URL]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(json(&o)["type"], "NTAG213");
@@ -465,7 +469,11 @@ fn run_batch_from(
         let ev: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
         match ev["event"].as_str().unwrap_or("") {
             "next" => {
-                let mut args = vec!["--tag", "ntag215", "--reinsert-ms", "700"];
+                // The partners' cards alternate between the two readers' dialects.
+                let mut args = on(
+                    READERS[partner_index % 2],
+                    &["--tag", "ntag215", "--reinsert-ms", "700"],
+                );
                 if let Some((i, f)) = faulty
                     && i == partner_index
                 {

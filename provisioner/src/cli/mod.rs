@@ -73,7 +73,7 @@ pub enum Command {
         #[arg(long, requires = "keys", conflicts_with_all = ["password", "set_password", "overwrite"])]
         sun: bool,
         /// With --sun: the brand's key file (made by `provisioner keys new`).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", requires = "sun")]
         keys: Option<PathBuf>,
         /// With --sun: append-only record of every key change, made durable before the
         /// change is sent.
