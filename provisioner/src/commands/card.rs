@@ -267,15 +267,9 @@ pub(super) fn write_sun(
     let mut record =
         crate::journal::key_step_recorder(journal).map_err(|error| CliError::Journal { error })?;
     let report = with_driver(args, CardOp::Write, "write", |d| {
-        let tag = d.read_type()?;
-        if tag != tapkit_core::ntag::TagType::Ntag424Dna {
-            return Err(DriverError::Unsupported {
-                tag,
-                reason: format!(
-                    "--sun needs an NTAG 424 DNA card and this is {tag}; write NTAG21x cards without --sun (--mirror gives them a tap counter)"
-                ),
-            });
-        }
+        d.expect_ntag424(|tag| format!(
+            "--sun needs an NTAG 424 DNA card and this is {tag}; write NTAG21x cards without --sun (--mirror gives them a tap counter)"
+        ))?;
         d.write_sun(url, &keyfile, &mut record)
     })?;
     if json_out {
@@ -325,15 +319,9 @@ pub(super) fn reset(
     let mut record =
         crate::journal::key_step_recorder(journal).map_err(|error| CliError::Journal { error })?;
     let report = with_driver(args, CardOp::Reset, "reset", |d| {
-        let tag = d.read_type()?;
-        if tag != tapkit_core::ntag::TagType::Ntag424Dna {
-            return Err(DriverError::Unsupported {
-                tag,
-                reason: format!(
-                    "reset returns NTAG 424 DNA cards to factory keys and this is {tag}; rewrite NTAG21x cards with `provisioner write --overwrite`"
-                ),
-            });
-        }
+        d.expect_ntag424(|tag| format!(
+            "reset returns NTAG 424 DNA cards to factory keys and this is {tag}; rewrite NTAG21x cards with `provisioner write --overwrite`"
+        ))?;
         d.reset_sun(&keyfile, &mut record)
     })?;
     if json_out {

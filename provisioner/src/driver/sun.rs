@@ -188,6 +188,14 @@ fn sdm_settings(picc: u32, mac: u32) -> Vec<u8> {
 /// The factory NDEF settings (no SDM, everything free but Change: key 0).
 const FACTORY_SETTINGS: [u8; 3] = [0x00, 0xE0, 0xEE];
 
+fn unknown_version(version: u8) -> DriverError {
+    DriverError::SunKeys {
+        detail: format!(
+            "it is keyed under key version {version}, which this key file does not have; use the key file it was keyed with"
+        ),
+    }
+}
+
 fn refused(op: &'static str, sw: StatusWord) -> DriverError {
     DriverError::SunRefused {
         op,
@@ -244,6 +252,21 @@ impl<T: Transport> TagDriver<T> {
         self.iso(0xA4, 0x04, 0x0C, &NDEF_APP, Some(0))?;
         self.iso(0xA4, 0x00, 0x0C, &[0xE1, 0x04], None)?;
         Ok(())
+    }
+
+    /// Checks that the card is an NTAG 424 DNA; `otherwise` says, for the type found,
+    /// what to do instead.
+    pub fn expect_ntag424(
+        &mut self,
+        otherwise: impl FnOnce(tapkit_core::ntag::TagType) -> String,
+    ) -> Result<(), DriverError> {
+        match self.read_type()? {
+            tapkit_core::ntag::TagType::Ntag424Dna => Ok(()),
+            tag => Err(DriverError::Unsupported {
+                tag,
+                reason: otherwise(tag),
+            }),
+        }
     }
 
     /// GetVersion's UID, the key versions and whether SDM is on.
@@ -448,17 +471,11 @@ impl<T: Transport> TagDriver<T> {
         let card = self.dna_card()?;
         let uid_hex = crate::hex::encode(&card.uid);
         let state = card.key_state()?;
-        let key_for = |version: u8| {
-            keys.version(version).ok_or(DriverError::SunKeys {
-                detail: format!(
-                    "it is keyed under key version {version}, which this key file does not have; use the key file it was keyed with"
-                ),
-            })
-        };
+        let key_for = |version: u8| keys.version(version).ok_or(unknown_version(version));
         let (key, versions) = match state {
             KeyState::Tapkit { version } => {
                 let key = key_for(version)?;
-                // Finished: by this run's twin (torn at the last ChangeKey) or before.
+                // Finished already: by an earlier run, or one torn at its last ChangeKey.
                 let (urls, counter) = self.verify_taps(&card.uid, key, &template).map_err(|e| {
                     match e {
                         DriverError::SunVerify { .. } | DriverError::Content(_) => {
@@ -584,11 +601,7 @@ impl<T: Transport> TagDriver<T> {
             let key = if was == 0 {
                 None
             } else {
-                Some(keys.version(was).ok_or(DriverError::SunKeys {
-                    detail: format!(
-                        "it is keyed under key version {was}, which this key file does not have; use the key file it was keyed with"
-                    ),
-                })?)
+                Some(keys.version(was).ok_or(unknown_version(was))?)
             };
             let slot_key = |slot: u8| match (key, card.versions[usize::from(slot)]) {
                 (Some(k), v) if v != 0 => k.card_key(slot, &card.uid),

@@ -198,15 +198,11 @@ fn write_for<T: Transport>(
     let Some(sun) = &opts.sun else {
         return write_plain(d, url, opts).map(|r| (r, None));
     };
-    let tag = d.read_type()?;
-    if tag != tapkit_core::ntag::TagType::Ntag424Dna {
-        return Err(DriverError::Unsupported {
-            tag,
-            reason: format!(
-                "this batch writes NTAG 424 DNA cards with SUN and this is {tag}; place an NTAG 424 DNA"
-            ),
-        });
-    }
+    d.expect_ntag424(|tag| {
+        format!(
+            "this batch writes NTAG 424 DNA cards with SUN and this is {tag}; place an NTAG 424 DNA"
+        )
+    })?;
     let mut record = crate::journal::key_step_recorder(&sun.key_journal)
         .map_err(|e| DriverError::Journal(e.to_string()))?;
     let r = d.write_sun(url, &sun.keys, &mut record)?;
