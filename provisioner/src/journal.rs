@@ -211,19 +211,27 @@ pub fn key_step_recorder(
             path: path.display().to_string(),
             source,
         })?;
+    /// One line: when, what, and the step's own fields.
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        at_ms: u128,
+        event: &'static str,
+        #[serde(flatten)]
+        step: &'a crate::driver::sun::KeyStep,
+    }
     let shown = path.display().to_string();
     Ok(move |step: &crate::driver::sun::KeyStep| {
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let mut line = serde_json::json!({ "at_ms": at, "event": "change_key" });
-        if let (Some(obj), Ok(serde_json::Value::Object(s))) =
-            (line.as_object_mut(), serde_json::to_value(step))
-        {
-            obj.extend(s);
-        }
+        let line = Line {
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+            event: "change_key",
+            step,
+        };
         let mut f = &file;
-        writeln!(f, "{line}")
+        serde_json::to_writer(f, &line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(f))
             .and_then(|()| f.sync_data())
             .map_err(|e| format!("{shown}: {e}"))
     })

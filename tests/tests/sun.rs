@@ -10,8 +10,8 @@ use tapkit_core::ntag424::keyfile::KeyFile;
 use tapkit_core::ntag424::keys::FILE_SLOT;
 use tapkit_core::ntag424::sun::{Picc, decrypt_picc, encrypt_picc, sdm_mac};
 use tapkit_e2e::{
-    Server, SimCard, http_request, pcsc_env, postgres_database, provisioner, stderr, stdout,
-    wait_card,
+    Server, SimCard, http_request, independent_read, pcsc_env, postgres_database, provisioner,
+    stderr, stdout, wait_card,
 };
 
 const UID: [u8; 7] = [0x04, 0x5A, 0x11, 0x22, 0x33, 0x44, 0x55];
@@ -41,6 +41,35 @@ fn key_file(tag: &str) -> (std::path::PathBuf, KeyFile) {
         assert_eq!(mode & 0o777, 0o600, "the key file is owner-only");
     }
     (path, file)
+}
+
+/// A server on SQLite (or `pg`) holding a fresh key file from the provisioner as
+/// `TAPKIT_SUN_KEYS_FILE`, rate limit off: the key file's path, its keys, the server.
+fn sun_server(tag: &str, pg: Option<&str>) -> (std::path::PathBuf, KeyFile, Server) {
+    let (path, file) = key_file(tag);
+    let keys = path.to_str().unwrap().to_owned();
+    let server = Server::start(
+        tag,
+        pg,
+        &[
+            ("TAPKIT_SUN_KEYS_FILE", keys.as_str()),
+            ("TAPKIT_RATE_LIMIT_PER_HOUR", "0"),
+        ],
+    );
+    (path, file, server)
+}
+
+/// The key slots of a key journal's lines, in order.
+fn journal_slots(path: &std::path::Path) -> Vec<u64> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["slot"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
 }
 
 /// The `?e=…&c=…` the chip writes on read `counter`, keyed under `version`.
@@ -114,16 +143,7 @@ fn affiliate(server: &Server, name: &str) -> (i64, String) {
 }
 
 fn journey(tag: &str, pg: Option<&str>) {
-    let (keys_path, mut file) = key_file(tag);
-    let keys = keys_path.to_str().unwrap().to_owned();
-    let server = Server::start(
-        tag,
-        pg,
-        &[
-            ("TAPKIT_SUN_KEYS_FILE", keys.as_str()),
-            ("TAPKIT_RATE_LIMIT_PER_HOUR", "0"),
-        ],
-    );
+    let (keys_path, mut file, server) = sun_server(tag, pg);
     let (gym, code) = affiliate(&server, "Iron Gym");
     let (other, other_code) = affiliate(&server, "Cafe");
     let uid = tapkit_core::hex::encode(&UID);
@@ -311,17 +331,10 @@ fn one_sun_url_at_two_replicas_is_attributed_once() {
 /// One tap of the card on the reader by the independent client (pyscard + ndeflib, the
 /// phone's Type 4 read): the URL it read.
 fn phone_read(reader: &str) -> String {
-    let python = std::env::var("TAPKIT_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/pcsc_read_t4t.py");
-    let out = Command::new(&python)
-        .arg(script)
-        .arg(reader)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["url"].as_str().unwrap_or_default().to_owned()
+    independent_read(reader)["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn write_sun(reader: &str, keys: &str, journal: &str, url: &str) -> std::process::Output {
@@ -359,18 +372,10 @@ fn a_sun_card_written_through_pcscd_verifies_at_the_server() {
     let Some((env, _guard)) = pcsc_env() else {
         return;
     };
-    let (keys_path, _) = key_file("pcsc");
+    let (keys_path, _, server) = sun_server("sunpcsc", None);
     let keys = keys_path.to_str().unwrap().to_owned();
     let journal = keys_path.with_file_name("journal.jsonl");
     let journal = journal.to_str().unwrap();
-    let server = Server::start(
-        "sunpcsc",
-        None,
-        &[
-            ("TAPKIT_SUN_KEYS_FILE", keys.as_str()),
-            ("TAPKIT_RATE_LIMIT_PER_HOUR", "0"),
-        ],
-    );
     let (gym, code) = affiliate(&server, "Iron Gym");
     let base = format!("https://book.example.com/r/{code}");
     let _card = SimCard::start(&env.reader0, env.port0, &["--tag", "ntag424"]);
@@ -383,16 +388,8 @@ fn a_sun_card_written_through_pcscd_verifies_at_the_server() {
     assert_eq!(report["keys_changed"], 5);
     let uid = report["uid"].as_str().unwrap().to_owned();
     // Every key change was journaled first, with its slot and versions and no key.
+    assert_eq!(journal_slots(journal.as_ref()), vec![1, 2, 3, 4, 0]);
     let lines = std::fs::read_to_string(journal).unwrap();
-    let slots: Vec<u64> = lines
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["slot"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(slots, vec![1, 2, 3, 4, 0]);
     for line in lines.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let fields: Vec<&String> = v.as_object().unwrap().keys().collect();
@@ -475,18 +472,10 @@ fn a_sun_card_torn_during_change_key_is_finished_on_the_next_placement() {
     let Some((env, _guard)) = pcsc_env() else {
         return;
     };
-    let (keys_path, _) = key_file("pcsctear");
+    let (keys_path, _, server) = sun_server("sunpcsctear", None);
     let keys = keys_path.to_str().unwrap().to_owned();
     let journal = keys_path.with_file_name("journal.jsonl");
     let journal = journal.to_str().unwrap();
-    let server = Server::start(
-        "sunpcsctear",
-        None,
-        &[
-            ("TAPKIT_SUN_KEYS_FILE", keys.as_str()),
-            ("TAPKIT_RATE_LIMIT_PER_HOUR", "0"),
-        ],
-    );
     let (gym, code) = affiliate(&server, "Iron Gym");
     let base = format!("https://book.example.com/r/{code}");
     let _card = SimCard::start(
@@ -543,16 +532,8 @@ fn a_sun_card_torn_during_change_key_is_finished_on_the_next_placement() {
 /// print shop's PDF is made from the same list.
 #[test]
 fn a_sun_batch_registers_each_card_with_its_key_version() {
-    let (keys_path, file) = key_file("batch");
+    let (keys_path, file, server) = sun_server("sunbatch", None);
     let keys = keys_path.to_str().unwrap().to_owned();
-    let server = Server::start(
-        "sunbatch",
-        None,
-        &[
-            ("TAPKIT_SUN_KEYS_FILE", keys.as_str()),
-            ("TAPKIT_RATE_LIMIT_PER_HOUR", "0"),
-        ],
-    );
     let (gym, gym_code) = affiliate(&server, "Iron Gym");
     let (cafe, _) = affiliate(&server, "Cafe");
     let journal = keys_path.with_file_name("batch.jsonl");
@@ -611,17 +592,11 @@ fn a_sun_batch_registers_each_card_with_its_key_version() {
         assert_eq!(l["key_version"], 1, "{l}");
         assert_eq!(l["tag_type"], "NTAG 424 DNA", "{l}");
     }
-    let key_lines = std::fs::read_to_string(journal.with_file_name("batch.keys.jsonl")).unwrap();
-    let slots: Vec<u64> = key_lines
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["slot"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
     // Card 1: 1, 2, 3 (torn: made), then 4 and 0 after the put-back; card 2: all five.
-    assert_eq!(slots, [1, 2, 3, 4, 0, 1, 2, 3, 4, 0]);
+    assert_eq!(
+        journal_slots(&journal.with_file_name("batch.keys.jsonl")),
+        [1, 2, 3, 4, 0, 1, 2, 3, 4, 0]
+    );
 
     // The server holds both cards under key version 1, and their taps verify.
     let (status, cards) = server.api("GET", "/api/admin/cards", None);

@@ -470,7 +470,7 @@ fn card_hint(op: CardOp, reader: &str, e: &DriverError) -> Option<String> {
             "write it with --sun --keys FILE (the brand's key file, made once by `provisioner keys new --out FILE`)"
                 .into(),
         ),
-        DriverError::SunKeys { detail } if detail.contains("already a Tapkit SUN card") => Some(
+        DriverError::SunHoldsOtherUrl { .. } => Some(
             "to give it another URL, reset it first (`provisioner reset --keys FILE`), retire its binding on the server, then write it again"
                 .into(),
         ),

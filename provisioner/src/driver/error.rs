@@ -102,7 +102,7 @@ pub enum DriverError {
     },
     /// An NTAG 424 DNA refused a command.
     #[error(
-        "the NTAG 424 DNA card refused to {op} (status {status}); take it off the reader, put it back and try again"
+        "the NTAG 424 DNA card refused a command ({op}, status {status}); take it off the reader, put it back and try again"
     )]
     SunRefused {
         /// Which step.
@@ -126,6 +126,12 @@ pub enum DriverError {
     SunKeys {
         /// What is wrong with them.
         detail: String,
+    },
+    /// An NTAG 424 DNA keyed (or half keyed) by Tapkit for another URL.
+    #[error("this NTAG 424 DNA card is already a Tapkit SUN card for {existing}")]
+    SunHoldsOtherUrl {
+        /// The URL on the card.
+        existing: String,
     },
     /// After provisioning, a tap did not verify.
     #[error(
@@ -159,6 +165,7 @@ impl DriverError {
                 | Self::Mirror(_)
                 | Self::NeedsConfirmation
                 | Self::SunKeys { .. }
+                | Self::SunHoldsOtherUrl { .. }
         )
     }
 

@@ -188,6 +188,24 @@ fn sdm_settings(picc: u32, mac: u32) -> Vec<u8> {
 /// The factory NDEF settings (no SDM, everything free but Change: key 0).
 const FACTORY_SETTINGS: [u8; 3] = [0x00, 0xE0, 0xEE];
 
+/// The part of a SUN template before `e`'s value (`https://…/r/CODE?e=`).
+fn template_base(template: &str) -> &str {
+    template
+        .rfind("e=")
+        .map_or(template, |i| &template[..i + 2])
+}
+
+/// `on_card` when it is `template` with values filled in, else the card belongs to
+/// another URL.
+fn ours(template: &str, on_card: Option<String>) -> Result<String, DriverError> {
+    match on_card {
+        Some(url) if url.starts_with(template_base(template)) => Ok(url),
+        other => Err(DriverError::SunHoldsOtherUrl {
+            existing: other.unwrap_or_else(|| "no URL (an empty NDEF file)".into()),
+        }),
+    }
+}
+
 fn unknown_version(version: u8) -> DriverError {
     DriverError::SunKeys {
         detail: format!(
@@ -238,9 +256,9 @@ impl<T: Transport> TagDriver<T> {
             Some((d, StatusWord::Ok)) => Ok(d.to_vec()),
             Some((_, sw)) => Err(refused(
                 match ins {
-                    0xA4 => "select the NDEF file",
-                    0xB0 => "read the NDEF file",
-                    _ => "write the NDEF file",
+                    0xA4 => "selecting the NDEF file",
+                    0xB0 => "reading the NDEF file",
+                    _ => "writing the NDEF file",
                 },
                 sw,
             )),
@@ -428,14 +446,8 @@ impl<T: Transport> TagDriver<T> {
         let mut last = 0;
         for _ in 0..2 {
             self.transport_mut().reconnect()?;
-            let url = self.read_sun_url()?;
-            let (base, query) = url
-                .rsplit_once("e=")
-                .ok_or_else(|| bad(format!("{url} has no e=")))?;
-            let (tbase, _) = template.rsplit_once("e=").unwrap_or_default();
-            if base != tbase {
-                return Err(bad(format!("the card reads {url}, not the URL written")));
-            }
+            let url = ours(template, self.read_ndef_uri()?)?;
+            let query = &url[template_base(template).len()..];
             let e = query.get(..32).unwrap_or_default();
             let c = query.get(35..51).unwrap_or_default();
             let picc = sun::decrypt_picc(&key.meta_key(), e)
@@ -475,19 +487,9 @@ impl<T: Transport> TagDriver<T> {
         let (key, versions) = match state {
             KeyState::Tapkit { version } => {
                 let key = key_for(version)?;
-                // Finished already: by an earlier run, or one torn at its last ChangeKey.
-                let (urls, counter) = self.verify_taps(&card.uid, key, &template).map_err(|e| {
-                    match e {
-                        DriverError::SunVerify { .. } | DriverError::Content(_) => {
-                            DriverError::SunKeys {
-                                detail: format!(
-                                    "it is already a Tapkit SUN card (key version {version}) holding another URL"
-                                ),
-                            }
-                        }
-                        other => other,
-                    }
-                })?;
+                // Finished already: by an earlier run, or one torn at its last ChangeKey
+                // (for another URL: SunHoldsOtherUrl).
+                let (urls, counter) = self.verify_taps(&card.uid, key, &template)?;
                 return Ok(SunReport {
                     tag_type: tapkit_core::ntag::TagType::Ntag424Dna,
                     uid: uid_hex,
@@ -514,11 +516,7 @@ impl<T: Transport> TagDriver<T> {
         if card.sdm {
             // Settings were changed before the card left: the URL must be ours.
             self.transport_mut().reconnect()?;
-            let on_card = self.read_sun_url()?;
-            let (tbase, _) = template.rsplit_once("e=").unwrap_or_default();
-            if !on_card.starts_with(tbase) {
-                return Err(DriverError::HoldsOtherUrl { existing: on_card });
-            }
+            ours(&template, self.read_ndef_uri()?)?;
         } else {
             // ISO UPDATE BINARY works only before authenticating [D Tables 89, 92].
             self.select_ndef()?;

@@ -380,7 +380,8 @@ fn provision_one<F: CardFeed>(
                     Outcome::Failed
                 };
                 let message = match &e {
-                    DriverError::HoldsOtherUrl { existing } => {
+                    DriverError::HoldsOtherUrl { existing }
+                    | DriverError::SunHoldsOtherUrl { existing } => {
                         match owner_of(existing, partners, prior) {
                             Some((name, code)) => format!(
                                 "This card already belongs to {name} ({code}), not {}: set it aside and place a blank card.",

@@ -98,19 +98,7 @@ impl SimReader {
     /// A reader holding `tag`, with scripted `faults`.
     pub fn new(tag: SimTag, faults: Vec<Fault>) -> Self {
         let dna = (tag.kind() == SimTagKind::Ntag424).then(|| {
-            let mut card = Ntag424::factory(
-                tag.uid(),
-                u64::from_le_bytes([
-                    tag.uid()[0],
-                    tag.uid()[1],
-                    tag.uid()[2],
-                    tag.uid()[3],
-                    tag.uid()[4],
-                    tag.uid()[5],
-                    tag.uid()[6],
-                    0x5A,
-                ]) ^ super::random_seed(),
-            );
+            let mut card = Ntag424::factory(tag.uid(), super::random_seed());
             for f in &faults {
                 if let Fault::WrongKey(slot) = f {
                     card.set_unknown_key(*slot);
@@ -247,7 +235,12 @@ impl SimReader {
         }
         let reply = card.command(apdu);
         // A secure-messaging answer: data with a MAC and 91 00.
-        if reply.len() >= 10 && reply.ends_with(&[0x91, 0x00]) && apdu.len() > 5 {
+        // Only kept when a replay is scripted: no copy per APDU otherwise.
+        let replays = self
+            .faults
+            .iter()
+            .any(|f| matches!(f, Fault::ReplayResponse(_)));
+        if replays && reply.len() >= 10 && reply.ends_with(&[0x91, 0x00]) && apdu.len() > 5 {
             self.secured += 1;
             let n = self.secured;
             let previous = self.last_secured.replace(reply.clone());
